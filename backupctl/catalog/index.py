@@ -1,0 +1,111 @@
+"""The local SQLite catalog: a cache of manifests, rebuilt from repositories at any time."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from backupctl.catalog.manifest import Manifest, parse_manifest
+from backupctl.errors import NotFoundError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS backups (
+    policy TEXT NOT NULL,
+    backup_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    driver TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    raw_bytes INTEGER NOT NULL,
+    stored_bytes INTEGER NOT NULL,
+    repository TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    PRIMARY KEY (policy, backup_id)
+);
+CREATE INDEX IF NOT EXISTS backups_by_time ON backups (policy, kind, finished_at);
+"""
+
+
+class Catalog:
+    """Index of complete backups, keyed by (policy, backup_id)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    @staticmethod
+    def _row(manifest: Manifest, repository: str) -> tuple[object, ...]:
+        return (
+            manifest.policy,
+            manifest.backup_id,
+            manifest.kind,
+            manifest.driver,
+            manifest.started_at.isoformat(),
+            manifest.finished_at.isoformat(),
+            manifest.raw_bytes,
+            manifest.stored_bytes,
+            repository,
+            manifest.to_json(),
+        )
+
+    def record(self, manifest: Manifest, repository: str) -> None:
+        """Add or replace one backup."""
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO backups VALUES (?,?,?,?,?,?,?,?,?,?)",
+                self._row(manifest, repository),
+            )
+
+    def replace_repository(self, repository: str, manifests: Iterable[Manifest]) -> int:
+        """Make the catalog's view of ``repository`` exactly ``manifests``; return the count."""
+        rows = [self._row(m, repository) for m in manifests]
+        with self._connect() as db:
+            db.execute("DELETE FROM backups WHERE repository = ?", (repository,))
+            db.executemany("INSERT OR REPLACE INTO backups VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        return len(rows)
+
+    def forget(self, policy: str, backup_id: str) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM backups WHERE policy = ? AND backup_id = ?", (policy, backup_id))
+
+    def list(self, policy: str | None = None, kind: str | None = None) -> list[Manifest]:
+        """Return manifests, oldest first."""
+        query, args = "SELECT manifest, repository FROM backups WHERE 1=1", []
+        if policy:
+            query, args = query + " AND policy = ?", [*args, policy]
+        if kind:
+            query, args = query + " AND kind = ?", [*args, kind]
+        with self._connect() as db:
+            rows = db.execute(query + " ORDER BY finished_at, backup_id", args).fetchall()
+        return [parse_manifest(row[0].encode(), f"catalog {self.path}") for row in rows]
+
+    def get(self, policy: str, backup_id: str | None = None, kind: str | None = None) -> Manifest:
+        """Return one backup, or the newest one when ``backup_id`` is None.
+
+        Raises NotFoundError saying what is missing.
+        """
+        items = self.list(policy, kind)
+        if backup_id is None:
+            if not items:
+                raise NotFoundError(
+                    f"no complete backup of policy {policy!r} in the catalog "
+                    "(run `backupctl catalog sync` on a new host)"
+                )
+            return items[-1]
+        for manifest in items:
+            if manifest.backup_id == backup_id:
+                return manifest
+        raise NotFoundError(f"policy {policy!r} has no backup {backup_id!r}")

@@ -1,0 +1,118 @@
+"""The JSON manifest written beside every backup, last: its presence means complete."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from backupctl.errors import RepositoryError
+from backupctl.storage import keys
+from backupctl.storage.base import Repository
+
+MANIFEST = "manifest.json"
+STARTED = "started.json"
+
+
+class Artifact(BaseModel):
+    """One stored object of a backup."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    key: str
+    raw_bytes: int
+    stored_bytes: int
+    sha256: str = Field(description="sha256 of the stored (compressed) bytes")
+    compression: Literal["zstd", "none"] = "zstd"
+
+
+class Manifest(BaseModel):
+    """Everything needed to list, verify and restore one backup from the repository alone."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: Literal[1] = 1
+    backup_id: str
+    policy: str
+    driver: str
+    kind: str
+    started_at: datetime
+    finished_at: datetime
+    artifacts: list[Artifact]
+    tool_versions: dict[str, str] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def raw_bytes(self) -> int:
+        return sum(a.raw_bytes for a in self.artifacts)
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(a.stored_bytes for a in self.artifacts)
+
+    @property
+    def prefix(self) -> str:
+        return backup_prefix(self.policy, self.kind, self.backup_id)
+
+    def artifact(self, name: str) -> Artifact:
+        for artifact in self.artifacts:
+            if artifact.name == name:
+                return artifact
+        raise RepositoryError(f"backup {self.backup_id} has no artifact {name!r}")
+
+    def to_json(self) -> str:
+        data = self.model_dump(mode="json")
+        data["raw_bytes"], data["stored_bytes"] = self.raw_bytes, self.stored_bytes
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def backup_prefix(policy: str, kind: str, backup_id: str) -> str:
+    """Return the validated key prefix of one backup: ``<policy>/<kind>/<backup_id>``."""
+    if not keys.NAME_RE.match(policy) or not keys.NAME_RE.match(kind):
+        raise RepositoryError(f"invalid policy or kind name: {policy!r}/{kind!r}")
+    if not keys.BACKUP_ID_RE.match(backup_id):
+        raise RepositoryError(f"invalid backup id {backup_id!r}")
+    return keys.join(policy, kind, backup_id)
+
+
+def parse_manifest(raw: bytes, where: str) -> Manifest:
+    """Parse manifest bytes. Raises RepositoryError naming ``where`` when they are invalid."""
+    try:
+        data = json.loads(raw)
+        data.pop("raw_bytes", None)
+        data.pop("stored_bytes", None)
+        return Manifest.model_validate(data)
+    except (ValueError, ValidationError) as exc:
+        raise RepositoryError(f"invalid manifest {where}: {exc}") from exc
+
+
+def read_manifest(repo: Repository, policy: str, kind: str, backup_id: str) -> Manifest:
+    """Read one manifest. Raises ObjectNotFound / RepositoryError."""
+    key = keys.join(backup_prefix(policy, kind, backup_id), MANIFEST)
+    return parse_manifest(repo.get_bytes(key), f"{repo.url}/{key}")
+
+
+def scan_manifests(repo: Repository, policy: str | None = None) -> list[Manifest]:
+    """Return every complete backup's manifest in ``repo`` (optionally one policy's)."""
+    prefix = f"{policy}/" if policy else ""
+    manifests = []
+    for info in repo.list(prefix):
+        parts = info.key.split("/")
+        if len(parts) == 4 and parts[3] == MANIFEST and keys.BACKUP_ID_RE.match(parts[2]):
+            manifests.append(parse_manifest(repo.get_bytes(info.key), f"{repo.url}/{info.key}"))
+    return manifests
+
+
+def incomplete_backups(repo: Repository, policy: str) -> list[str]:
+    """Return prefixes of backups that were started but never got a manifest."""
+    started, complete = set(), set()
+    for info in repo.list(f"{policy}/"):
+        parts = info.key.split("/")
+        if len(parts) == 4 and parts[3] == STARTED:
+            started.add("/".join(parts[:3]))
+        elif len(parts) == 4 and parts[3] == MANIFEST:
+            complete.add("/".join(parts[:3]))
+    return sorted(started - complete)

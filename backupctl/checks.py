@@ -1,0 +1,21 @@
+"""Named check results: what verification and drills produce instead of booleans."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def all_passed(checks: list[CheckResult]) -> bool:
+    """True when there is at least one check and every check passed."""
+    return bool(checks) and all(c.passed for c in checks)

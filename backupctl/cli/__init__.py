@@ -1,0 +1,93 @@
+"""The ``backupctl`` command line: parse -> call -> render. The only place that exits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from backupctl import __version__
+from backupctl.cli.context import AppContext
+from backupctl.errors import BackupctlError, PolicyError
+from backupctl.log import configure
+from backupctl.settings import default_policies, default_state_dir
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--policies", "policies", type=click.Path(path_type=Path), envvar="BACKUPCTL_POLICIES",
+              help="Directory of *.yaml policies, or one file.")
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="BACKUPCTL_STATE_DIR",
+              help="Where the catalog, locks and logs live.")
+@click.option("--log-format", type=click.Choice(["console", "json"]), default=None,
+              help="Default: console on a terminal, JSON lines otherwise.")
+@click.option("-v", "--verbose", count=True, help="More logging; tracebacks for bugs.")
+@click.version_option(__version__, prog_name="backupctl")
+@click.pass_context
+def cli(ctx: click.Context, policies: Path | None, state_dir: Path | None,
+        log_format: str | None, verbose: int) -> None:
+    """Backups that prove they restore: MariaDB, Elasticsearch, models, configs."""
+    fmt = configure(log_format, verbose)  # type: ignore[arg-type]
+    ctx.obj = AppContext(
+        policies_path=policies or default_policies(),
+        state_dir=state_dir or default_state_dir(),
+        log_format=fmt,
+        verbose=verbose,
+    )
+
+
+def _register() -> None:
+    from backupctl.cli import backup_cmd, catalog_cmd, demo_cmd, list_cmd, policy_cmd, verify_cmd
+
+    for module in (policy_cmd, backup_cmd, list_cmd, verify_cmd, catalog_cmd, demo_cmd):
+        module.register(cli)
+
+
+_register()
+
+
+def _on_sigterm(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
+def _fail(exc: BackupctlError) -> NoReturn:
+    if isinstance(exc, PolicyError):
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        files = len({p.file for p in exc.problems})
+        click.echo(f"error: {len(exc.problems)} problem(s) in {files} policy file(s)", err=True)
+    else:
+        click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps expected errors to exit codes and never shows their traceback."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    verbose = bool(os.environ.get("BACKUPCTL_DEBUG"))
+    try:
+        cli.main(args=argv, prog_name="backupctl", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except BackupctlError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so plainly, show the traceback only on request
+        ctx_verbose = verbose or "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv)
+        if ctx_verbose:
+            traceback.print_exc()
+        click.echo(f"internal error (a bug in backupctl): {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,43 @@
+"""``backupctl demo``."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from backupctl.cli import render
+from backupctl.cli.context import AppContext
+from backupctl.demo import run_demo
+from backupctl.verify import raise_if_failed
+
+
+@click.command("demo")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None,
+              help="Where to put the throwaway server and repository (default: a new temp dir).")
+@click.option("--size-mb", type=click.FloatRange(min=1), default=50, show_default=True,
+              help="How much sample data to create.")
+@click.pass_obj
+def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
+    """A self-contained tour on a throwaway MariaDB and a local repository."""
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="backupctl-demo-"))
+    result = run_demo(workdir, size_mb, click.echo, progress=app.progress)
+    manifest = result.manifest
+    click.echo("")
+    click.echo(f"backup {manifest.backup_id}: {render.human_bytes(manifest.raw_bytes)} streamed, "
+               f"{render.human_bytes(manifest.stored_bytes)} stored (zstd), "
+               f"{(manifest.finished_at - manifest.started_at).total_seconds():.1f}s")
+    render.checks(result.checks)
+    click.echo("")
+    click.echo(f"repository: {result.repository}")
+    click.echo(f"policy:     {result.policy_file}")
+    click.echo("try:")
+    base = f"backupctl --policies {result.policy_file} --state-dir {result.workdir / 'state'}"
+    click.echo(f"  {base} list")
+    click.echo(f"  {base} verify demo-db --deep")
+    raise_if_failed(manifest, result.checks)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(demo)

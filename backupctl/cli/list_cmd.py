@@ -1,0 +1,37 @@
+"""``backupctl list [POLICY]``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from backupctl.cli import render
+from backupctl.cli.context import AppContext
+
+
+@click.command("list")
+@click.argument("policy", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the backups as JSON.")
+@click.pass_obj
+def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
+    """List complete backups in the catalog, oldest first."""
+    manifests = app.catalog().list(policy)
+    if as_json:
+        render.emit_json([json.loads(m.to_json()) for m in manifests])
+        return
+    if not manifests:
+        click.echo("no backups in the catalog" + (f" for policy {policy}" if policy else "")
+                   + " (on a new host, run `backupctl catalog sync`)")
+        return
+    rows = [
+        (m.policy, m.backup_id, m.kind, render.human_time(m.finished_at),
+         f"{(m.finished_at - m.started_at).total_seconds():.0f}s",
+         render.human_bytes(m.raw_bytes), render.human_bytes(m.stored_bytes))
+        for m in manifests
+    ]
+    render.table(("POLICY", "BACKUP ID", "TYPE", "FINISHED", "TOOK", "SIZE", "STORED"), rows)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(list_backups)

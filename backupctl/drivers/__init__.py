@@ -1,0 +1,1 @@
+"""Drivers: one per kind of thing backupctl protects, found through the registry."""

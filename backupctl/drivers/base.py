@@ -1,0 +1,47 @@
+"""The Driver interface.
+
+A driver knows how to produce a backup's artifacts and how to check them deeply.
+Everything generic (ids, locks, manifests, cleanup of failed runs, the catalog)
+lives in ``backupctl.jobs``; drivers never write manifests themselves.
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from backupctl.checks import CheckResult
+from backupctl.errors import UnsupportedOperation
+from backupctl.policy.common import PolicyBase
+
+if TYPE_CHECKING:
+    from backupctl.catalog.manifest import Manifest
+    from backupctl.jobs import BackupSession
+    from backupctl.storage.base import Repository
+
+
+class Driver(abc.ABC):
+    """Base of every driver. Subclasses set ``name``, ``policy_model`` and ``kinds``."""
+
+    name: ClassVar[str]
+    policy_model: ClassVar[type[PolicyBase]]
+    kinds: ClassVar[tuple[str, ...]]
+
+    def __init__(self, policy: PolicyBase):
+        self.policy = policy
+
+    @property
+    def default_kind(self) -> str:
+        return self.kinds[0]
+
+    @abc.abstractmethod
+    def backup(self, kind: str, session: BackupSession) -> dict[str, Any]:
+        """Write the backup's artifacts through ``session``; return driver details for the
+        manifest. Raises BackupFailed / ToolError; the caller removes what was written."""
+
+    def verify_deep(
+        self, repo: Repository, manifest: Manifest, scratch: Path
+    ) -> list[CheckResult]:
+        """Restore ``manifest`` into ``scratch`` and check it; return named checks."""
+        raise UnsupportedOperation(f"the {self.name} driver has no deep verification yet")

@@ -1,0 +1,1 @@
+"""MariaDB: full backups with mariabackup (binlogs and recovery instances follow)."""

@@ -1,0 +1,93 @@
+"""Connections to the protected server, from a policy's ``connection`` block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pymysql
+
+from backupctl.errors import BackupFailed
+from backupctl.policy.mariadb import MariaDBConnection
+from backupctl.proc import mysql_option_file
+
+SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
+
+
+def describe(conn: MariaDBConnection) -> str:
+    """Return where ``conn`` points, for messages (never the password)."""
+    where = f"socket {conn.socket}" if conn.socket else f"{conn.host}:{conn.port}"
+    return f"{conn.user}@{where}"
+
+
+def connect(conn: MariaDBConnection) -> pymysql.connections.Connection:
+    """Open a pymysql connection. Raises BackupFailed with the server's message."""
+    kwargs: dict[str, Any] = {
+        "user": conn.user,
+        "password": conn.resolve_password() or "",
+        "connect_timeout": conn.connect_timeout,
+        "autocommit": True,
+    }
+    if conn.socket:
+        kwargs["unix_socket"] = str(conn.socket)
+    else:
+        kwargs["host"], kwargs["port"] = conn.host, conn.port
+    try:
+        return pymysql.connect(**kwargs)
+    except pymysql.MySQLError as exc:
+        raise BackupFailed(
+            f"cannot connect to MariaDB as {describe(conn)}: {_reason(exc)}"
+        ) from exc
+
+
+def _reason(exc: pymysql.MySQLError) -> str:
+    args = exc.args
+    return str(args[1]) if len(args) > 1 else str(exc)
+
+
+def client_options(conn: MariaDBConnection) -> str:
+    """Return a ``[client]`` option file for command-line tools (holds the password)."""
+    options: dict[str, str | int | None] = {"user": conn.user, "password": conn.resolve_password()}
+    if conn.socket:
+        options["socket"] = str(conn.socket)
+    else:
+        options["host"], options["port"] = conn.host, conn.port
+    return mysql_option_file("client", options)
+
+
+def inventory(db: pymysql.connections.Connection) -> dict[str, Any]:
+    """Return server version, datadir and every user table with row and size estimates."""
+    with db.cursor() as cur:
+        cur.execute("SELECT VERSION(), @@datadir, @@log_bin, @@server_id")
+        version, datadir, log_bin, server_id = cur.fetchone()
+        placeholders = ",".join(["%s"] * len(SYSTEM_SCHEMAS))
+        cur.execute(
+            "SELECT table_schema, table_name, engine, COALESCE(table_rows, 0),"
+            " COALESCE(data_length, 0) + COALESCE(index_length, 0)"
+            " FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+            f" AND table_schema NOT IN ({placeholders}) ORDER BY table_schema, table_name",
+            SYSTEM_SCHEMAS,
+        )
+        rows = cur.fetchall()
+        cur.execute(
+            f"SELECT schema_name FROM information_schema.schemata"
+            f" WHERE schema_name NOT IN ({placeholders}) ORDER BY schema_name",
+            SYSTEM_SCHEMAS,
+        )
+        schemas = [r[0] for r in cur.fetchall()]
+    databases: dict[str, list[dict[str, Any]]] = {name: [] for name in schemas}
+    for schema, table, engine, rows_estimate, size in rows:
+        databases.setdefault(schema, []).append(
+            {
+                "name": table,
+                "engine": engine,
+                "rows_estimate": int(rows_estimate),
+                "bytes": int(size),
+            }
+        )
+    return {
+        "server_version": version,
+        "server_datadir": datadir,
+        "log_bin": bool(log_bin),
+        "server_id": int(server_id),
+        "databases": [{"name": n, "tables": t} for n, t in databases.items()],
+    }

@@ -1,0 +1,84 @@
+"""One error tree for the whole package.
+
+Library code raises these; only ``backupctl.cli`` turns them into exit codes
+(0 success, 1 operation failed, 2 bad usage / invalid policy, 3 verification failed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class BackupctlError(Exception):
+    """Base of every expected failure. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class UsageError(BackupctlError):
+    """The command was called wrongly (unknown policy, bad argument)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    """One problem found in a policy file, pointing at its line and field."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}{field} {self.message}"
+
+
+class PolicyError(BackupctlError):
+    """One or more policies are invalid; carries every problem found."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[PolicyProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class RepositoryError(BackupctlError):
+    """The repository could not be read or written."""
+
+
+class ObjectNotFound(RepositoryError):
+    """A key does not exist in the repository."""
+
+
+class LockHeldError(BackupctlError):
+    """Another run holds the lock for this policy."""
+
+
+class BackupFailed(BackupctlError):
+    """A backup did not complete; nothing was recorded as complete."""
+
+
+class ToolError(BackupctlError):
+    """An external tool (mariabackup, mbstream, mariadbd) failed or is missing."""
+
+
+class NotFoundError(BackupctlError):
+    """A policy, backup or report that was asked for does not exist."""
+
+    exit_code = 2
+
+
+class VerificationFailed(BackupctlError):
+    """Stored data does not match what the manifest promises, or a check failed."""
+
+    exit_code = 3
+
+
+class UnsupportedOperation(BackupctlError):
+    """The driver does not support this operation (yet)."""
+
+    exit_code = 2

@@ -1,0 +1,174 @@
+"""Running one backup: lock, id, artifacts, manifest last, catalog; cleanup on failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+import structlog
+
+from backupctl import __version__
+from backupctl.catalog.index import Catalog
+from backupctl.catalog.manifest import (
+    MANIFEST,
+    STARTED,
+    Artifact,
+    Manifest,
+    backup_prefix,
+    incomplete_backups,
+)
+from backupctl.drivers.base import Driver
+from backupctl.drivers.registry import driver_for
+from backupctl.errors import BackupctlError, UsageError
+from backupctl.pipeline import CompressingWriter
+from backupctl.policy.common import PolicyBase
+from backupctl.progress import ProgressFactory, no_progress
+from backupctl.scheduling.locks import policy_lock
+from backupctl.storage import keys
+from backupctl.storage.base import ObjectWriter, Repository
+
+log = structlog.get_logger()
+
+
+def new_backup_id(now: datetime) -> str:
+    """Return a sortable, unique id like ``20261122T020000Z-3fa9c1``."""
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+class ArtifactWriter:
+    """Context manager streaming one compressed artifact; committed only on clean exit."""
+
+    def __init__(self, session: BackupSession, name: str, level: int, threads: int):
+        self.session, self.name = session, name
+        self.key = keys.join(session.prefix, name)
+        self._writer: ObjectWriter = session.repo.open_write(self.key)
+        self._compressor = CompressingWriter(self._writer, level=level, threads=threads)
+
+    def write(self, data: bytes) -> None:
+        self._compressor.write(data)
+
+    def __enter__(self) -> ArtifactWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self._writer.abort()
+            return
+        try:
+            stats = self._compressor.finish()
+            self._writer.commit()
+        except BaseException:
+            self._writer.abort()
+            raise
+        self.session.artifacts.append(
+            Artifact(name=self.name, key=self.key, raw_bytes=stats.raw_bytes,
+                     stored_bytes=stats.stored_bytes, sha256=stats.sha256)
+        )
+
+
+@dataclass
+class BackupSession:
+    """What a driver gets to write one backup."""
+
+    repo: Repository
+    policy: PolicyBase
+    kind: str
+    backup_id: str
+    started_at: datetime
+    state_dir: Path
+    progress: ProgressFactory = no_progress
+    artifacts: list[Artifact] = field(default_factory=list)
+    tool_versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        return backup_prefix(self.policy.name, self.kind, self.backup_id)
+
+    def artifact(self, name: str, level: int = 3, threads: int = 0) -> ArtifactWriter:
+        """Open a compressed, checksummed artifact called ``name`` (e.g. ``data.mbstream.zst``)."""
+        return ArtifactWriter(self, name, level, threads)
+
+
+def clean_incomplete(repo: Repository, policy: str) -> list[str]:
+    """Remove backups of ``policy`` that were started but never completed.
+
+    Call only while holding the policy lock: then no backup of it is running.
+    Returns the prefixes removed.
+    """
+    removed = incomplete_backups(repo, policy)
+    for prefix in removed:
+        repo.delete_prefix(prefix)
+        log.warning("removed incomplete backup left by an interrupted run", prefix=prefix)
+    return removed
+
+
+def run_backup(
+    policy: PolicyBase,
+    repo: Repository,
+    catalog: Catalog,
+    state_dir: Path,
+    kind: str | None = None,
+    progress: ProgressFactory = no_progress,
+) -> Manifest:
+    """Take one backup of ``policy`` and record it.
+
+    Returns the manifest. Raises LockHeldError when a run is in progress, UsageError
+    for a kind the driver does not make, and the driver's errors; whatever was
+    written is removed before the error propagates.
+    """
+    driver = driver_for(policy)
+    kind = kind or driver.default_kind
+    if kind not in driver.kinds:
+        raise UsageError(f"the {driver.name} driver makes {', '.join(driver.kinds)} backups, not {kind!r}")
+    with policy_lock(state_dir, policy.name):
+        clean_incomplete(repo, policy.name)
+        now = datetime.now(UTC)
+        session = BackupSession(repo, policy, kind, new_backup_id(now), now, state_dir, progress)
+        structlog.contextvars.bind_contextvars(policy=policy.name, backup_id=session.backup_id)
+        try:
+            manifest = _write_backup(driver, session)
+        finally:
+            structlog.contextvars.unbind_contextvars("policy", "backup_id")
+    catalog.record(manifest, repo.url)
+    return manifest
+
+
+def _write_backup(driver: Driver, session: BackupSession) -> Manifest:
+    repo = session.repo
+    started = {"backup_id": session.backup_id, "pid": os.getpid(), "host": socket.gethostname(),
+               "started_at": session.started_at.isoformat()}
+    repo.put_bytes(keys.join(session.prefix, STARTED), json.dumps(started).encode())
+    log.info("backup started", kind=session.kind, repository=repo.url)
+    try:
+        details = driver.backup(session.kind, session)
+        manifest = Manifest(
+            backup_id=session.backup_id, policy=session.policy.name, driver=driver.name,
+            kind=session.kind, started_at=session.started_at, finished_at=datetime.now(UTC),
+            artifacts=session.artifacts,
+            tool_versions={"backupctl": __version__, **session.tool_versions}, details=details,
+        )
+        repo.put_bytes(keys.join(session.prefix, MANIFEST), manifest.to_json().encode())
+    except BaseException as exc:
+        _remove_failed(repo, session.prefix, exc)
+        raise
+    log.info("backup complete", raw_bytes=manifest.raw_bytes, stored_bytes=manifest.stored_bytes,
+             seconds=round((manifest.finished_at - manifest.started_at).total_seconds(), 1))
+    return manifest
+
+
+def _remove_failed(repo: Repository, prefix: str, cause: BaseException) -> None:
+    try:
+        repo.delete_prefix(prefix)
+    except BackupctlError as exc:  # the next run's clean_incomplete retries it
+        log.error("could not remove the failed backup", prefix=prefix, error=str(exc))
+    reason = str(cause) or type(cause).__name__
+    log.error("backup failed; nothing was recorded", reason=reason.splitlines()[0] if reason else "")

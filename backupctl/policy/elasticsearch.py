@@ -1,0 +1,79 @@
+"""Options of the ``elasticsearch`` driver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, HttpUrl, SecretStr, model_validator
+
+from backupctl.policy.common import PolicyBase, StrictModel
+from backupctl.policy.types import Duration, PasswordSource, Schedule, check_secret_file
+
+
+class ElasticsearchConnection(PasswordSource):
+    url: HttpUrl
+    username: str | None = None
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
+    api_key_env: str | None = None
+    ca_certs: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    timeout: Duration = Field("30s", validate_default=True)  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _auth(self) -> ElasticsearchConnection:
+        if self.api_key_file is not None:
+            check_secret_file(self.api_key_file)
+        for name in ("ca_certs", "client_cert", "client_key"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: file {path} does not exist")
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key go together (mutual TLS)")
+        return self
+
+
+class SnapshotRepository(StrictModel):
+    name: str
+    type: str = "fs"
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class ElasticsearchSchedule(StrictModel):
+    snapshot: Schedule | None = None
+
+
+class ElasticsearchRetention(StrictModel):
+    expire_after: Duration | None = None
+    min_count: int | None = Field(None, ge=0)
+    max_count: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _counts(self) -> ElasticsearchRetention:
+        if self.min_count is not None and self.max_count is not None:
+            if self.min_count > self.max_count:
+                raise ValueError("min_count must not exceed max_count")
+        return self
+
+
+class IndexCheck(StrictModel):
+    index: str
+    min_docs: int = Field(0, ge=0)
+
+
+class ElasticsearchRestore(StrictModel):
+    mode: Literal["replace", "rename"] = "replace"
+    verify: list[IndexCheck] = Field(default_factory=list)
+
+
+class ElasticsearchPolicy(PolicyBase):
+    driver: Literal["elasticsearch"]
+    connection: ElasticsearchConnection
+    snapshot_repository: SnapshotRepository
+    indices: list[str] = Field(default_factory=lambda: ["*"])
+    include_global_state: bool = False
+    schedule: ElasticsearchSchedule = ElasticsearchSchedule()
+    retention: ElasticsearchRetention = ElasticsearchRetention()
+    restore: ElasticsearchRestore = ElasticsearchRestore()

@@ -1,0 +1,89 @@
+"""Options of the ``mariadb`` driver."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from backupctl.policy.common import PolicyBase, StrictModel
+from backupctl.policy.types import Duration, PasswordSource, Schedule, ScheduleOrContinuous
+
+EXPECT_RE = re.compile(r"^\s*(==|=|!=|>=|<=|>|<)\s*(.+?)\s*$")
+
+
+class MariaDBConnection(PasswordSource):
+    """How to reach the server: host + port, or a unix socket."""
+
+    host: str | None = None
+    port: int = Field(3306, ge=1, le=65535)
+    socket: Path | None = None
+    user: str = "root"
+    connect_timeout: int = Field(10, ge=1, le=600, description="seconds")
+
+    @model_validator(mode="after")
+    def _host_or_socket(self) -> MariaDBConnection:
+        if self.host is None and self.socket is None:
+            raise ValueError("give either host (and port) or socket")
+        if self.host is not None and self.socket is not None:
+            raise ValueError("give either host or socket, not both")
+        return self
+
+
+class MariaDBSchedule(StrictModel):
+    full: Schedule | None = None
+    binlog: ScheduleOrContinuous | None = None
+
+
+class MariaDBRetention(StrictModel):
+    full: Duration | None = None
+    binlog: Duration | None = None
+
+
+class SqlCheck(StrictModel):
+    """A verification query: its single value must satisfy ``expect`` (e.g. "> 0")."""
+
+    sql: str
+    expect: str = Field(description='a comparison like "> 0", "= 42" or "!= 0"')
+
+    @field_validator("expect")
+    @classmethod
+    def _valid_expect(cls, value: str) -> str:
+        if not EXPECT_RE.match(value):
+            raise ValueError(f'expected a comparison like "> 0" or "= 42", got {value!r}')
+        return value
+
+
+class MariaDBRestore(StrictModel):
+    stop: list[str] = Field(default_factory=list, description="hooks that stop the services")
+    start: list[str] = Field(default_factory=list, description="hooks that start them again")
+    verify: list[SqlCheck] = Field(default_factory=list)
+    hook_timeout: Duration = Field("10m", validate_default=True)  # type: ignore[assignment]
+
+
+class MariaDBBackupOptions(StrictModel):
+    compression_level: int = Field(3, ge=1, le=19, description="zstd level")
+    compression_threads: int = Field(0, ge=0, le=64, description="0 = one per CPU")
+    parallel: int = Field(1, ge=1, le=64, description="mariabackup --parallel")
+    mariabackup: str = Field("mariabackup", description="path of the mariabackup binary")
+
+
+class MariaDBPolicy(PolicyBase):
+    """A MariaDB server protected by mariabackup full backups (and binlogs)."""
+
+    driver: Literal["mariadb"]
+    connection: MariaDBConnection
+    datadir: Path
+    schedule: MariaDBSchedule = MariaDBSchedule()
+    retention: MariaDBRetention = MariaDBRetention()
+    restore: MariaDBRestore = MariaDBRestore()
+    backup: MariaDBBackupOptions = MariaDBBackupOptions()
+
+    @field_validator("datadir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"datadir must be an absolute path, got {str(value)!r}")
+        return value

@@ -1,0 +1,42 @@
+"""Options of the ``model`` driver (versioned copies of AI model directories)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from backupctl.policy.common import PolicyBase, StrictModel
+from backupctl.policy.types import Duration, Schedule
+
+
+class ModelSchedule(StrictModel):
+    check: Schedule | None = None
+
+
+class ModelRetention(StrictModel):
+    keep_versions: int = Field(5, ge=1)
+
+
+class ModelRestore(StrictModel):
+    verify: list[str] = Field(default_factory=list)
+    perf_test: list[str] = Field(default_factory=list)
+    start: list[str] = Field(default_factory=list)
+    hook_timeout: Duration = Field("30m", validate_default=True)  # type: ignore[assignment]
+
+
+class ModelPolicy(PolicyBase):
+    driver: Literal["model"]
+    path: Path
+    version_from: str = Field("content-hash", description='a file in the directory, or "content-hash"')
+    schedule: ModelSchedule = ModelSchedule()
+    retention: ModelRetention = ModelRetention()
+    restore: ModelRestore = ModelRestore()
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"path must be absolute, got {str(value)!r}")
+        return value

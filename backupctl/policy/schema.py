@@ -1,0 +1,23 @@
+"""JSON Schema of the policy format, for editors and CI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """Return one JSON Schema accepting any driver's policy (selected by ``driver``)."""
+    from typing import Annotated, Union
+
+    from pydantic import Field
+
+    from backupctl.drivers.registry import DRIVERS
+
+    models = tuple(cls.policy_model for cls in DRIVERS.values())
+    union = Annotated[Union[models], Field(discriminator="driver")]  # type: ignore[valid-type]  # noqa: UP007
+    schema = TypeAdapter(union).json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "backupctl policy"
+    return schema

@@ -1,0 +1,60 @@
+"""Running external tools: secrets through memory-backed files, never argv."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from backupctl.errors import ToolError
+
+
+def require_tool(name: str, package: str) -> str:
+    """Return the full path of ``name``. Raises ToolError naming the Debian package."""
+    if os.sep in name:
+        if os.access(name, os.X_OK):
+            return name
+        raise ToolError(f"{name} is not an executable file")
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if path is None:
+        raise ToolError(f"{name} not found: install the Debian package {package}")
+    return path
+
+
+@contextmanager
+def secret_file(content: str) -> Iterator[tuple[str, int]]:
+    """Yield (path, fd) of a 0600 in-memory file holding ``content``.
+
+    The file lives in an anonymous memfd: it is never on a disk and disappears with
+    the last process holding it, even after SIGKILL. Pass ``fd`` in ``pass_fds`` so
+    the child can open ``path`` (``/dev/fd/N``).
+    """
+    fd = os.memfd_create("backupctl-secret", os.MFD_CLOEXEC)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, content.encode())
+        yield f"/dev/fd/{fd}", fd
+    finally:
+        os.close(fd)
+
+
+def option_value(value: str) -> str:
+    """Quote a value for a MySQL/MariaDB option file."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def mysql_option_file(group: str, options: dict[str, str | int | None]) -> str:
+    """Return the text of an option file with one ``[group]`` and the non-None options."""
+    lines = [f"[{group}]"]
+    for key, value in options.items():
+        if value is not None:
+            lines.append(f"{key}={option_value(str(value))}")
+    return "\n".join(lines) + "\n"
+
+
+def tail_text(text: str, lines: int = 20) -> str:
+    """Return the last ``lines`` non-empty lines of ``text``."""
+    kept = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])

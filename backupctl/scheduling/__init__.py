@@ -1,0 +1,1 @@
+"""Schedules: expressions, due-time computation, locks."""

@@ -1,0 +1,90 @@
+"""The Repository interface every backend implements.
+
+Keys are relative, '/'-separated and validated (``storage.keys``). Large objects
+are written through an ``ObjectWriter`` that becomes visible only on ``commit()``
+and leaves nothing behind on ``abort()``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+
+
+class ObjectWriter(abc.ABC):
+    """A streaming upload. Use as a context manager: an exception aborts it."""
+
+    bytes_written: int = 0
+
+    @abc.abstractmethod
+    def write(self, data: bytes) -> None:
+        """Append ``data``. Raises RepositoryError."""
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """Make the object visible under its key. Raises RepositoryError."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Discard everything written; never raises for an already-aborted writer."""
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+class Repository(abc.ABC):
+    """A place that stores objects by key."""
+
+    url: str
+
+    @abc.abstractmethod
+    def open_write(self, key: str) -> ObjectWriter:
+        """Start a streaming write of ``key``."""
+
+    @abc.abstractmethod
+    def iter_read(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Yield the object's bytes in chunks. Raises ObjectNotFound / RepositoryError."""
+
+    @abc.abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store a small object atomically (readers see all of it or nothing)."""
+
+    @abc.abstractmethod
+    def get_bytes(self, key: str) -> bytes:
+        """Return a small object's bytes. Raises ObjectNotFound."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool:
+        """True if ``key`` is stored (committed)."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Yield committed objects whose key starts with ``prefix``, in key order."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing a missing key is not an error."""
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object under ``prefix`` (a 'directory'); return how many went."""
+        keys = [info.key for info in self.list(prefix.rstrip("/") + "/")]
+        for key in keys:
+            self.delete(key)
+        return len(keys)

@@ -1,0 +1,358 @@
+"""A repository in an S3 bucket (AWS, MinIO, Ceph, …): ``s3://bucket/prefix``.
+
+Credentials come from the standard AWS chain (environment, shared config and
+credentials files, SSO, container or instance roles), never from a policy or argv.
+botocore's own retries are turned off: ``backupctl.retry`` (tenacity) is the single
+retry layer, around each request, for transient errors only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import structlog
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    IncompleteReadError,
+    NoCredentialsError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+
+from backupctl.errors import ObjectNotFound, RepositoryError
+from backupctl.retry import DEFAULT_POLICY, RetryPolicy, describe_error, retrying
+from backupctl.storage.base import ObjectInfo, ObjectWriter, Repository
+from backupctl.storage.keys import validate_key
+from backupctl.storage.spec import RepositorySpec
+
+MIB = 1 << 20
+MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
+RETRY_EVENT = "s3.retry"
+_CONNECTION_ERRORS = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+    ConnectTimeoutError,
+)
+_STREAM_ERRORS = (*_CONNECTION_ERRORS, ResponseStreamingError, IncompleteReadError)
+_TRANSIENT_CODES = frozenset({"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"})
+_TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
+_NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
+_DENIED = frozenset({"AccessDenied", "403", "AllAccessDisabled"})
+_NEXT_OBJECTS = {"ContinuationToken": "NextContinuationToken"}
+_NEXT_UPLOADS = {"KeyMarker": "NextKeyMarker", "UploadIdMarker": "NextUploadIdMarker"}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth retrying: lost connections, timeouts, throttling and 5xx."""
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return _code(exc) in _TRANSIENT_CODES or status in _TRANSIENT_STATUS
+    return False
+
+
+def _is_transient_read(exc: BaseException) -> bool:
+    return isinstance(exc, _STREAM_ERRORS) or is_transient(exc)
+
+
+class S3ObjectWriter(ObjectWriter):
+    """A streaming upload holding at most one part in memory.
+
+    A multipart upload starts when the first part fills and each full part is sent
+    at once; an object smaller than one part goes up in a single put_object on
+    commit(). Nothing is visible under the key before commit().
+    """
+
+    def __init__(self, repo: S3Repository, full_key: str):
+        self._repo = repo
+        self._key = full_key
+        self._url = repo._object_url(full_key)
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._state = "open"  # open -> committed | aborted
+        self.bytes_written = 0
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``, uploading each part as it fills. Raises RepositoryError (the
+        upload is then aborted)."""
+        self._check_open()
+        view = memoryview(data).cast("B")
+        part_size = self._repo.part_size
+        while view:
+            room = part_size - len(self._buffer)
+            self._buffer += view[:room]
+            self.bytes_written += min(room, len(view))
+            view = view[room:]
+            if len(self._buffer) >= part_size:
+                self._abort_on_error(self._upload_part)
+
+    def commit(self) -> None:
+        """Make the object visible under its key. Raises RepositoryError (the upload is
+        then aborted)."""
+        self._check_open()
+        self._abort_on_error(self._finish)
+        self._state = "committed"
+
+    def abort(self) -> None:
+        """Discard the upload. Never raises: a failure is logged, and the leftover
+        upload is removed later by ``delete_prefix`` (or a bucket lifecycle rule)."""
+        if self._state != "open":
+            return
+        self._state = "aborted"
+        self._buffer = bytearray()
+        if self._upload_id is not None:
+            try:
+                self._repo._abort_upload(self._key, self._upload_id)
+            except RepositoryError as exc:
+                structlog.get_logger().warning("s3.abort_failed", url=self._url, error=str(exc))
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise RepositoryError(f"the upload of {self._url} was already {self._state}")
+
+    def _abort_on_error(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _upload_part(self) -> None:
+        repo = self._repo
+        if len(self._parts) >= MAX_PARTS:
+            raise RepositoryError(
+                f"{self._url} would exceed {MAX_PARTS} parts of {repo.part_size // MIB} MiB; "
+                "raise part_size_mb in the repository settings"
+            )
+        if self._upload_id is None:
+            created = repo._call("create_multipart_upload", Key=self._key, **repo.put_options)
+            self._upload_id = created["UploadId"]
+        number = len(self._parts) + 1
+        ids: dict[str, Any] = {"Key": self._key, "UploadId": self._upload_id}
+        result = repo._call("upload_part", PartNumber=number, Body=self._buffer, **ids)
+        self._parts.append({"PartNumber": number, "ETag": result["ETag"]})
+        self._buffer = bytearray()
+
+    def _finish(self) -> None:
+        repo = self._repo
+        if self._upload_id is None:
+            repo._call("put_object", Key=self._key, Body=self._buffer, **repo.put_options)
+        else:
+            if self._buffer:
+                self._upload_part()
+            ids: dict[str, Any] = {"Key": self._key, "UploadId": self._upload_id}
+            repo._call("complete_multipart_upload", MultipartUpload={"Parts": self._parts}, **ids)
+        self._buffer = bytearray()
+
+
+class S3Repository(Repository):
+    """Objects under ``prefix/`` in ``bucket``; keys are given and returned without it."""
+
+    def __init__(self, spec: RepositorySpec, client: Any, retry: RetryPolicy = DEFAULT_POLICY):
+        self.bucket = spec.location
+        self.prefix = spec.prefix
+        self.url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self.part_size = spec.part_size_mb * MIB
+        self.put_options: dict[str, Any] = (
+            {"StorageClass": spec.storage_class} if spec.storage_class else {}
+        )
+        self.client = client
+        self.retry = retry
+
+    @classmethod
+    def from_spec(
+        cls, spec: RepositorySpec, *, retry: RetryPolicy = DEFAULT_POLICY
+    ) -> S3Repository:
+        """Return the repository ``spec`` names, with a boto3 client using the standard AWS
+        credential chain; no request is sent yet.
+
+        Raises RepositoryError when the AWS configuration cannot be loaded.
+        """
+        config = Config(
+            retries={"max_attempts": 1, "mode": "standard"},  # tenacity is the one retry layer
+            connect_timeout=10,
+            read_timeout=60,
+            s3={"addressing_style": "path"} if spec.endpoint_url else None,
+        )
+        try:
+            client = boto3.session.Session().client(
+                "s3", endpoint_url=spec.endpoint_url, region_name=spec.region, config=config
+            )
+        except BotoCoreError as exc:
+            raise RepositoryError(f"cannot set up S3 access for {spec.url}: {exc}") from exc
+        return cls(spec, client, retry)
+
+    def _full_key(self, key: str) -> str:
+        validate_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _object_url(self, full_key: str = "") -> str:
+        return f"s3://{self.bucket}/{full_key}"
+
+    def _call(
+        self, operation: str, *, ignore: frozenset[str] = frozenset(), at: str = "", **params: Any
+    ) -> Any:
+        """Send one request, retrying transient errors; return botocore's response, or None
+        when the error code is in ``ignore``. ``at`` names the target in messages when
+        params have no Key/Prefix. Raises ObjectNotFound / RepositoryError."""
+        url = self._object_url(params.get("Key", params.get("Prefix", at)))
+        try:
+            return retrying(is_transient, RETRY_EVENT, self.retry, operation=operation, url=url)(
+                lambda: getattr(self.client, operation)(Bucket=self.bucket, **params)
+            )
+        except ClientError as exc:
+            if _code(exc) in ignore:
+                return None
+            raise self._error(exc, operation, url) from exc
+        except BotoCoreError as exc:
+            raise self._error(exc, operation, url) from exc
+
+    def _error(self, exc: Exception, operation: str, url: str) -> RepositoryError:
+        """Return a one-line error naming ``url`` for a botocore exception."""
+        if isinstance(exc, NoCredentialsError):
+            return RepositoryError(
+                f"no AWS credentials for {url}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                "or AWS_PROFILE, or use an instance/container role"
+            )
+        if isinstance(exc, _STREAM_ERRORS):
+            tries = self.retry.attempts
+            return RepositoryError(f"cannot reach {url} in {tries} tries: {describe_error(exc)}")
+        if not isinstance(exc, ClientError):
+            return RepositoryError(f"S3 {operation} on {url} failed: {describe_error(exc)}")
+        code = _code(exc)
+        if code == "NoSuchBucket" or (code in _NOT_FOUND and operation == "head_bucket"):
+            return RepositoryError(f"S3 bucket {self.bucket!r} does not exist ({url})")
+        if code in _NOT_FOUND:
+            return ObjectNotFound(f"{url} does not exist")
+        if code in _DENIED:
+            return RepositoryError(f"access denied to {url} ({operation}): check the bucket policy")
+        message = " ".join(str(exc.response.get("Error", {}).get("Message") or code).split())
+        return RepositoryError(f"S3 {operation} on {url} failed: {code}: {message}")
+
+    def _pages(self, operation: str, markers: dict[str, str], **params: Any) -> Iterator[Any]:
+        """Yield every page of a listing; ``markers`` maps request field <- response field."""
+        while True:
+            page = self._call(operation, **params)
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            params.update({field: page[source] for field, source in markers.items()})
+
+    def open_write(self, key: str) -> ObjectWriter:
+        """Return an S3ObjectWriter for ``key``. Raises RepositoryError for an unsafe key."""
+        return S3ObjectWriter(self, self._full_key(key))
+
+    def iter_read(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Yield the object's bytes; a connection lost mid-object resumes where it broke
+        off (ranged GET pinned to the same ETag). Raises ObjectNotFound / RepositoryError.
+        """
+        full = self._full_key(key)
+        url = self._object_url(full)
+        body: Any = None
+        etag, offset, size = "", 0, -1
+        read_retry = retrying(
+            _is_transient_read, RETRY_EVENT, self.retry, operation="get_object", url=url
+        )
+        try:
+            while offset != size:
+                chunk = b""
+                for attempt in read_retry:
+                    with attempt:
+                        if body is None:
+                            resume = {"Range": f"bytes={offset}-", "IfMatch": etag} if etag else {}
+                            got = self.client.get_object(Bucket=self.bucket, Key=full, **resume)
+                            body, etag = got["Body"], got["ETag"]
+                            size = offset + got["ContentLength"] if size < 0 else size
+                        try:
+                            chunk = body.read(min(chunk_size, size - offset))
+                        except BaseException:
+                            body.close()
+                            body = None
+                            raise
+                if not chunk and offset != size:
+                    raise RepositoryError(f"{url} ended after {offset} of {size} bytes")
+                offset += len(chunk)
+                if chunk:
+                    yield chunk
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "get_object", url) from exc
+        finally:
+            if body is not None:
+                body.close()
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` in one PUT (atomic). Raises RepositoryError."""
+        self._call("put_object", Key=self._full_key(key), Body=data, **self.put_options)
+
+    def get_bytes(self, key: str) -> bytes:
+        """Return the object's bytes. Raises ObjectNotFound / RepositoryError."""
+        return b"".join(self.iter_read(key))
+
+    def exists(self, key: str) -> bool:
+        """True if ``key`` is committed. Raises RepositoryError (e.g. a missing bucket)."""
+        try:
+            self._call("head_object", Key=self._full_key(key))
+        except ObjectNotFound:
+            self._call("head_bucket")  # HEAD says a bare 404 for a missing bucket too
+            return False
+        return True
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Yield committed objects under ``prefix``, sorted by key (without the repository
+        prefix). Raises RepositoryError."""
+        base = f"{self.prefix}/" if self.prefix else ""
+        found = [
+            ObjectInfo(obj["Key"][len(base) :], obj["Size"])
+            for page in self._pages("list_objects_v2", _NEXT_OBJECTS, Prefix=base + prefix)
+            for obj in page.get("Contents", [])
+            if not obj["Key"].endswith("/")  # "folder" markers made by S3 consoles
+        ]
+        yield from sorted(found, key=lambda info: info.key)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (a missing key is fine). Raises RepositoryError."""
+        self._call("delete_object", Key=self._full_key(key))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object under ``prefix`` and abort its unfinished multipart uploads
+        (left by a killed writer); return how many of both went. Raises RepositoryError."""
+        raw = self._full_key(prefix.rstrip("/")) + "/"
+        keys = [
+            obj["Key"]
+            for page in self._pages("list_objects_v2", _NEXT_OBJECTS, Prefix=raw)
+            for obj in page.get("Contents", [])
+        ]
+        for start in range(0, len(keys), 1000):  # delete_objects takes at most 1000 keys
+            batch = {"Objects": [{"Key": key} for key in keys[start : start + 1000]], "Quiet": True}
+            if errors := self._call("delete_objects", at=raw, Delete=batch).get("Errors"):
+                raise RepositoryError(
+                    f"cannot delete {len(errors)} objects under {self._object_url(raw)}, e.g. "
+                    f"{errors[0]['Key']}: {errors[0].get('Code')}"
+                )
+        uploads = [
+            upload
+            for page in self._pages("list_multipart_uploads", _NEXT_UPLOADS, Prefix=raw)
+            for upload in page.get("Uploads", [])
+        ]
+        for upload in uploads:
+            self._abort_upload(upload["Key"], upload["UploadId"])
+        return len(keys) + len(uploads)
+
+    def _abort_upload(self, full_key: str, upload_id: str) -> None:
+        """Abort one multipart upload; one already gone is fine. Raises RepositoryError."""
+        gone = frozenset({"NoSuchUpload"})
+        self._call("abort_multipart_upload", ignore=gone, Key=full_key, UploadId=upload_id)

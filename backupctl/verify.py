@@ -1,0 +1,73 @@
+"""Verification of stored backups: checksums, and optionally a deep restore test."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from backupctl.catalog.manifest import Manifest
+from backupctl.checks import CheckResult
+from backupctl.drivers.registry import driver_for
+from backupctl.errors import ObjectNotFound, RepositoryError, VerificationFailed
+from backupctl.pipeline import measure
+from backupctl.policy.common import PolicyBase
+from backupctl.progress import ProgressFactory, no_progress
+from backupctl.storage.base import Repository
+
+
+def check_artifacts(
+    repo: Repository, manifest: Manifest, progress: ProgressFactory = no_progress
+) -> list[CheckResult]:
+    """Re-read every stored object; one check per object comparing size and sha256."""
+    checks = []
+    for artifact in manifest.artifacts:
+        name, where = f"checksum {artifact.name}", f"{repo.url}/{artifact.key}"
+        try:
+            with progress(f"reading {artifact.name}", artifact.stored_bytes) as advance:
+                size, sha256 = measure(repo.iter_read(artifact.key), advance)
+        except ObjectNotFound:
+            checks.append(CheckResult(name, False, f"{where} is missing"))
+            continue
+        except RepositoryError as exc:
+            checks.append(CheckResult(name, False, f"{where} could not be read: {exc}"))
+            continue
+        if size != artifact.stored_bytes:
+            detail = f"{where}: size {size} bytes, manifest says {artifact.stored_bytes}"
+            checks.append(CheckResult(name, False, detail))
+        elif sha256 != artifact.sha256:
+            detail = f"{where}: sha256 {sha256} does not match the manifest's {artifact.sha256}"
+            checks.append(CheckResult(name, False, detail))
+        else:
+            checks.append(CheckResult(name, True, f"{size} bytes, sha256 {sha256[:16]}…"))
+    return checks
+
+
+def verify_backup(
+    policy: PolicyBase,
+    repo: Repository,
+    manifest: Manifest,
+    *,
+    deep: bool = False,
+    scratch_root: Path | None = None,
+    progress: ProgressFactory = no_progress,
+) -> list[CheckResult]:
+    """Return every check run on ``manifest``; deep checks run only if checksums pass."""
+    checks = check_artifacts(repo, manifest, progress)
+    if deep and all(c.passed for c in checks):
+        if scratch_root is not None:
+            scratch_root.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"verify-{manifest.backup_id}-", dir=scratch_root))
+        try:
+            checks += driver_for(policy).verify_deep(repo, manifest, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return checks
+
+
+def raise_if_failed(manifest: Manifest, checks: list[CheckResult]) -> None:
+    """Raise VerificationFailed naming every failed check."""
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        lines = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+        raise VerificationFailed(f"backup {manifest.backup_id} failed verification: {lines}")

@@ -1,0 +1,147 @@
+"""pytest plugin: a real S3 endpoint over HTTP for integration tests.
+
+Load it with ``pytest_plugins = ["tests.support.s3"]`` (loading it twice is harmless:
+pytest registers a plugin module once).
+
+- ``s3_endpoint`` (session): the endpoint URL. By default a ``moto.server`` subprocess on
+  a free loopback port, with fake AWS credentials in the environment for the session.
+  When ``BACKUPCTL_TEST_S3_ENDPOINT`` is set (e.g. MinIO from docker-compose.test.yml),
+  that endpoint is used instead and credentials come from the environment.
+- ``s3_client`` (session): a plain boto3 client on that endpoint, for looking behind
+  the repository's back (head_object, list_multipart_uploads, …).
+- ``s3_bucket`` (function): a fresh, uniquely named, empty bucket; emptied and removed
+  afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+ENDPOINT_ENV = "BACKUPCTL_TEST_S3_ENDPOINT"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+# Anything that could point boto3 at a real account or another endpoint.
+_UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL")
+_UNSET += ("AWS_ENDPOINT_URL_S3", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+STARTUP_TIMEOUT = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True  # any HTTP answer means the server is up
+    except OSError:
+        return False
+
+
+def _start_moto(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not _answers(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            output = log_path.read_text(errors="replace")[-2000:]
+            pytest.fail(f"moto server did not start on {url}:\n{output}", pytrace=False)
+        time.sleep(0.1)
+    return proc, url
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Yield the URL of an S3 endpoint speaking real HTTP."""
+    external = os.environ.get(ENDPOINT_ENV)
+    if external:
+        yield external.rstrip("/")
+        return
+    with pytest.MonkeyPatch.context() as env:
+        for name in _UNSET:
+            env.delenv(name, raising=False)
+        for name, value in FAKE_CREDENTIALS.items():
+            env.setenv(name, value)
+        # no shared config/credentials file from the developer's home directory
+        empty = tmp_path_factory.mktemp("aws-config")
+        env.setenv("AWS_CONFIG_FILE", str(empty / "config"))
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
+        proc, url = _start_moto(tmp_path_factory.mktemp("moto") / "server.log")
+        try:
+            yield url
+        finally:
+            _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def s3_client(s3_endpoint: str) -> Any:
+    """A boto3 S3 client on ``s3_endpoint`` (credentials from the environment)."""
+    return boto3.client("s3", endpoint_url=s3_endpoint)
+
+
+@pytest.fixture
+def s3_bucket(s3_client: Any) -> Iterator[str]:
+    """Create a fresh, uniquely named bucket and return its name; remove it afterwards."""
+    name = f"backupctl-test-{uuid.uuid4().hex[:16]}"
+    region = s3_client.meta.region_name
+    if region and region != "us-east-1":
+        s3_client.create_bucket(
+            Bucket=name, CreateBucketConfiguration={"LocationConstraint": region}
+        )
+    else:
+        s3_client.create_bucket(Bucket=name)
+    yield name
+    _remove_bucket(s3_client, name)
+
+
+def _remove_bucket(client: Any, name: str) -> None:
+    """Best-effort cleanup, so a shared MinIO does not fill up with test buckets."""
+    try:
+        for upload in client.list_multipart_uploads(Bucket=name).get("Uploads", []):
+            client.abort_multipart_upload(
+                Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for obj in page.get("Contents", []):
+                client.delete_object(Bucket=name, Key=obj["Key"])
+        client.delete_bucket(Bucket=name)
+    except client.exceptions.ClientError:
+        pass
