@@ -17,7 +17,8 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 
@@ -79,9 +80,8 @@ def retrying(
     return Retrying(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(policy.attempts),
-        wait=wait_exponential_jitter(
-            initial=policy.initial, max=policy.maximum, jitter=policy.jitter
-        ),
+        wait=wait_exponential(multiplier=policy.initial, max=policy.maximum)
+        + wait_random(0, policy.jitter),
         before_sleep=log_retry,
         reraise=True,
     )

@@ -183,7 +183,7 @@ class S3Repository(Repository):
         Raises RepositoryError when the AWS configuration cannot be loaded.
         """
         config = Config(
-            retries={"max_attempts": 1, "mode": "standard"},  # tenacity is the one retry layer
+            retries={"total_max_attempts": 1, "mode": "standard"},  # tenacity is the retry layer
             connect_timeout=10,
             read_timeout=60,
             s3={"addressing_style": "path"} if spec.endpoint_url else None,

@@ -29,6 +29,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import BotoCoreError, ClientError
 
 ENDPOINT_ENV = "BACKUPCTL_TEST_S3_ENDPOINT"
 FAKE_CREDENTIALS = {
@@ -42,7 +43,8 @@ _UNSET += ("AWS_ENDPOINT_URL_S3", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
 STARTUP_TIMEOUT = 30.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """Return a loopback TCP port nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -59,7 +61,7 @@ def _answers(url: str) -> bool:
 
 
 def _start_moto(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -143,5 +145,5 @@ def _remove_bucket(client: Any, name: str) -> None:
             for obj in page.get("Contents", []):
                 client.delete_object(Bucket=name, Key=obj["Key"])
         client.delete_bucket(Bucket=name)
-    except client.exceptions.ClientError:
+    except (BotoCoreError, ClientError):
         pass

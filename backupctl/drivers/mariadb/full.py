@@ -172,7 +172,10 @@ def _grow_pipe(stream: IO[bytes]) -> None:
 
 
 def _tool_version(binary: str) -> str:
-    proc = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
-    return (
-        (proc.stdout + proc.stderr).strip().splitlines()[-1] if proc.returncode == 0 else "unknown"
-    )
+    """Return the last line ``binary --version`` prints, or "unknown"."""
+    try:
+        proc = subprocess.run([binary, "--version"], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = (proc.stdout + proc.stderr).decode(errors="replace").strip().splitlines()
+    return lines[-1][:200] if proc.returncode == 0 and lines else "unknown"

@@ -1,7 +1,7 @@
 """Private, throwaway ``mariadbd`` instances: tests, ``backupctl demo``, recovery instances.
 
 An instance owns a datadir and a private run directory (socket, pid file, error log).
-It is always started with ``--no-defaults`` so no ``/etc/mysql`` option file leaks in.
+It always starts with ``--no-defaults``, so no ``/etc/mysql`` option file leaks in.
 """
 
 from __future__ import annotations
@@ -23,40 +23,18 @@ from typing import Any, Self
 import pymysql
 import structlog
 
+from backupctl.drivers.mariadb.connection import SYSTEM_SCHEMAS
 from backupctl.errors import ToolError, UsageError
+from backupctl.proc import require_tool, tail_text
 
-SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 BACKUP_GRANTS = (
     "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, REPLICATION CLIENT, REPLICATION SLAVE, "
     "SELECT, SHOW VIEW, EVENT, TRIGGER"
 )
-_PACKAGES = {
-    "mariadbd": "mariadb-server",
-    "mariadb-install-db": "mariadb-server",
-    "mariabackup": "mariadb-backup",
-    "mariadb-backup": "mariadb-backup",
-    "mbstream": "mariadb-backup",
-    "mariadb": "mariadb-client",
-    "mariadb-binlog": "mariadb-client",
-    "mariadb-admin": "mariadb-client",
-}
 _MAX_SOCKET_BYTES = 100  # sun_path holds 107 bytes plus NUL; keep a margin
 _GRANTS_RE = re.compile(r"^[A-Za-z ,]+$")
 
 log = structlog.get_logger()
-
-
-def find_binary(name: str) -> str:
-    """Return the absolute path of a MariaDB tool, also looking in the sbin directories.
-
-    Raises ToolError naming the Debian package to install when it is missing.
-    """
-    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
-    path = shutil.which(name, path=search)
-    if path is None:
-        package = _PACKAGES.get(name, "mariadb-server")
-        raise ToolError(f"{name} not found; install the Debian package {package}")
-    return path
 
 
 def free_port() -> int:
@@ -66,17 +44,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _run_dir(wanted: Path) -> tuple[Path, bool]:
-    """Return (directory for the socket, whether it is a temp dir we own)."""
-    wanted.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if len(os.fsencode(wanted.resolve() / "mysqld.sock")) <= _MAX_SOCKET_BYTES:
-        return wanted.resolve(), False
-    return Path(tempfile.mkdtemp(prefix="bctl-", dir="/tmp")), True
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 @dataclass
 class MariaDBInstance:
-    """One private ``mariadbd``: datadir, private socket, optional loopback port."""
+    """One private ``mariadbd``: a datadir, a private socket, optionally a loopback port."""
 
     datadir: Path
     socket: Path
@@ -87,9 +67,9 @@ class MariaDBInstance:
     server_id: int = 1
     buffer_pool: str = "128M"
     extra_args: list[str] = field(default_factory=list)
-    run_as: str | None = None  # OS user for --user; default root when euid is 0
-    _own_socket_dir: bool = field(default=False, repr=False)
-    _auto_port: bool = field(default=False, repr=False)
+    run_as: str | None = None  # OS user for --user; root when we run as root
+    own_socket_dir: bool = field(default=False, repr=False)  # short temp dir, removed on stop
+    auto_port: bool = field(default=False, repr=False)  # may pick another port if taken
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -103,10 +83,11 @@ class MariaDBInstance:
         server_id: int = 1,
         extra_args: list[str] | None = None,
     ) -> Self:
-        """Initialise a new datadir at ``base_dir/data`` and return an unstarted instance.
+        """Initialise a new datadir in ``base_dir/data``; return the (unstarted) instance.
 
-        Raises UsageError if the datadir already holds a database, ToolError if
-        ``mariadb-install-db`` is missing or fails.
+        Socket, pid file and error log go to ``base_dir/run``. Raises UsageError when
+        the datadir already holds a database, ToolError when ``mariadb-install-db`` is
+        missing or fails.
         """
         base_dir = Path(base_dir).resolve()
         datadir = base_dir / "data"
@@ -114,7 +95,7 @@ class MariaDBInstance:
             raise UsageError(f"{datadir} already holds a database; use for_datadir()")
         base_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
-            find_binary("mariadb-install-db"),
+            require_tool("mariadb-install-db", "mariadb-server"),
             "--no-defaults",
             f"--datadir={datadir}",
             "--auth-root-authentication-method=normal",
@@ -129,23 +110,24 @@ class MariaDBInstance:
         except subprocess.TimeoutExpired as exc:
             raise ToolError(f"mariadb-install-db timed out for {datadir}") from exc
         if res.returncode != 0:
-            tail = "\n".join((res.stdout + res.stderr).splitlines()[-20:])
-            raise ToolError(f"mariadb-install-db failed ({res.returncode}):\n{tail}")
+            raise ToolError(
+                f"mariadb-install-db failed (exit {res.returncode}):\n"
+                f"{tail_text(res.stdout + res.stderr)}"
+            )
         log.info(
             "mariadb_datadir_initialised",
             datadir=str(datadir),
             seconds=round(time.monotonic() - started, 2),
         )
-        inst = cls.for_datadir(
+        return cls.for_datadir(
             datadir,
             base_dir / "run",
-            networking=networking,
+            networking,
             binlog=binlog,
             buffer_pool=buffer_pool,
             server_id=server_id,
             extra_args=extra_args,
         )
-        return inst
 
     @classmethod
     def for_datadir(
@@ -163,19 +145,22 @@ class MariaDBInstance:
     ) -> Self:
         """Return an unstarted instance on an existing (e.g. restored) datadir.
 
-        Socket, pid file and error log go to ``run_dir`` (the socket to a short temp
-        directory when ``run_dir`` is too long for a unix socket path). With
-        ``networking=False`` the server gets ``--skip-networking``. Raises UsageError
-        if ``datadir`` does not exist.
+        Socket, pid file and error log go to ``run_dir`` (mode 0700); the socket goes
+        to a short private temp dir when ``run_dir`` is too long for a unix socket.
+        ``networking=False`` means ``--skip-networking``; otherwise ``port`` or a free
+        one. ``run_as`` sets ``--user`` (e.g. ``mysql`` when the datadir must keep its
+        ownership). Raises UsageError if ``datadir`` is not a directory.
         """
-        datadir = Path(datadir).resolve()
+        datadir, run_dir = Path(datadir).resolve(), Path(run_dir).resolve()
         if not datadir.is_dir():
             raise UsageError(f"datadir {datadir} does not exist")
-        run_dir = Path(run_dir).resolve()
-        sock_dir, own = _run_dir(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        sock_dir, own = run_dir, False
+        if len(os.fsencode(run_dir / "mysqld.sock")) > _MAX_SOCKET_BYTES:
+            sock_dir, own = Path(tempfile.mkdtemp(prefix="bctl-", dir="/tmp")), True
         if run_as and os.geteuid() == 0:
-            shutil.chown(run_dir, run_as)
-            shutil.chown(sock_dir, run_as)
+            for d in {run_dir, sock_dir}:
+                shutil.chown(d, run_as)
         return cls(
             datadir=datadir,
             socket=sock_dir / "mysqld.sock",
@@ -187,16 +172,14 @@ class MariaDBInstance:
             buffer_pool=buffer_pool,
             extra_args=list(extra_args or []),
             run_as=run_as,
-            _own_socket_dir=own,
-            _auto_port=networking and port is None,
+            own_socket_dir=own,
+            auto_port=networking and port is None,
         )
 
-    # -- lifecycle -------------------------------------------------------------------
-
     def command(self) -> list[str]:
-        """Return the full ``mariadbd`` argv used by :meth:`start`. Raises ToolError."""
+        """Return the ``mariadbd`` argv that :meth:`start` runs. Raises ToolError."""
         cmd = [
-            find_binary("mariadbd"),
+            require_tool("mariadbd", "mariadb-server"),
             "--no-defaults",
             f"--datadir={self.datadir}",
             f"--socket={self.socket}",
@@ -218,67 +201,69 @@ class MariaDBInstance:
         return cmd + self.extra_args
 
     def start(self, timeout: float = 60) -> None:
-        """Start ``mariadbd`` and wait until it accepts connections on the socket.
+        """Start ``mariadbd`` and wait until it accepts connections on its socket.
 
-        A no-op when already running. Raises ToolError (with the tail of the error
-        log) when the server dies, does not come up within ``timeout`` seconds, or
-        the binary is missing.
+        A no-op when already running. Raises ToolError with the tail of the error log
+        when the server exits or is not up within ``timeout`` seconds (it is killed
+        then), or when the binary is missing.
         """
         if self.is_running():
             return
         for attempt in range(3):
             try:
-                self._start_once(timeout)
-                return
+                return self._start_once(timeout)
             except ToolError as exc:
-                if not (self._auto_port and "already in use" in str(exc) and attempt < 2):
+                if not (self.auto_port and "already in use" in str(exc) and attempt < 2):
                     raise
                 self.port = free_port()
 
     def _start_once(self, timeout: float) -> None:
-        bound = log.bind(datadir=str(self.datadir), socket=str(self.socket), port=self.port)
         self.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.pid_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         offset = self.error_log.stat().st_size if self.error_log.exists() else 0
-        cmd = self.command()
-        started = time.monotonic()
-        with open(self.error_log, "ab") as err:
-            self._proc = subprocess.Popen(
+        cmd, started = self.command(), time.monotonic()
+        with open(self.error_log, "ab") as err:  # catches what it says before --log-error
+            proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True
             )
-        deadline = started + timeout
+        self._proc = proc
         while True:
-            if self._proc.poll() is not None:
-                code, self._proc = self._proc.returncode, None
+            if proc.poll() is not None:
+                self._proc = None
                 raise ToolError(
-                    f"mariadbd exited with {code} while starting:\n{self.log_tail(offset)}"
+                    f"mariadbd exited with {proc.returncode} while starting:\n"
+                    f"{self.log_tail(offset)}"
                 )
             try:
                 self.connect(connect_timeout=2).close()
                 break
             except ToolError:
-                if time.monotonic() > deadline:
-                    self._signal_and_wait(signal.SIGKILL, 10)
+                if time.monotonic() - started > timeout:
+                    self._signal_and_wait(signal.SIGKILL, 30)
+                    self._proc = None
                     raise ToolError(
                         f"mariadbd did not accept connections within {timeout}s:\n"
                         f"{self.log_tail(offset)}"
                     ) from None
                 time.sleep(0.1)
-        bound.info(
-            "mariadb_started", pid=self._proc.pid, seconds=round(time.monotonic() - started, 2)
+        log.info(
+            "mariadb_started",
+            datadir=str(self.datadir),
+            socket=str(self.socket),
+            port=self.port,
+            pid=proc.pid,
+            seconds=round(time.monotonic() - started, 2),
         )
 
     def stop(self, timeout: float = 60) -> None:
-        """Shut down cleanly (SIGTERM; SIGKILL only after ``timeout`` seconds). Idempotent."""
+        """Shut down cleanly: SIGTERM, then SIGKILL only after ``timeout`` s. Idempotent."""
         pid = self.pid()
         if pid is not None:
             clean = self._signal_and_wait(signal.SIGTERM, timeout)
             if not clean:
-                log.warning("mariadb_stop_timeout_killed", datadir=str(self.datadir), pid=pid)
                 self._signal_and_wait(signal.SIGKILL, 30)
             log.info("mariadb_stopped", datadir=str(self.datadir), pid=pid, clean=clean)
         self._proc = None
-        if self._own_socket_dir:
+        if self.own_socket_dir:
             shutil.rmtree(self.socket.parent, ignore_errors=True)
 
     def kill(self) -> None:
@@ -290,13 +275,13 @@ class MariaDBInstance:
         self._proc = None
 
     def _signal_and_wait(self, sig: signal.Signals, timeout: float) -> bool:
-        """Send ``sig`` and wait for the process to exit; return whether it did."""
+        """Send ``sig`` to the server and wait for it to exit; return whether it did."""
         pid = self.pid()
         if pid is None:
             return True
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        if self._proc is not None and self._proc.pid == pid:
+        if self._proc is not None:  # our child: wait() also reaps it
             try:
                 self._proc.wait(timeout)
                 return True
@@ -310,7 +295,7 @@ class MariaDBInstance:
         return True
 
     def pid(self) -> int | None:
-        """Return the pid of the running server (ours, or from the pid file), else None."""
+        """Return the pid of the running server (our child, else from the pid file) or None."""
         if self._proc is not None:
             return self._proc.pid if self._proc.poll() is None else None
         try:
@@ -318,10 +303,10 @@ class MariaDBInstance:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
-        return pid if (b"mariadbd" in cmdline or b"mysqld" in cmdline) and _alive(pid) else None
+        return pid if b"mariadbd" in cmdline or b"mysqld" in cmdline else None
 
     def is_running(self) -> bool:
-        """Return True when the server process for this instance is alive."""
+        """Return True while the server process of this instance is alive."""
         return self.pid() is not None
 
     def __enter__(self) -> Self:
@@ -336,8 +321,6 @@ class MariaDBInstance:
     ) -> None:
         self.stop()
 
-    # -- SQL -------------------------------------------------------------------------
-
     def connect(
         self,
         user: str = "root",
@@ -345,7 +328,7 @@ class MariaDBInstance:
         database: str | None = None,
         *,
         connect_timeout: float = 10,
-    ) -> pymysql.connections.Connection[Any]:
+    ) -> pymysql.connections.Connection:
         """Return an autocommit pymysql connection over the socket. Raises ToolError."""
         try:
             return pymysql.connect(
@@ -365,7 +348,7 @@ class MariaDBInstance:
 
         The default grants cover mariabackup 10.11 (RELOAD, PROCESS, LOCK TABLES, BINLOG
         MONITOR), binlog streaming (REPLICATION SLAVE) and inventory queries (SELECT,
-        SHOW VIEW, EVENT, TRIGGER). Raises UsageError for a malformed grant list and
+        SHOW VIEW, EVENT, TRIGGER). Raises UsageError for a malformed grant list,
         ToolError when the server rejects the statements.
         """
         if not _GRANTS_RE.match(grants):
@@ -384,7 +367,7 @@ class MariaDBInstance:
             conn.close()
 
     def server_version(self) -> str:
-        """Return ``SELECT VERSION()`` of the running server. Raises ToolError."""
+        """Return ``VERSION()`` of the running server. Raises ToolError."""
         conn = self.connect()
         try:
             with conn.cursor() as cur:
@@ -394,24 +377,13 @@ class MariaDBInstance:
             conn.close()
 
     def log_tail(self, offset: int = 0, lines: int = 20) -> str:
-        """Return the last ``lines`` lines of the error log written after byte ``offset``."""
+        """Return the last ``lines`` lines the error log got after byte ``offset``."""
         try:
             with open(self.error_log, "rb") as f:
                 f.seek(offset)
-                text = f.read().decode(errors="replace")
+                return tail_text(f.read().decode(errors="replace"), lines)
         except OSError:
             return "(no error log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _quote(name: str) -> str:
@@ -421,12 +393,12 @@ def _quote(name: str) -> str:
 def checksum_tables(conn: Any, databases: list[str] | None = None) -> dict[str, int | None]:
     """Return ``{"db.table": CHECKSUM TABLE value}`` for every base table of user databases.
 
-    System schemas are excluded; ``databases`` restricts the result. The value is None
+    System schemas are left out; ``databases`` restricts the result. A value is None
     when the server could not checksum the table. Raises ToolError on SQL errors.
     """
     sql = (
-        "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
-        "WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN %s"
+        "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES"
+        " WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN %s"
     )
     params: list[Any] = [SYSTEM_SCHEMAS]
     if databases is not None:
@@ -438,16 +410,11 @@ def checksum_tables(conn: Any, databases: list[str] | None = None) -> dict[str, 
     try:
         with conn.cursor() as cur:
             cur.execute(sql + " ORDER BY TABLE_SCHEMA, TABLE_NAME", params)
-            names = [(str(s), str(t)) for s, t in cur.fetchall()]
-            for i in range(0, len(names), 50):
-                chunk = names[i : i + 50]
-                cur.execute(
-                    "CHECKSUM TABLE " + ", ".join(f"{_quote(s)}.{_quote(t)}" for s, t in chunk)
-                )
-                for table, value in cur.fetchall():
-                    result[str(table)] = None if value is None else int(value)
+            pairs = [(str(s), str(t)) for s, t in cur.fetchall()]
+            for i in range(0, len(pairs), 50):
+                quoted = [f"{_quote(s)}.{_quote(t)}" for s, t in pairs[i : i + 50]]
+                cur.execute("CHECKSUM TABLE " + ", ".join(quoted))
+                result.update({str(t): None if v is None else int(v) for t, v in cur.fetchall()})
     except pymysql.MySQLError as exc:
         raise ToolError(f"CHECKSUM TABLE failed: {exc}") from exc
-    for s, t in names:
-        result.setdefault(f"{s}.{t}", None)
-    return dict(sorted(result.items()))
+    return {f"{s}.{t}": result.get(f"{s}.{t}") for s, t in pairs}

@@ -62,7 +62,8 @@ _ORDERS = _Table(
     " KEY idx_created (created_at)",
     "SELECT seq, 1 + CRC32(CONCAT('o', seq)) % {customers},"
     " ELT(1 + seq % 5, 'new', 'paid', 'shipped', 'delivered', 'cancelled'),"
-    " (CRC32(CONCAT('t', seq)) % 5000000) / 100, TIMESTAMP('2024-01-01') + INTERVAL (seq * 7) SECOND,"
+    " (CRC32(CONCAT('t', seq)) % 5000000) / 100,"
+    " TIMESTAMP('2024-01-01') + INTERVAL (seq * 7) SECOND,"
     " CONCAT(1 + seq % 9999, ' ', ELT(1 + seq % 4, 'Main', 'Oak', 'Elm', 'Mill'), ' St, ',"
     " SHA2(CONCAT('a', seq), 256))",
 )
@@ -121,14 +122,16 @@ def generate(
     are kept) and creates ``customers``, ``orders``, ``order_items`` (the first
     ``tables`` of them) and ``events_4``... beyond three. The size is the sum of the
     ``.ibd`` files and lands within ~10% from about 64 MiB up; smaller targets
-    overshoot since InnoDB grows a file past ~1 MiB straight to ~9 MiB. Row counts depend only on ``target_mb`` and
-    ``tables``, and the rows only on their id, so runs are reproducible. Needs the
+    overshoot since InnoDB grows a file past ~1 MiB straight to ~9 MiB.
+
+    Row counts depend only on ``target_mb`` and ``tables``, and each row only on its
+    id, so runs are reproducible (same rows, same ``CHECKSUM TABLE``). Needs the
     SEQUENCE engine (built into MariaDB >= 10.1). ``progress(table, done, total)`` is
-    called after each chunk. Raises UsageError for bad arguments and ToolError when
-    the server rejects a statement.
+    called after each chunk of ``chunk_rows`` rows. Raises UsageError for bad
+    arguments and ToolError when the server rejects a statement.
     """
     if target_mb <= 0 or tables < 1 or chunk_rows < 1:
-        raise UsageError("target_mb and tables must be positive")
+        raise UsageError("target_mb, tables and chunk_rows must be positive")
     if "`" in database or not database:
         raise UsageError(f"invalid database name: {database!r}")
     layout = _layout(target_mb, tables)

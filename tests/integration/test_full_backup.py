@@ -1,0 +1,203 @@
+"""Full backups of a real mariadbd: back up, restore into a second server, compare."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backupctl.catalog.manifest import read_manifest
+from backupctl.drivers.mariadb import sample_data
+from backupctl.drivers.mariadb.extract import extract, prepare
+from backupctl.drivers.mariadb.instance import MariaDBInstance, checksum_tables
+from backupctl.storage.factory import open_repository
+from backupctl.storage.spec import RepositorySpec
+from tests.support.cli import popen_backupctl
+from tests.support.mariadb import MariaDBServer
+from tests.support.policies import mariadb_policy
+
+SAMPLE_MB = 250
+
+
+@pytest.fixture(scope="module")
+def loaded(mariadb_server: MariaDBServer) -> Iterator[dict[str, Any]]:
+    """The shared server with a few hundred MB in `shop`, and its table checksums."""
+    conn = mariadb_server.connect()
+    try:
+        rows = sample_data.generate(conn, "shop", SAMPLE_MB)
+        checksums = checksum_tables(conn)
+    finally:
+        conn.close()
+    yield {"server": mariadb_server, "rows": rows, "checksums": checksums}
+
+
+def _restore_and_checksum(spec: RepositorySpec, manifest_id: str, work: Path) -> dict[str, Any]:
+    repo = open_repository(spec)
+    manifest = read_manifest(repo, "shop", "full", manifest_id)
+    datadir = work / "restored"
+    extract(repo, manifest, datadir)
+    prepare(datadir)
+    with MariaDBInstance.for_datadir(datadir, work / "run", networking=False) as second:
+        conn = second.connect()
+        try:
+            return checksum_tables(conn)
+        finally:
+            conn.close()
+
+
+@pytest.mark.parametrize("where", ["file", "s3"])
+def test_full_backup_restores_to_identical_tables(
+    where: str, loaded: dict[str, Any], tmp_path: Path, backupctl: Any, request: pytest.FixtureRequest
+) -> None:
+    server: MariaDBServer = loaded["server"]
+    if where == "file":
+        repository: str | dict[str, object] = f"file://{tmp_path / 'repo'}"
+    else:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        bucket = request.getfixturevalue("s3_bucket")
+        repository = {"url": f"s3://{bucket}/backups", "endpoint_url": endpoint, "part_size_mb": 8}
+    policy = mariadb_policy(tmp_path / "policies", server, repository)
+
+    result = backupctl("backup", "shop", "--json", policies=policy)
+    assert result.code == 0, result.output
+    manifest = json.loads(result.stdout)
+    data = next(a for a in manifest["artifacts"] if a["name"] == "data.mbstream.zst")
+    assert data["raw_bytes"] > SAMPLE_MB * 1_000_000 * 0.9
+    assert 0 < data["stored_bytes"] < data["raw_bytes"]
+    assert manifest["details"]["binlog"]["file"].startswith("mysql-bin.")
+    assert manifest["details"]["lsn"]["to_lsn"] > 0
+    assert manifest["details"]["server_version"].startswith("10.")
+    shop = next(d for d in manifest["details"]["databases"] if d["name"] == "shop")
+    assert {t["name"] for t in shop["tables"]} == set(loaded["rows"])
+    assert any(a["name"] == "mariabackup.log.zst" for a in manifest["artifacts"])
+
+    listed = backupctl("list", "shop", "--json", policies=policy)
+    assert [b["backup_id"] for b in json.loads(listed.stdout)] == [manifest["backup_id"]]
+
+    spec = RepositorySpec.model_validate(repository)
+    restored = _restore_and_checksum(spec, manifest["backup_id"], tmp_path)
+    assert restored == loaded["checksums"]
+    assert len(restored) == len(loaded["rows"])
+
+
+def test_verify_detects_a_flipped_bit(loaded: dict[str, Any], tmp_path: Path, backupctl: Any) -> None:
+    policy = mariadb_policy(tmp_path / "policies", loaded["server"], f"file://{tmp_path / 'repo'}")
+    backup_id = json.loads(backupctl("backup", "shop", "--json", policies=policy).stdout)["backup_id"]
+    ok = backupctl("verify", "shop", "--json", policies=policy)
+    assert ok.code == 0, ok.output
+    assert json.loads(ok.stdout)["passed"] is True
+
+    data = next((tmp_path / "repo").rglob("data.mbstream.zst"))
+    with open(data, "r+b") as fh:
+        fh.seek(data.stat().st_size // 2)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0x04]))
+    bad = backupctl("verify", "shop", backup_id, policies=policy)
+    assert bad.code == 3, bad.output
+    assert "data.mbstream.zst" in bad.stderr and "does not match" in bad.stderr
+    assert "Traceback" not in bad.output
+
+
+def test_deep_verify_prepares_the_backup(loaded: dict[str, Any], tmp_path: Path, backupctl: Any) -> None:
+    policy = mariadb_policy(tmp_path / "policies", loaded["server"], f"file://{tmp_path / 'repo'}")
+    assert backupctl("backup", "shop", policies=policy).code == 0
+    result = backupctl("verify", "shop", "--deep", "--json", policies=policy)
+    assert result.code == 0, result.output
+    checks = {c["name"]: c["passed"] for c in json.loads(result.stdout)["checks"]}
+    assert checks == {"checksum data.mbstream.zst": True, "checksum mariabackup.log.zst": True,
+                      "extract": True, "prepare": True, "tables-present": True}
+    assert not any((backupctl.state_dir / "scratch").iterdir())  # scratch is cleaned up
+
+
+def test_catalog_sync_on_a_fresh_host(loaded: dict[str, Any], tmp_path: Path, backupctl: Any) -> None:
+    policy = mariadb_policy(tmp_path / "policies", loaded["server"], f"file://{tmp_path / 'repo'}")
+    backup_id = json.loads(backupctl("backup", "shop", "--json", policies=policy).stdout)["backup_id"]
+    fresh = ["--state-dir", str(tmp_path / "new-host"), "--policies", str(policy)]
+    from tests.support.cli import run_backupctl
+
+    assert "no backups" in run_backupctl([*fresh, "list"]).stdout
+    assert run_backupctl([*fresh, "catalog", "sync"]).code == 0
+    listed = run_backupctl([*fresh, "list", "--json"])
+    assert [b["backup_id"] for b in json.loads(listed.stdout)] == [backup_id]
+
+
+def test_sigkill_mid_backup_leaves_nothing_listed_and_no_stale_lock(
+    loaded: dict[str, Any], tmp_path: Path, backupctl: Any
+) -> None:
+    repo_dir = tmp_path / "repo"
+    policy = mariadb_policy(tmp_path / "policies", loaded["server"], f"file://{repo_dir}")
+    proc = popen_backupctl(["--state-dir", str(backupctl.state_dir), "--policies", str(policy),
+                            "backup", "shop"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        partial = [p for p in repo_dir.rglob("*.partial-*") if p.stat().st_size > 2 << 20]
+        if partial:
+            break
+        assert proc.poll() is None, "backup finished before it could be killed"
+        time.sleep(0.01)
+    else:
+        pytest.fail("the backup never started writing")
+    proc.kill()
+    proc.wait()
+
+    assert json.loads(backupctl("list", "--json", policies=policy).stdout) == []
+    again = backupctl("backup", "shop", "--json", policies=policy)
+    assert again.code == 0, again.output
+    assert "removed incomplete backup" in again.stderr
+    listed = json.loads(backupctl("list", "--json", policies=policy).stdout)
+    assert [b["backup_id"] for b in listed] == [json.loads(again.stdout)["backup_id"]]
+    # only the completed backup remains in the repository
+    backups = {p.parent.name for p in repo_dir.rglob("*") if p.is_file()}
+    assert backups == {listed[0]["backup_id"]}
+
+
+def test_password_never_appears_in_process_arguments(
+    loaded: dict[str, Any], tmp_path: Path, backupctl: Any
+) -> None:
+    server: MariaDBServer = loaded["server"]
+    policy = mariadb_policy(tmp_path / "policies", server, f"file://{tmp_path / 'repo'}")
+    proc = popen_backupctl(["--state-dir", str(backupctl.state_dir), "--policies", str(policy),
+                            "--log-format", "json", "backup", "shop"])
+    secret = server.password.encode()
+    saw_mariabackup = False
+    while proc.poll() is None:
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                args = cmdline.read_bytes()
+            except OSError:
+                continue
+            assert secret not in args, f"password in {cmdline}: {args!r}"
+            saw_mariabackup |= b"mariabackup" in args and b"--backup" in args
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert saw_mariabackup, "the scan never saw mariabackup running"
+    assert server.password not in out + err
+    for stored in (tmp_path / "repo").rglob("*"):
+        if stored.is_file() and stored.name == "manifest.json":
+            assert server.password not in stored.read_text()
+    for log in (backupctl.state_dir / "logs").iterdir():
+        assert server.password not in log.read_text()
+
+
+def test_concurrent_backup_of_the_same_policy_is_refused(
+    loaded: dict[str, Any], tmp_path: Path, backupctl: Any
+) -> None:
+    policy = mariadb_policy(tmp_path / "policies", loaded["server"], f"file://{tmp_path / 'repo'}")
+    first = popen_backupctl(["--state-dir", str(backupctl.state_dir), "--policies", str(policy),
+                             "backup", "shop"])
+    lock = backupctl.state_dir / "locks" / "shop.lock"
+    deadline = time.monotonic() + 30
+    while not (lock.exists() and lock.read_text()):
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.01)
+    second = backupctl("backup", "shop", policies=policy)
+    assert second.code == 1
+    assert "another run of policy 'shop' is in progress" in second.stderr
+    assert f"pid {first.pid}" in second.stderr
+    first.communicate()
+    assert first.returncode == 0

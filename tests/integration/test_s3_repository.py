@@ -1,0 +1,498 @@
+"""S3Repository against a real S3 endpoint over HTTP (moto's server, or MinIO when
+BACKUPCTL_TEST_S3_ENDPOINT is set)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ConnectionClosedError, ResponseStreamingError
+
+from backupctl.errors import ObjectNotFound, RepositoryError
+from backupctl.retry import RetryPolicy
+from backupctl.storage.base import ObjectInfo
+from backupctl.storage.factory import open_repository
+from backupctl.storage.s3 import S3Repository
+from backupctl.storage.spec import RepositorySpec
+
+pytest_plugins = ["tests.support.s3"]
+
+MIB = 1 << 20
+ROOT = Path(__file__).resolve().parents[2]
+FAST = RetryPolicy(attempts=3, initial=0, maximum=0, jitter=0)
+UNSAFE_KEYS = ["../x", "a/../../b", "..", "/etc/passwd", "a//b", "a/./b", "", "a b"]
+
+MakeRepo = Callable[..., S3Repository]
+
+
+@pytest.fixture
+def make_repo(s3_endpoint: str, s3_bucket: str) -> MakeRepo:
+    def make(prefix: str = "backups", bucket: str = s3_bucket, **options: Any) -> S3Repository:
+        url = f"s3://{bucket}/{prefix}".rstrip("/")
+        spec = RepositorySpec(url=url, endpoint_url=s3_endpoint, **options)
+        return S3Repository.from_spec(spec, retry=FAST)
+
+    return make
+
+
+@pytest.fixture
+def repo(make_repo: MakeRepo) -> S3Repository:
+    return make_repo(part_size_mb=5)
+
+
+def pending_uploads(client: Any, bucket: str) -> list[str]:
+    return [u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+
+
+def bucket_keys(client: Any, bucket: str) -> list[str]:
+    return [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+class _RawBody:
+    def __init__(self, data: bytes):
+        self._data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self._data
+
+
+def inject_failures(client: Any, operation: str, failures: list[Any]) -> list[str]:
+    """Make the next HTTP requests of ``operation`` (e.g. "PutObject") fail, one per item
+    of ``failures``: an exception to raise, or (status, code) for an S3 error answer.
+    Returns the list of every request sent for that operation (real ones included)."""
+    sent: list[str] = []
+
+    def before_send(request: Any, **_: Any) -> AWSResponse | None:
+        sent.append(request.url)
+        if len(sent) > len(failures):
+            return None
+        failure = failures[len(sent) - 1]
+        if isinstance(failure, Exception):
+            raise failure
+        status, code = failure
+        xml = f"<Error><Code>{code}</Code><Message>injected {code}</Message></Error>"
+        headers = {"Content-Type": "application/xml"}
+        return AWSResponse(request.url, status, headers, _RawBody(xml.encode()))
+
+    client.meta.events.register(f"before-send.s3.{operation}", before_send)
+    return sent
+
+
+def count_requests(client: Any) -> list[str]:
+    sent: list[str] = []
+    client.meta.events.register("before-send.s3", lambda request, **_: sent.append(request.url))
+    return sent
+
+
+def retry_logs(logs: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    return [(e["attempt"], e["operation"]) for e in logs if e["event"] == "s3.retry"]
+
+
+# --- streaming writes -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "parts"),
+    [(0, None), (1000, None), (5 * MIB, 1), (10 * MIB, 2), (12 * MIB + 7, 3)],
+)
+def test_object_round_trips_byte_for_byte(
+    repo: S3Repository, s3_client: Any, s3_bucket: str, size: int, parts: int | None
+) -> None:
+    data = os.urandom(size)
+    with repo.open_write("shop-db/full.xbstream") as writer:
+        for start in range(0, size, 1_000_003):  # odd-sized writes straddle part boundaries
+            writer.write(data[start : start + 1_000_003])
+        assert not repo.exists("shop-db/full.xbstream"), "visible before commit"
+        writer.commit()
+
+    assert writer.bytes_written == size
+    assert b"".join(repo.iter_read("shop-db/full.xbstream", chunk_size=MIB)) == data
+    assert list(repo.list()) == [ObjectInfo("shop-db/full.xbstream", size)]
+    etag = s3_client.head_object(Bucket=s3_bucket, Key="backups/shop-db/full.xbstream")["ETag"]
+    if parts is None:  # small objects go up in one PUT, no multipart upload
+        assert "-" not in etag
+    else:
+        assert etag.strip('"').endswith(f"-{parts}")
+    assert pending_uploads(s3_client, s3_bucket) == []
+
+
+def test_one_big_write_is_split_into_parts(repo: S3Repository, s3_client: Any, s3_bucket: str):
+    data = os.urandom(11 * MIB)
+    with repo.open_write("big") as writer:
+        writer.write(data)
+        writer.commit()
+    assert repo.get_bytes("big") == data
+    etag = s3_client.head_object(Bucket=s3_bucket, Key="backups/big")["ETag"]
+    assert etag.strip('"').endswith("-3")
+
+
+def test_memory_does_not_grow_with_object_size(repo: S3Repository) -> None:
+    chunk = os.urandom(MIB)
+    tracemalloc.start()
+    try:
+        with repo.open_write("stream") as writer:
+            for _ in range(40):
+                writer.write(chunk)
+            writer.commit()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert repo.exists("stream")
+    assert peak < 3 * repo.part_size, f"peak {peak / MIB:.1f} MiB for a 40 MiB object"
+
+
+def test_writer_refuses_use_after_commit(repo: S3Repository) -> None:
+    with repo.open_write("k") as writer:
+        writer.write(b"abc")
+        writer.commit()
+    with pytest.raises(RepositoryError, match="already committed"):
+        writer.write(b"more")
+    writer.abort()  # a no-op once committed
+    assert repo.get_bytes("k") == b"abc"
+
+
+# --- nothing left behind ----------------------------------------------------------------
+
+
+def test_aborted_writer_leaves_no_object_and_no_upload(
+    repo: S3Repository, s3_client: Any, s3_bucket: str
+) -> None:
+    writer = repo.open_write("shop-db/partial")
+    writer.write(os.urandom(6 * MIB))  # the first part is already uploaded
+    assert pending_uploads(s3_client, s3_bucket) == ["backups/shop-db/partial"]
+
+    writer.abort()
+    writer.abort()  # aborting twice is fine
+
+    assert not repo.exists("shop-db/partial")
+    assert list(repo.list()) == []
+    assert pending_uploads(s3_client, s3_bucket) == []
+    assert bucket_keys(s3_client, s3_bucket) == []
+    with pytest.raises(RepositoryError, match="already aborted"):
+        writer.write(b"x")
+
+
+def test_exception_inside_with_block_aborts(
+    repo: S3Repository, s3_client: Any, s3_bucket: str
+) -> None:
+    with pytest.raises(RuntimeError, match="dump failed"), repo.open_write("a/b") as writer:
+        writer.write(os.urandom(7 * MIB))
+        raise RuntimeError("dump failed")
+
+    assert not repo.exists("a/b")
+    assert pending_uploads(s3_client, s3_bucket) == []
+    assert bucket_keys(s3_client, s3_bucket) == []
+
+
+def test_delete_prefix_removes_objects_and_pending_uploads(
+    repo: S3Repository, s3_client: Any, s3_bucket: str
+) -> None:
+    repo.put_bytes("shop-db/b1/manifest.json", b"{}")
+    repo.put_bytes("shop-db/b1/data/part-0", b"x" * 100)
+    repo.put_bytes("shop-db/b10/manifest.json", b"{}")  # shares the string prefix "b1"
+    writer = repo.open_write("shop-db/b1/data/part-1")
+    writer.write(os.urandom(6 * MIB))  # left open: a pending multipart upload
+
+    assert repo.delete_prefix("shop-db/b1") == 3
+
+    assert [info.key for info in repo.list()] == ["shop-db/b10/manifest.json"]
+    assert pending_uploads(s3_client, s3_bucket) == []
+
+
+def test_killed_backup_leaves_nothing_after_delete_prefix(
+    repo: S3Repository, s3_endpoint: str, s3_client: Any, s3_bucket: str
+) -> None:
+    repo.put_bytes("shop-db/keep/manifest.json", b"{}")
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+        from backupctl.storage.s3 import S3Repository
+        from backupctl.storage.spec import RepositorySpec
+        spec = RepositorySpec(url=sys.argv[1], endpoint_url=sys.argv[2], part_size_mb=5)
+        writer = S3Repository.from_spec(spec).open_write("shop-db/run1/full.xbstream")
+        writer.write(os.urandom(6 * 1024 * 1024))
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, repo.url, s3_endpoint], env=env, timeout=120, check=False
+    )
+    assert done.returncode == -signal.SIGKILL
+    assert pending_uploads(s3_client, s3_bucket) == ["backups/shop-db/run1/full.xbstream"]
+    assert not repo.exists("shop-db/run1/full.xbstream")
+
+    assert repo.delete_prefix("shop-db/run1") == 1
+
+    assert pending_uploads(s3_client, s3_bucket) == []
+    assert bucket_keys(s3_client, s3_bucket) == ["backups/shop-db/keep/manifest.json"]
+
+
+# --- keys, listing, errors --------------------------------------------------------------
+
+
+def test_list_strips_prefix_and_shows_only_committed_objects(
+    make_repo: MakeRepo, s3_client: Any, s3_bucket: str
+) -> None:
+    repo = make_repo("site/backups", part_size_mb=5)
+    for key in ("b/2", "a/10", "a/1"):
+        repo.put_bytes(key, key.encode())
+    s3_client.put_object(Bucket=s3_bucket, Key="site/other/x", Body=b"not ours")
+    s3_client.put_object(Bucket=s3_bucket, Key="site/backupsX/y", Body=b"not ours either")
+    writer = repo.open_write("a/pending")
+    writer.write(os.urandom(6 * MIB))
+
+    assert list(repo.list()) == [
+        ObjectInfo("a/1", 3),
+        ObjectInfo("a/10", 4),
+        ObjectInfo("b/2", 3),
+    ]
+    assert [info.key for info in repo.list("a/")] == ["a/1", "a/10"]
+    assert list(repo.list("nothing/")) == []
+    assert s3_client.get_object(Bucket=s3_bucket, Key="site/backups/a/1")["Body"].read() == b"a/1"
+    writer.abort()
+
+
+def test_list_pages_through_many_objects(make_repo: MakeRepo, s3_client: Any, s3_bucket: str):
+    repo = make_repo("p")
+    keys = [f"k/{i:04d}" for i in range(1005)]  # list_objects_v2 pages hold 1000 keys
+    for key in keys:
+        s3_client.put_object(Bucket=s3_bucket, Key=f"p/{key}", Body=b"")
+    assert [info.key for info in repo.list()] == keys
+    assert repo.delete_prefix("k") == 1005
+    assert bucket_keys(s3_client, s3_bucket) == []
+
+
+def test_missing_key_raises_object_not_found(repo: S3Repository, s3_bucket: str) -> None:
+    url = f"s3://{s3_bucket}/backups/nope/manifest.json"
+    with pytest.raises(ObjectNotFound) as caught:
+        repo.get_bytes("nope/manifest.json")
+    assert str(caught.value) == f"{url} does not exist"
+    with pytest.raises(ObjectNotFound):
+        next(repo.iter_read("nope/manifest.json"))
+    assert not repo.exists("nope/manifest.json")
+    repo.delete("nope/manifest.json")  # deleting a missing key is not an error
+
+
+def test_missing_bucket_is_a_clear_error_and_not_retried(make_repo: MakeRepo) -> None:
+    repo = make_repo(bucket="backupctl-no-such-bucket")
+    sent = count_requests(repo.client)
+    calls: list[Callable[[], Any]] = [
+        lambda: repo.get_bytes("k"),
+        lambda: repo.put_bytes("k", b"x"),
+        lambda: list(repo.list()),
+        lambda: repo.exists("k"),
+    ]
+    with structlog.testing.capture_logs() as logs:
+        for call in calls:
+            with pytest.raises(RepositoryError) as caught:
+                call()
+            assert not isinstance(caught.value, ObjectNotFound)
+            message = str(caught.value)
+            assert "'backupctl-no-such-bucket' does not exist" in message
+            assert "s3://backupctl-no-such-bucket/" in message
+            assert "\n" not in message and "Traceback" not in message
+    assert len(sent) == 5  # one request each; exists() asks HEAD object, then HEAD bucket
+    assert retry_logs(logs) == []
+
+
+@pytest.mark.parametrize("key", UNSAFE_KEYS)
+def test_unsafe_keys_are_refused(
+    repo: S3Repository, s3_client: Any, s3_bucket: str, key: str
+) -> None:
+    sent = count_requests(repo.client)
+    attempts: list[Callable[[], Any]] = [
+        lambda: repo.open_write(key),
+        lambda: repo.put_bytes(key, b"x"),
+        lambda: repo.get_bytes(key),
+        lambda: repo.exists(key),
+        lambda: repo.delete(key),
+        lambda: repo.delete_prefix(key),
+    ]
+    for attempt in attempts:
+        with pytest.raises(RepositoryError, match="unsafe object key"):
+            attempt()
+    assert sent == []
+    assert bucket_keys(s3_client, s3_bucket) == []
+
+
+def test_storage_class_is_applied(make_repo: MakeRepo, s3_client: Any, s3_bucket: str) -> None:
+    repo = make_repo(storage_class="STANDARD_IA", part_size_mb=5)
+    repo.put_bytes("small", b"x")
+    with repo.open_write("large") as writer:
+        writer.write(os.urandom(6 * MIB))
+        writer.commit()
+    for key in ("backups/small", "backups/large"):
+        assert s3_client.head_object(Bucket=s3_bucket, Key=key)["StorageClass"] == "STANDARD_IA"
+
+    make_repo("plain").put_bytes("k", b"x")
+    head = s3_client.head_object(Bucket=s3_bucket, Key="plain/k")
+    assert head.get("StorageClass", "STANDARD") == "STANDARD"
+
+
+def test_factory_opens_s3_repository(s3_endpoint: str, s3_bucket: str) -> None:
+    repo = open_repository(RepositorySpec(url=f"s3://{s3_bucket}/x/y", endpoint_url=s3_endpoint))
+    assert isinstance(repo, S3Repository)
+    assert repo.url == f"s3://{s3_bucket}/x/y"
+    repo.put_bytes("m.json", b"{}")
+    assert repo.get_bytes("m.json") == b"{}"
+
+
+def test_missing_credentials_are_reported(
+    make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    repo = make_repo()
+    with pytest.raises(RepositoryError, match="no AWS credentials for s3://"):
+        repo.put_bytes("k", b"x")
+
+
+# --- retries ----------------------------------------------------------------------------
+
+
+def test_transient_error_is_retried_logged_then_succeeds(repo: S3Repository) -> None:
+    sent = inject_failures(
+        repo.client, "PutObject", [(503, "SlowDown"), (503, "ServiceUnavailable")]
+    )
+    with structlog.testing.capture_logs() as logs:
+        repo.put_bytes("k", b"payload")
+    assert repo.get_bytes("k") == b"payload"
+    assert len(sent) == 3  # tenacity is the only retry layer: botocore did not retry on its own
+    assert retry_logs(logs) == [(1, "put_object"), (2, "put_object")]
+    retries = [e for e in logs if e["event"] == "s3.retry"]
+    assert all(e["log_level"] == "warning" for e in retries)
+    assert "SlowDown" in retries[0]["error"] and "ServiceUnavailable" in retries[1]["error"]
+
+
+def test_part_upload_is_retried_after_a_dropped_connection(
+    repo: S3Repository, s3_client: Any, s3_bucket: str
+) -> None:
+    inject_failures(repo.client, "UploadPart", [ConnectionClosedError(endpoint_url="http://x")])
+    data = os.urandom(12 * MIB)
+    with structlog.testing.capture_logs() as logs, repo.open_write("big") as writer:
+        writer.write(data)
+        writer.commit()
+    assert repo.get_bytes("big") == data
+    assert retry_logs(logs) == [(1, "upload_part")]
+    assert pending_uploads(s3_client, s3_bucket) == []
+
+
+def test_retries_are_bounded(repo: S3Repository, s3_bucket: str) -> None:
+    sent = inject_failures(repo.client, "PutObject", [(500, "InternalError")] * 10)
+    with structlog.testing.capture_logs() as logs, pytest.raises(RepositoryError) as caught:
+        repo.put_bytes("k", b"x")
+    assert len(sent) == FAST.attempts
+    assert len(retry_logs(logs)) == FAST.attempts - 1
+    assert str(caught.value) == (
+        f"S3 put_object on s3://{s3_bucket}/backups/k failed: InternalError: injected InternalError"
+    )
+
+
+@pytest.mark.parametrize(("status", "code"), [(403, "AccessDenied"), (400, "InvalidArgument")])
+def test_permanent_errors_are_not_retried(repo: S3Repository, status: int, code: str) -> None:
+    sent = inject_failures(repo.client, "PutObject", [(status, code)] * 5)
+    with structlog.testing.capture_logs() as logs, pytest.raises(RepositoryError) as caught:
+        repo.put_bytes("k", b"x")
+    assert len(sent) == 1
+    assert retry_logs(logs) == []
+    assert "s3://" in str(caught.value) and "\n" not in str(caught.value)
+    if code == "AccessDenied":
+        assert "access denied" in str(caught.value)
+
+
+def test_failed_part_upload_aborts_the_upload(
+    repo: S3Repository, s3_client: Any, s3_bucket: str
+) -> None:
+    inject_failures(repo.client, "UploadPart", [(500, "InternalError")] * FAST.attempts)
+    with pytest.raises(RepositoryError), repo.open_write("big") as writer:
+        writer.write(os.urandom(6 * MIB))
+    assert pending_uploads(s3_client, s3_bucket) == []
+    assert not repo.exists("big")
+
+
+def test_unreachable_endpoint_is_retried_then_reported(s3_bucket: str) -> None:
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    spec = RepositorySpec(url=f"s3://{s3_bucket}/b", endpoint_url=endpoint)
+    repo = S3Repository.from_spec(spec, retry=FAST)
+    with structlog.testing.capture_logs() as logs, pytest.raises(RepositoryError) as caught:
+        repo.put_bytes("k", b"x")
+    assert str(caught.value).startswith(f"cannot reach s3://{s3_bucket}/b/k in 3 tries:")
+    assert retry_logs(logs) == [(1, "put_object"), (2, "put_object")]
+
+
+class _BreaksAfter:
+    """A response body whose connection drops after ``limit`` bytes."""
+
+    def __init__(self, body: Any, limit: int):
+        self._body, self._left = body, limit
+
+    def read(self, amt: int | None = None) -> bytes:
+        if self._left <= 0:
+            raise ResponseStreamingError(error="Connection reset by peer")
+        data: bytes = self._body.read(min(amt or self._left, self._left))
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._body.close()
+
+
+def _break_first_download(
+    repo: S3Repository, monkeypatch: pytest.MonkeyPatch, after: int, between: Callable[[], Any]
+) -> list[dict[str, Any]]:
+    real_get_object = repo.client.get_object
+    calls: list[dict[str, Any]] = []
+
+    def get_object(**params: Any) -> Any:
+        calls.append(params)
+        if len(calls) == 2:
+            between()
+        response = real_get_object(**params)
+        if len(calls) == 1:
+            response["Body"] = _BreaksAfter(response["Body"], after)
+        return response
+
+    monkeypatch.setattr(repo.client, "get_object", get_object)
+    return calls
+
+
+def test_read_resumes_after_a_dropped_connection(
+    repo: S3Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(3 * MIB + 5)
+    repo.put_bytes("big", data)
+    calls = _break_first_download(repo, monkeypatch, after=MIB, between=lambda: None)
+    with structlog.testing.capture_logs() as logs:
+        assert b"".join(repo.iter_read("big", chunk_size=256 * 1024)) == data
+    assert len(calls) == 2
+    assert calls[1]["Range"] == f"bytes={MIB}-"
+    assert calls[1]["IfMatch"]  # the resumed read is pinned to the same object version
+    assert retry_logs(logs) == [(1, "get_object")]
+
+
+def test_read_fails_if_object_changes_while_resuming(
+    repo: S3Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo.put_bytes("big", os.urandom(2 * MIB))
+    _break_first_download(
+        repo, monkeypatch, after=MIB, between=lambda: repo.put_bytes("big", b"new content")
+    )
+    with pytest.raises(RepositoryError, match="PreconditionFailed"):
+        b"".join(repo.iter_read("big", chunk_size=256 * 1024))

@@ -1,0 +1,32 @@
+"""Write policy files for tests, pointing at real test servers and repositories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from tests.support.mariadb import MariaDBServer
+
+
+def mariadb_policy(directory: Path, server: MariaDBServer, repository: str | dict[str, object],
+                   name: str = "shop", **extra: object) -> Path:
+    """Write ``<directory>/<name>.yaml`` for ``server``; return its path."""
+    policy: dict[str, object] = {
+        "version": 1,
+        "name": name,
+        "driver": "mariadb",
+        "connection": {"host": "127.0.0.1", "port": server.port, "user": server.user,
+                       "password_file": str(server.password_file)},
+        "datadir": str(server.datadir),
+        "repository": repository,
+        "schedule": {"full": "0 2 * * *"},
+        "retention": {"full": "30d"},
+        "objectives": {"rpo": "24h", "rto": "1h"},
+        "backup": {"compression_level": 1},
+    }
+    policy.update(extra)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path

@@ -1,0 +1,66 @@
+"""Manifests are the truth; the SQLite catalog is rebuilt from them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from backupctl.catalog.index import Catalog
+from backupctl.catalog.manifest import (
+    MANIFEST,
+    STARTED,
+    Artifact,
+    Manifest,
+    backup_prefix,
+    incomplete_backups,
+    scan_manifests,
+)
+from backupctl.errors import NotFoundError, RepositoryError
+from backupctl.storage.local import LocalRepository
+
+
+def _manifest(policy: str, backup_id: str, minutes: int) -> Manifest:
+    start = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(minutes=minutes)
+    prefix = backup_prefix(policy, "full", backup_id)
+    return Manifest(backup_id=backup_id, policy=policy, driver="mariadb", kind="full",
+                    started_at=start, finished_at=start + timedelta(seconds=30),
+                    artifacts=[Artifact(name="data", key=f"{prefix}/data", raw_bytes=100,
+                                        stored_bytes=40, sha256="0" * 64)])
+
+
+def test_catalog_sync_rebuilds_from_repository_alone(tmp_path: Path) -> None:
+    repo = LocalRepository(tmp_path / "repo")
+    ids = ["20261101T000000Z-aaaaaa", "20261101T010000Z-bbbbbb"]
+    for i, backup_id in enumerate(ids):
+        m = _manifest("db", backup_id, i * 60)
+        repo.put_bytes(f"{m.prefix}/{MANIFEST}", m.to_json().encode())
+    # a started-but-never-finished backup is not listed
+    repo.put_bytes(f"db/full/20261101T020000Z-cccccc/{STARTED}", b"{}")
+    found = scan_manifests(repo)
+    assert [m.backup_id for m in found] == ids
+    catalog = Catalog(tmp_path / "fresh-host" / "catalog.sqlite")
+    assert catalog.replace_repository(repo.url, found) == 2
+    assert catalog.get("db").backup_id == ids[-1]
+    assert catalog.get("db", ids[0]).raw_bytes == 100
+    assert incomplete_backups(repo, "db") == ["db/full/20261101T020000Z-cccccc"]
+    with pytest.raises(NotFoundError, match="no backup"):
+        catalog.get("db", "20261101T000000Z-ffffff")
+    with pytest.raises(NotFoundError, match="catalog sync"):
+        catalog.get("other")
+
+
+def test_manifest_json_round_trips_with_totals(tmp_path: Path) -> None:
+    m = _manifest("db", "20261101T000000Z-aaaaaa", 0)
+    text = m.to_json()
+    assert '"raw_bytes": 100' in text and '"stored_bytes": 40' in text
+    repo = LocalRepository(tmp_path)
+    repo.put_bytes(f"{m.prefix}/{MANIFEST}", text.encode())
+    assert scan_manifests(repo, "db")[0] == m
+
+
+@pytest.mark.parametrize("backup_id", ["../x", "20261101T000000Z-aa/../b", "latest"])
+def test_backup_ids_are_validated(backup_id: str) -> None:
+    with pytest.raises(RepositoryError):
+        backup_prefix("db", "full", backup_id)
