@@ -35,7 +35,8 @@ def write_policy(workdir: Path, instance: MariaDBInstance, password_file: Path) 
     """Write the demo's policy file and return its path."""
     policy_file = workdir / "policies" / "demo-db.yaml"
     policy_file.parent.mkdir(parents=True, exist_ok=True)
-    policy_file.write_text(textwrap.dedent(f"""\
+    policy_file.write_text(
+        textwrap.dedent(f"""\
         version: 1
         name: demo-db
         driver: mariadb
@@ -57,12 +58,14 @@ def write_policy(workdir: Path, instance: MariaDBInstance, password_file: Path) 
           verify:
             - sql: "SELECT COUNT(*) FROM shop.orders"
               expect: "> 0"
-        """))
+        """)
+    )
     return policy_file
 
 
-def run_demo(workdir: Path, size_mb: float, say: Say,
-             progress: ProgressFactory = no_progress) -> DemoResult:
+def run_demo(
+    workdir: Path, size_mb: float, say: Say, progress: ProgressFactory = no_progress
+) -> DemoResult:
     """Start a throwaway server, fill it, back it up, list and deep-verify the backup.
 
     The server is stopped before returning; ``workdir`` keeps the repository,
@@ -91,6 +94,7 @@ def run_demo(workdir: Path, size_mb: float, say: Say,
         catalog = Catalog(workdir / "state" / "catalog.sqlite")
         manifest = run_backup(policy, repo, catalog, workdir / "state", progress=progress)
     say("4. verifying: checksums, then extract + mariabackup --prepare in a scratch directory")
-    checks = verify_backup(policy, repo, manifest, deep=True, scratch_root=workdir / "scratch",
-                           progress=progress)
+    checks = verify_backup(
+        policy, repo, manifest, deep=True, scratch_root=workdir / "scratch", progress=progress
+    )
     return DemoResult(workdir, policy_file, workdir / "repository", manifest, checks)

@@ -57,7 +57,9 @@ class ArtifactWriter:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         if exc_type is not None:
@@ -70,8 +72,13 @@ class ArtifactWriter:
             self._writer.abort()
             raise
         self.session.artifacts.append(
-            Artifact(name=self.name, key=self.key, raw_bytes=stats.raw_bytes,
-                     stored_bytes=stats.stored_bytes, sha256=stats.sha256)
+            Artifact(
+                name=self.name,
+                key=self.key,
+                raw_bytes=stats.raw_bytes,
+                stored_bytes=stats.stored_bytes,
+                sha256=stats.sha256,
+            )
         )
 
 
@@ -128,7 +135,9 @@ def run_backup(
     driver = driver_for(policy)
     kind = kind or driver.default_kind
     if kind not in driver.kinds:
-        raise UsageError(f"the {driver.name} driver makes {', '.join(driver.kinds)} backups, not {kind!r}")
+        raise UsageError(
+            f"the {driver.name} driver makes {', '.join(driver.kinds)} backups, not {kind!r}"
+        )
     with policy_lock(state_dir, policy.name):
         clean_incomplete(repo, policy.name)
         now = datetime.now(UTC)
@@ -144,24 +153,37 @@ def run_backup(
 
 def _write_backup(driver: Driver, session: BackupSession) -> Manifest:
     repo = session.repo
-    started = {"backup_id": session.backup_id, "pid": os.getpid(), "host": socket.gethostname(),
-               "started_at": session.started_at.isoformat()}
+    started = {
+        "backup_id": session.backup_id,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started_at": session.started_at.isoformat(),
+    }
     repo.put_bytes(keys.join(session.prefix, STARTED), json.dumps(started).encode())
     log.info("backup started", kind=session.kind, repository=repo.url)
     try:
         details = driver.backup(session.kind, session)
         manifest = Manifest(
-            backup_id=session.backup_id, policy=session.policy.name, driver=driver.name,
-            kind=session.kind, started_at=session.started_at, finished_at=datetime.now(UTC),
+            backup_id=session.backup_id,
+            policy=session.policy.name,
+            driver=driver.name,
+            kind=session.kind,
+            started_at=session.started_at,
+            finished_at=datetime.now(UTC),
             artifacts=session.artifacts,
-            tool_versions={"backupctl": __version__, **session.tool_versions}, details=details,
+            tool_versions={"backupctl": __version__, **session.tool_versions},
+            details=details,
         )
         repo.put_bytes(keys.join(session.prefix, MANIFEST), manifest.to_json().encode())
     except BaseException as exc:
         _remove_failed(repo, session.prefix, exc)
         raise
-    log.info("backup complete", raw_bytes=manifest.raw_bytes, stored_bytes=manifest.stored_bytes,
-             seconds=round((manifest.finished_at - manifest.started_at).total_seconds(), 1))
+    log.info(
+        "backup complete",
+        raw_bytes=manifest.raw_bytes,
+        stored_bytes=manifest.stored_bytes,
+        seconds=round((manifest.finished_at - manifest.started_at).total_seconds(), 1),
+    )
     return manifest
 
 
@@ -171,4 +193,6 @@ def _remove_failed(repo: Repository, prefix: str, cause: BaseException) -> None:
     except BackupctlError as exc:  # the next run's clean_incomplete retries it
         log.error("could not remove the failed backup", prefix=prefix, error=str(exc))
     reason = str(cause) or type(cause).__name__
-    log.error("backup failed; nothing was recorded", reason=reason.splitlines()[0] if reason else "")
+    log.error(
+        "backup failed; nothing was recorded", reason=reason.splitlines()[0] if reason else ""
+    )

@@ -53,7 +53,11 @@ class CompressingWriter:
         self._sink = _HashingSink(writer)
         threads = threads or (os.cpu_count() or 1)
         cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
-        self._zstd = cctx.stream_writer(self._sink, closefd=False, write_return_read=True)
+        self._zstd = cctx.stream_writer(
+            self._sink,  # type: ignore[arg-type]
+            closefd=False,
+            write_return_read=True,
+        )
         self.raw_bytes = 0
 
     def write(self, data: bytes) -> None:
@@ -67,7 +71,9 @@ class CompressingWriter:
         return StreamStats(self.raw_bytes, self._sink.size, self._sink.digest.hexdigest())
 
 
-def copy_into(source: BinaryIO, target: CompressingWriter, progress: Progress | None = None) -> None:
+def copy_into(
+    source: BinaryIO, target: CompressingWriter, progress: Progress | None = None
+) -> None:
     """Copy ``source`` to ``target`` in chunks until EOF, reporting bytes to ``progress``."""
     read = getattr(source, "read1", source.read)
     while chunk := read(CHUNK):

@@ -57,8 +57,13 @@ def logged_progress(description: str, total: int | None) -> Iterator[Advance]:
         if now - state["last"] >= LOG_EVERY_SECONDS:
             state["last"] = now
             rate = state["bytes"] / max(now - state["start"], 1e-6)
-            log.info("progress", task=description, bytes=int(state["bytes"]),
-                     total_estimate=total, bytes_per_second=int(rate))
+            log.info(
+                "progress",
+                task=description,
+                bytes=int(state["bytes"]),
+                total_estimate=total,
+                bytes_per_second=int(rate),
+            )
 
     yield advance
 

@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 .venv/bin/ruff check backupctl tests bench
+.venv/bin/mypy backupctl
 .venv/bin/python -m pytest -q "$@"

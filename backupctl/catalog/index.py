@@ -79,11 +79,13 @@ class Catalog:
 
     def forget(self, policy: str, backup_id: str) -> None:
         with self._connect() as db:
-            db.execute("DELETE FROM backups WHERE policy = ? AND backup_id = ?", (policy, backup_id))
+            db.execute(
+                "DELETE FROM backups WHERE policy = ? AND backup_id = ?", (policy, backup_id)
+            )
 
     def list(self, policy: str | None = None, kind: str | None = None) -> list[Manifest]:
         """Return manifests, oldest first."""
-        query, args = "SELECT manifest, repository FROM backups WHERE 1=1", []
+        query, args = "SELECT manifest, repository FROM backups WHERE 1=1", list[str]()
         if policy:
             query, args = query + " AND policy = ?", [*args, policy]
         if kind:

@@ -19,17 +19,35 @@ from backupctl.settings import default_policies, default_state_dir
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--policies", "policies", type=click.Path(path_type=Path), envvar="BACKUPCTL_POLICIES",
-              help="Directory of *.yaml policies, or one file.")
-@click.option("--state-dir", type=click.Path(path_type=Path), envvar="BACKUPCTL_STATE_DIR",
-              help="Where the catalog, locks and logs live.")
-@click.option("--log-format", type=click.Choice(["console", "json"]), default=None,
-              help="Default: console on a terminal, JSON lines otherwise.")
+@click.option(
+    "--policies",
+    "policies",
+    type=click.Path(path_type=Path),
+    envvar="BACKUPCTL_POLICIES",
+    help="Directory of *.yaml policies, or one file.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    envvar="BACKUPCTL_STATE_DIR",
+    help="Where the catalog, locks and logs live.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default=None,
+    help="Default: console on a terminal, JSON lines otherwise.",
+)
 @click.option("-v", "--verbose", count=True, help="More logging; tracebacks for bugs.")
 @click.version_option(__version__, prog_name="backupctl")
 @click.pass_context
-def cli(ctx: click.Context, policies: Path | None, state_dir: Path | None,
-        log_format: str | None, verbose: int) -> None:
+def cli(
+    ctx: click.Context,
+    policies: Path | None,
+    state_dir: Path | None,
+    log_format: str | None,
+    verbose: int,
+) -> None:
     """Backups that prove they restore: MariaDB, Elasticsearch, models, configs."""
     fmt = configure(log_format, verbose)  # type: ignore[arg-type]
     ctx.obj = AppContext(

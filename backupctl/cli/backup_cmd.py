@@ -19,8 +19,14 @@ from backupctl.jobs import run_backup
 def backup(app: AppContext, policy: str, kind: str | None, as_json: bool) -> None:
     """Run one backup of POLICY now."""
     chosen = app.policy(policy)
-    manifest = run_backup(chosen, app.repository(chosen), app.catalog(), app.state_dir,
-                          kind=kind, progress=app.progress)
+    manifest = run_backup(
+        chosen,
+        app.repository(chosen),
+        app.catalog(),
+        app.state_dir,
+        kind=kind,
+        progress=app.progress,
+    )
     if as_json:
         click.echo(json.dumps(json.loads(manifest.to_json()), indent=2, sort_keys=True))
         return

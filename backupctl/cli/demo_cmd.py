@@ -14,10 +14,19 @@ from backupctl.verify import raise_if_failed
 
 
 @click.command("demo")
-@click.option("--workdir", type=click.Path(path_type=Path), default=None,
-              help="Where to put the throwaway server and repository (default: a new temp dir).")
-@click.option("--size-mb", type=click.FloatRange(min=1), default=50, show_default=True,
-              help="How much sample data to create.")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to put the throwaway server and repository (default: a new temp dir).",
+)
+@click.option(
+    "--size-mb",
+    type=click.FloatRange(min=1),
+    default=50,
+    show_default=True,
+    help="How much sample data to create.",
+)
 @click.pass_obj
 def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     """A self-contained tour on a throwaway MariaDB and a local repository."""
@@ -25,9 +34,11 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     result = run_demo(workdir, size_mb, click.echo, progress=app.progress)
     manifest = result.manifest
     click.echo("")
-    click.echo(f"backup {manifest.backup_id}: {render.human_bytes(manifest.raw_bytes)} streamed, "
-               f"{render.human_bytes(manifest.stored_bytes)} stored (zstd), "
-               f"{(manifest.finished_at - manifest.started_at).total_seconds():.1f}s")
+    click.echo(
+        f"backup {manifest.backup_id}: {render.human_bytes(manifest.raw_bytes)} streamed, "
+        f"{render.human_bytes(manifest.stored_bytes)} stored (zstd), "
+        f"{(manifest.finished_at - manifest.started_at).total_seconds():.1f}s"
+    )
     render.checks(result.checks)
     click.echo("")
     click.echo(f"repository: {result.repository}")

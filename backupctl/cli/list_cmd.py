@@ -21,13 +21,22 @@ def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
         render.emit_json([json.loads(m.to_json()) for m in manifests])
         return
     if not manifests:
-        click.echo("no backups in the catalog" + (f" for policy {policy}" if policy else "")
-                   + " (on a new host, run `backupctl catalog sync`)")
+        click.echo(
+            "no backups in the catalog"
+            + (f" for policy {policy}" if policy else "")
+            + " (on a new host, run `backupctl catalog sync`)"
+        )
         return
     rows = [
-        (m.policy, m.backup_id, m.kind, render.human_time(m.finished_at),
-         f"{(m.finished_at - m.started_at).total_seconds():.0f}s",
-         render.human_bytes(m.raw_bytes), render.human_bytes(m.stored_bytes))
+        (
+            m.policy,
+            m.backup_id,
+            m.kind,
+            render.human_time(m.finished_at),
+            f"{(m.finished_at - m.started_at).total_seconds():.0f}s",
+            render.human_bytes(m.raw_bytes),
+            render.human_bytes(m.stored_bytes),
+        )
         for m in manifests
     ]
     render.table(("POLICY", "BACKUP ID", "TYPE", "FINISHED", "TOOK", "SIZE", "STORED"), rows)

@@ -25,8 +25,14 @@ def validate(app: AppContext, path: Path | None, as_json: bool) -> None:
     """Validate policies; every error with file, line and field path (exit 2)."""
     policies = load_policies(path or app.policies_path)
     if as_json:
-        render.emit_json({"valid": True, "policies": [
-            {"name": p.name, "driver": p.driver, "file": str(p.source)} for p in policies]})
+        render.emit_json(
+            {
+                "valid": True,
+                "policies": [
+                    {"name": p.name, "driver": p.driver, "file": str(p.source)} for p in policies
+                ],
+            }
+        )
         return
     if not policies:
         click.echo(f"no policies found in {path or app.policies_path}")

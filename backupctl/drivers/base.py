@@ -40,8 +40,6 @@ class Driver(abc.ABC):
         """Write the backup's artifacts through ``session``; return driver details for the
         manifest. Raises BackupFailed / ToolError; the caller removes what was written."""
 
-    def verify_deep(
-        self, repo: Repository, manifest: Manifest, scratch: Path
-    ) -> list[CheckResult]:
+    def verify_deep(self, repo: Repository, manifest: Manifest, scratch: Path) -> list[CheckResult]:
         """Restore ``manifest`` into ``scratch`` and check it; return named checks."""
         raise UnsupportedOperation(f"the {self.name} driver has no deep verification yet")

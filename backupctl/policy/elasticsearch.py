@@ -20,7 +20,7 @@ class ElasticsearchConnection(PasswordSource):
     ca_certs: Path | None = None
     client_cert: Path | None = None
     client_key: Path | None = None
-    timeout: Duration = Field("30s", validate_default=True)  # type: ignore[assignment]
+    timeout: Duration = Field("30s", validate_default=True)
 
     @model_validator(mode="after")
     def _auth(self) -> ElasticsearchConnection:
@@ -52,9 +52,9 @@ class ElasticsearchRetention(StrictModel):
 
     @model_validator(mode="after")
     def _counts(self) -> ElasticsearchRetention:
-        if self.min_count is not None and self.max_count is not None:
-            if self.min_count > self.max_count:
-                raise ValueError("min_count must not exceed max_count")
+        low, high = self.min_count, self.max_count
+        if low is not None and high is not None and low > high:
+            raise ValueError("min_count must not exceed max_count")
         return self
 
 

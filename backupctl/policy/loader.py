@@ -90,7 +90,12 @@ def load_policies(path: Path) -> list[PolicyBase]:
         if policy.name in seen:
             line = None
             problems.append(
-                PolicyProblem(str(file), line, "name", f"policy {policy.name!r} is also defined in {seen[policy.name]}")
+                PolicyProblem(
+                    str(file),
+                    line,
+                    "name",
+                    f"policy {policy.name!r} is also defined in {seen[policy.name]}",
+                )
             )
             continue
         seen[policy.name] = file

@@ -60,7 +60,7 @@ class MariaDBRestore(StrictModel):
     stop: list[str] = Field(default_factory=list, description="hooks that stop the services")
     start: list[str] = Field(default_factory=list, description="hooks that start them again")
     verify: list[SqlCheck] = Field(default_factory=list)
-    hook_timeout: Duration = Field("10m", validate_default=True)  # type: ignore[assignment]
+    hook_timeout: Duration = Field("10m", validate_default=True)
 
 
 class MariaDBBackupOptions(StrictModel):

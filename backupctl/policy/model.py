@@ -23,13 +23,15 @@ class ModelRestore(StrictModel):
     verify: list[str] = Field(default_factory=list)
     perf_test: list[str] = Field(default_factory=list)
     start: list[str] = Field(default_factory=list)
-    hook_timeout: Duration = Field("30m", validate_default=True)  # type: ignore[assignment]
+    hook_timeout: Duration = Field("30m", validate_default=True)
 
 
 class ModelPolicy(PolicyBase):
     driver: Literal["model"]
     path: Path
-    version_from: str = Field("content-hash", description='a file in the directory, or "content-hash"')
+    version_from: str = Field(
+        "content-hash", description='a file in the directory, or "content-hash"'
+    )
     schedule: ModelSchedule = ModelSchedule()
     retention: ModelRetention = ModelRetention()
     restore: ModelRestore = ModelRestore()

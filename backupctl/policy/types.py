@@ -13,10 +13,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    field_validator,
     PlainSerializer,
     SecretStr,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -100,7 +100,9 @@ class PasswordSource(BaseModel):
     def _one_password_source(self) -> PasswordSource:
         given = [n for n in ("password", "password_file", "password_env") if getattr(self, n)]
         if len(given) > 1:
-            raise ValueError(f"give only one of password, password_file, password_env (got {given})")
+            raise ValueError(
+                f"give only one of password, password_file, password_env (got {given})"
+            )
         return self
 
     def resolve_password(self) -> str | None:
@@ -116,9 +118,7 @@ def check_secret_file(path: Path) -> None:
         raise ValueError(f"secret file {path} is not readable")
 
 
-def resolve_secret(
-    inline: SecretStr | None, file: Path | None, env: str | None
-) -> str | None:
+def resolve_secret(inline: SecretStr | None, file: Path | None, env: str | None) -> str | None:
     """Return the secret from whichever source is set. Raises SecretError."""
     if inline is not None:
         return inline.get_secret_value()

@@ -33,8 +33,12 @@ def policy_lock(state_dir: Path, policy: str, purpose: str = "backup") -> Iterat
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise LockHeldError(_held_message(policy, path)) from None
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
-                  "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "purpose": purpose,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         try:
@@ -53,5 +57,8 @@ def _held_message(policy: str, path: Path) -> str:
         holder = {}
     who = ""
     if holder:
-        who = f" ({holder.get('purpose', 'run')} by pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('since')})"
+        who = (
+            f" ({holder.get('purpose', 'run')} by pid {holder.get('pid')}"
+            f" on {holder.get('host')}, since {holder.get('since')})"
+        )
     return f"another run of policy {policy!r} is in progress{who}; lock {path}"

@@ -41,7 +41,7 @@ class RepositorySpec(BaseModel):
         if parsed.scheme == "file":
             if parsed.netloc or not parsed.path.startswith("/"):
                 raise ValueError(
-                    f"file repository URL must be absolute, like file:///var/backups, got {self.url!r}"
+                    f"file repository URL must be absolute (file:///var/backups), got {self.url!r}"
                 )
         else:
             if not _BUCKET_RE.match(parsed.netloc or ""):

@@ -40,8 +40,9 @@ def test_server_down(fresh_mariadb: MariaDBServer, tmp_path: Path, backupctl: An
     assert _repo_files(repo) == []
 
 
-def test_mariabackup_itself_failing(mariadb_server: MariaDBServer, tmp_path: Path,
-                                    backupctl: Any) -> None:
+def test_mariabackup_itself_failing(
+    mariadb_server: MariaDBServer, tmp_path: Path, backupctl: Any
+) -> None:
     """The server answers, but mariabackup refuses: the user lacks RELOAD and PROCESS."""
     conn = mariadb_server.connect()
     with conn.cursor() as cur:
@@ -53,8 +54,11 @@ def test_mariabackup_itself_failing(mariadb_server: MariaDBServer, tmp_path: Pat
     secret.write_text("weak-pw\n")
     repo = tmp_path / "repo"
     policy = mariadb_policy(tmp_path / "p", mariadb_server, f"file://{repo}")
-    policy.write_text(policy.read_text().replace("user: backup", "user: weak").replace(
-        str(mariadb_server.password_file), str(secret)))
+    policy.write_text(
+        policy.read_text()
+        .replace("user: backup", "user: weak")
+        .replace(str(mariadb_server.password_file), str(secret))
+    )
     result = backupctl("backup", "shop", policies=policy)
     assert result.code == 1
     assert "mariabackup failed (exit 1)" in result.stderr
@@ -66,23 +70,26 @@ def test_mariabackup_itself_failing(mariadb_server: MariaDBServer, tmp_path: Pat
     assert kept, "mariabackup's log of the failed run is kept for the operator"
 
 
-def test_mariabackup_killed_mid_stream(mariadb_server: MariaDBServer, tmp_path: Path,
-                                       backupctl: Any) -> None:
+def test_mariabackup_killed_mid_stream(
+    mariadb_server: MariaDBServer, tmp_path: Path, backupctl: Any
+) -> None:
     """A mariabackup that dies half-way (non-zero exit, no "completed OK!")."""
     repo = tmp_path / "repo"
     fake = tmp_path / "mariabackup-dies"
     fake.write_text("#!/bin/sh\nhead -c 3000000 /dev/urandom\necho 'copying…' >&2\nexit 9\n")
     fake.chmod(0o755)
-    policy = mariadb_policy(tmp_path / "p", mariadb_server, f"file://{repo}",
-                            backup={"mariabackup": str(fake)})
+    policy = mariadb_policy(
+        tmp_path / "p", mariadb_server, f"file://{repo}", backup={"mariabackup": str(fake)}
+    )
     result = backupctl("backup", "shop", policies=policy)
     assert result.code == 1
     assert "mariabackup failed (exit 9)" in result.stderr
     assert _repo_files(repo) == []
 
 
-def test_unknown_policy_and_backup(tmp_path: Path, mariadb_server: MariaDBServer,
-                                   backupctl: Any) -> None:
+def test_unknown_policy_and_backup(
+    tmp_path: Path, mariadb_server: MariaDBServer, backupctl: Any
+) -> None:
     policy = mariadb_policy(tmp_path / "p", mariadb_server, f"file://{tmp_path / 'repo'}")
     missing = backupctl("backup", "nope", policies=policy)
     assert missing.code == 2 and "no policy named 'nope' (known policies: shop)" in missing.stderr

@@ -51,7 +51,11 @@ def _restore_and_checksum(spec: RepositorySpec, manifest_id: str, work: Path) ->
 
 @pytest.mark.parametrize("where", ["file", "s3"])
 def test_full_backup_restores_to_identical_tables(
-    where: str, loaded: dict[str, Any], tmp_path: Path, backupctl: Any, request: pytest.FixtureRequest
+    where: str,
+    loaded: dict[str, Any],
+    tmp_path: Path,
+    backupctl: Any,
+    request: pytest.FixtureRequest,
 ) -> None:
     server: MariaDBServer = loaded["server"]
     if where == "file":
@@ -84,9 +88,13 @@ def test_full_backup_restores_to_identical_tables(
     assert len(restored) == len(loaded["rows"])
 
 
-def test_verify_detects_a_flipped_bit(loaded: dict[str, Any], tmp_path: Path, backupctl: Any) -> None:
+def test_verify_detects_a_flipped_bit(
+    loaded: dict[str, Any], tmp_path: Path, backupctl: Any
+) -> None:
     policy = mariadb_policy(tmp_path / "policies", loaded["server"], f"file://{tmp_path / 'repo'}")
-    backup_id = json.loads(backupctl("backup", "shop", "--json", policies=policy).stdout)["backup_id"]
+    backup_id = json.loads(backupctl("backup", "shop", "--json", policies=policy).stdout)[
+        "backup_id"
+    ]
     ok = backupctl("verify", "shop", "--json", policies=policy)
     assert ok.code == 0, ok.output
     assert json.loads(ok.stdout)["passed"] is True
@@ -103,20 +111,31 @@ def test_verify_detects_a_flipped_bit(loaded: dict[str, Any], tmp_path: Path, ba
     assert "Traceback" not in bad.output
 
 
-def test_deep_verify_prepares_the_backup(loaded: dict[str, Any], tmp_path: Path, backupctl: Any) -> None:
+def test_deep_verify_prepares_the_backup(
+    loaded: dict[str, Any], tmp_path: Path, backupctl: Any
+) -> None:
     policy = mariadb_policy(tmp_path / "policies", loaded["server"], f"file://{tmp_path / 'repo'}")
     assert backupctl("backup", "shop", policies=policy).code == 0
     result = backupctl("verify", "shop", "--deep", "--json", policies=policy)
     assert result.code == 0, result.output
     checks = {c["name"]: c["passed"] for c in json.loads(result.stdout)["checks"]}
-    assert checks == {"checksum data.mbstream.zst": True, "checksum mariabackup.log.zst": True,
-                      "extract": True, "prepare": True, "tables-present": True}
+    assert checks == {
+        "checksum data.mbstream.zst": True,
+        "checksum mariabackup.log.zst": True,
+        "extract": True,
+        "prepare": True,
+        "tables-present": True,
+    }
     assert not any((backupctl.state_dir / "scratch").iterdir())  # scratch is cleaned up
 
 
-def test_catalog_sync_on_a_fresh_host(loaded: dict[str, Any], tmp_path: Path, backupctl: Any) -> None:
+def test_catalog_sync_on_a_fresh_host(
+    loaded: dict[str, Any], tmp_path: Path, backupctl: Any
+) -> None:
     policy = mariadb_policy(tmp_path / "policies", loaded["server"], f"file://{tmp_path / 'repo'}")
-    backup_id = json.loads(backupctl("backup", "shop", "--json", policies=policy).stdout)["backup_id"]
+    backup_id = json.loads(backupctl("backup", "shop", "--json", policies=policy).stdout)[
+        "backup_id"
+    ]
     fresh = ["--state-dir", str(tmp_path / "new-host"), "--policies", str(policy)]
     from tests.support.cli import run_backupctl
 
@@ -131,8 +150,9 @@ def test_sigkill_mid_backup_leaves_nothing_listed_and_no_stale_lock(
 ) -> None:
     repo_dir = tmp_path / "repo"
     policy = mariadb_policy(tmp_path / "policies", loaded["server"], f"file://{repo_dir}")
-    proc = popen_backupctl(["--state-dir", str(backupctl.state_dir), "--policies", str(policy),
-                            "backup", "shop"])
+    proc = popen_backupctl(
+        ["--state-dir", str(backupctl.state_dir), "--policies", str(policy), "backup", "shop"]
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         partial = [p for p in repo_dir.rglob("*.partial-*") if p.stat().st_size > 2 << 20]
@@ -161,8 +181,18 @@ def test_password_never_appears_in_process_arguments(
 ) -> None:
     server: MariaDBServer = loaded["server"]
     policy = mariadb_policy(tmp_path / "policies", server, f"file://{tmp_path / 'repo'}")
-    proc = popen_backupctl(["--state-dir", str(backupctl.state_dir), "--policies", str(policy),
-                            "--log-format", "json", "backup", "shop"])
+    proc = popen_backupctl(
+        [
+            "--state-dir",
+            str(backupctl.state_dir),
+            "--policies",
+            str(policy),
+            "--log-format",
+            "json",
+            "backup",
+            "shop",
+        ]
+    )
     secret = server.password.encode()
     saw_mariabackup = False
     while proc.poll() is None:
@@ -188,8 +218,9 @@ def test_concurrent_backup_of_the_same_policy_is_refused(
     loaded: dict[str, Any], tmp_path: Path, backupctl: Any
 ) -> None:
     policy = mariadb_policy(tmp_path / "policies", loaded["server"], f"file://{tmp_path / 'repo'}")
-    first = popen_backupctl(["--state-dir", str(backupctl.state_dir), "--policies", str(policy),
-                             "backup", "shop"])
+    first = popen_backupctl(
+        ["--state-dir", str(backupctl.state_dir), "--policies", str(policy), "backup", "shop"]
+    )
     lock = backupctl.state_dir / "locks" / "shop.lock"
     deadline = time.monotonic() + 30
     while not (lock.exists() and lock.read_text()):

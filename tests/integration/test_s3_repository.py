@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,7 @@ def count_requests(client: Any) -> list[str]:
     return sent
 
 
-def retry_logs(logs: list[dict[str, Any]]) -> list[tuple[int, str]]:
+def retry_logs(logs: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
     return [(e["attempt"], e["operation"]) for e in logs if e["event"] == "s3.retry"]
 
 

@@ -9,15 +9,24 @@ import yaml
 from tests.support.mariadb import MariaDBServer
 
 
-def mariadb_policy(directory: Path, server: MariaDBServer, repository: str | dict[str, object],
-                   name: str = "shop", **extra: object) -> Path:
+def mariadb_policy(
+    directory: Path,
+    server: MariaDBServer,
+    repository: str | dict[str, object],
+    name: str = "shop",
+    **extra: object,
+) -> Path:
     """Write ``<directory>/<name>.yaml`` for ``server``; return its path."""
     policy: dict[str, object] = {
         "version": 1,
         "name": name,
         "driver": "mariadb",
-        "connection": {"host": "127.0.0.1", "port": server.port, "user": server.user,
-                       "password_file": str(server.password_file)},
+        "connection": {
+            "host": "127.0.0.1",
+            "port": server.port,
+            "user": server.user,
+            "password_file": str(server.password_file),
+        },
         "datadir": str(server.datadir),
         "repository": repository,
         "schedule": {"full": "0 2 * * *"},

@@ -24,10 +24,19 @@ from backupctl.storage.local import LocalRepository
 def _manifest(policy: str, backup_id: str, minutes: int) -> Manifest:
     start = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(minutes=minutes)
     prefix = backup_prefix(policy, "full", backup_id)
-    return Manifest(backup_id=backup_id, policy=policy, driver="mariadb", kind="full",
-                    started_at=start, finished_at=start + timedelta(seconds=30),
-                    artifacts=[Artifact(name="data", key=f"{prefix}/data", raw_bytes=100,
-                                        stored_bytes=40, sha256="0" * 64)])
+    return Manifest(
+        backup_id=backup_id,
+        policy=policy,
+        driver="mariadb",
+        kind="full",
+        started_at=start,
+        finished_at=start + timedelta(seconds=30),
+        artifacts=[
+            Artifact(
+                name="data", key=f"{prefix}/data", raw_bytes=100, stored_bytes=40, sha256="0" * 64
+            )
+        ],
+    )
 
 
 def test_catalog_sync_rebuilds_from_repository_alone(tmp_path: Path) -> None:

@@ -25,20 +25,20 @@ with policy_lock(Path(sys.argv[1]), "db"):
 
 
 def test_second_holder_is_refused_and_told_who_holds_it(tmp_path: Path) -> None:
-    with policy_lock(tmp_path, "db"), pytest.raises(LockHeldError, match=f"pid {os.getpid()}"):
-        with policy_lock(tmp_path, "db"):
-            pass
+    held = pytest.raises(LockHeldError, match=f"pid {os.getpid()}")
+    with policy_lock(tmp_path, "db"), held, policy_lock(tmp_path, "db"):
+        pass
     with policy_lock(tmp_path, "db"):  # released after the block
         pass
 
 
 def test_lock_of_a_killed_process_does_not_block(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
-    with pytest.raises(LockHeldError):
-        with policy_lock(tmp_path, "db"):
-            pass
+    with pytest.raises(LockHeldError), policy_lock(tmp_path, "db"):
+        pass
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 5

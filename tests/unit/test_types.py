@@ -10,8 +10,10 @@ from backupctl.policy.types import format_duration, parse_duration
 from backupctl.scheduling.expressions import to_cron, validate_expression
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30d", 2592000), ("12h", 43200), ("15m", 900),
-                                                ("90s", 90), ("2w", 1209600)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30d", 2592000), ("12h", 43200), ("15m", 900), ("90s", 90), ("2w", 1209600)],
+)
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
     assert parse_duration(format_duration(parse_duration(text))) == parse_duration(text)

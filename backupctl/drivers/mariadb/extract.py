@@ -10,8 +10,8 @@ import structlog
 from backupctl.catalog.manifest import Manifest
 from backupctl.errors import ToolError, VerificationFailed
 from backupctl.pipeline import decompress
-from backupctl.progress import ProgressFactory, no_progress
 from backupctl.proc import require_tool, tail_text
+from backupctl.progress import ProgressFactory, no_progress
 from backupctl.storage.base import Repository
 
 DATA_ARTIFACT = "data.mbstream.zst"

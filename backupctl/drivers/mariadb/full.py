@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import subprocess
@@ -114,9 +115,8 @@ class MariaDBDriver(Driver):
     def _check_result(returncode: int, log_path: Path) -> None:
         text = log_path.read_text(errors="replace")
         if returncode != 0 or OK_MARK not in tail_text(text, 3):
-            raise BackupFailed(
-                f"mariabackup failed (exit {returncode}); last lines of its log:\n{tail_text(text, 15)}"
-            )
+            last = tail_text(text, 15)
+            raise BackupFailed(f"mariabackup failed (exit {returncode}); end of its log:\n{last}")
 
     def _keep_log(self, session: BackupSession, log_path: Path) -> None:
         if not log_path.exists():
@@ -165,10 +165,8 @@ def _tables_present(manifest: Manifest, datadir: Path) -> CheckResult:
 
 def _grow_pipe(stream: IO[bytes]) -> None:
     """Ask for a 1 MiB pipe buffer (fewer wake-ups); harmless when refused."""
-    try:
+    with contextlib.suppress(OSError):
         fcntl.fcntl(stream.fileno(), F_SETPIPE_SZ, 1 << 20)
-    except OSError:
-        pass
 
 
 def _tool_version(binary: str) -> str:

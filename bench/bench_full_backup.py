@@ -1,0 +1,562 @@
+#!/usr/bin/env python3
+"""Benchmark: ``backupctl backup`` of a MariaDB full backup against the raw pipeline.
+
+The raw pipeline is what an operator would script by hand::
+
+    mariabackup --backup --stream=mbstream ... | zstd -1 -T2 > file
+
+Both run on the same generated database, several times each, interleaved (and in
+alternating order) so that drift such as page-cache state or CPU frequency hits both
+equally. Reported per database size: median wall time of each, their ratio (median
+backupctl / median raw), backupctl's peak RSS (VmHWM of the backupctl Python process
+only; mariabackup's memory is not counted), and raw/stored bytes of both outputs.
+
+Run from the repository root::
+
+    python3 bench/bench_full_backup.py --sizes 250,1000 --repeat 3
+
+Needs root (or a user that may run ``mariadbd``), the Debian packages mariadb-server,
+mariadb-backup and zstd, and the project's Python dependencies. A private ``mariadbd``
+runs on a loopback port under the work directory and is always stopped at exit,
+including on Ctrl-C and SIGTERM. Results go to ``bench/results/full-backup-<date>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a plain script from anywhere
+    sys.path.insert(0, str(REPO_ROOT))
+
+from backupctl.drivers.mariadb.instance import MariaDBInstance  # noqa: E402
+from backupctl.drivers.mariadb.sample_data import generate, table_sizes  # noqa: E402
+
+DATABASE = "bench"
+BENCH_USER = "bench"
+POLICY_NAME = "bench"
+POLL_SECONDS = 0.02  # how often the peak RSS of the backupctl process is sampled
+RUN_TIMEOUT = 3600.0
+TARGET_RATIO = 1.15
+TARGET_RSS_MB = 150.0
+FLAT_RSS_MB = 10.0  # "flat": peak RSS may grow at most this much from the smallest size
+
+
+# --------------------------------------------------------------------------- data types
+
+
+@dataclass
+class Run:
+    """One timed backup, by either tool."""
+
+    tool: str  # "raw" or "backupctl"
+    repetition: int  # 0 is the unmeasured warm-up
+    seconds: float
+    raw_bytes: int
+    stored_bytes: int
+    peak_rss_kb: int | None = None  # backupctl only
+    in_process_seconds: float | None = None  # backupctl only: manifest finished - started
+
+
+@dataclass
+class SizeResult:
+    """Every run at one database size, and their summary."""
+
+    target_mb: int
+    table_bytes: int
+    runs: list[Run] = field(default_factory=list)
+
+    def measured(self, tool: str) -> list[Run]:
+        """Return the runs of ``tool`` without the warm-up."""
+        return [r for r in self.runs if r.tool == tool and r.repetition > 0]
+
+    def median_seconds(self, tool: str) -> float:
+        return statistics.median(r.seconds for r in self.measured(tool))
+
+    @property
+    def ratio(self) -> float:
+        return self.median_seconds("backupctl") / self.median_seconds("raw")
+
+    @property
+    def peak_rss_mb(self) -> float:
+        """The largest VmHWM of backupctl over all its runs at this size, in MiB."""
+        return max(r.peak_rss_kb or 0 for r in self.measured("backupctl")) / 1024
+
+    def median_bytes(self, tool: str, attr: str) -> int:
+        return int(statistics.median(getattr(r, attr) for r in self.measured(tool)))
+
+    def summary(self) -> dict[str, Any]:
+        in_process = [r.in_process_seconds or 0.0 for r in self.measured("backupctl")]
+        return {
+            "raw_median_s": round(self.median_seconds("raw"), 3),
+            "backupctl_median_s": round(self.median_seconds("backupctl"), 3),
+            "backupctl_in_process_median_s": round(statistics.median(in_process), 3),
+            "ratio": round(self.ratio, 3),
+            "backupctl_peak_rss_mb": round(self.peak_rss_mb, 1),
+            "raw_raw_bytes": self.median_bytes("raw", "raw_bytes"),
+            "raw_stored_bytes": self.median_bytes("raw", "stored_bytes"),
+            "backupctl_raw_bytes": self.median_bytes("backupctl", "raw_bytes"),
+            "backupctl_stored_bytes": self.median_bytes("backupctl", "stored_bytes"),
+        }
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Where things are for one benchmark session."""
+
+    workdir: Path
+    instance: MariaDBInstance
+    password: str
+    client_cnf: Path  # [client] option file for the raw mariabackup (0600)
+    policy_dir: Path
+    backupctl_cmd: list[str]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM into KeyboardInterrupt so that every ``finally`` runs."""
+    raise KeyboardInterrupt
+
+
+def write_secret(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` with mode 0600 (created so, never readable by others)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    return path
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate ``proc`` if it still runs (SIGTERM, then SIGKILL after 30 s) and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait()
+
+
+def read_vmhwm_kb(pid: int) -> int | None:
+    """Return the peak resident set size (VmHWM, KiB) of ``pid``, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def wait_sampling_rss(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """Wait for ``proc`` to exit, sampling its own VmHWM; return the last value seen.
+
+    VmHWM only grows, so the last sample is the peak up to ``POLL_SECONDS`` before the
+    exit. Only this process is measured, never its children (mariabackup).
+    """
+    peak: int | None = None
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        sample = read_vmhwm_kb(proc.pid)
+        if sample is not None:
+            peak = max(peak or 0, sample)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{proc.args!r} still runs after {timeout:.0f}s")
+        time.sleep(POLL_SECONDS)
+    return peak
+
+
+def decompressed_size(path: Path) -> int:
+    """Return the size of ``path`` once decompressed by ``zstd -dc`` (outside any timing)."""
+    proc = subprocess.Popen(["zstd", "-dcq", str(path)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    size = 0
+    try:
+        while chunk := proc.stdout.read1(1 << 20):
+            size += len(chunk)
+    finally:
+        proc.stdout.close()
+        stop_process(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"zstd -dc {path} failed with exit {proc.returncode}")
+    return size
+
+
+def tool_version(argv: list[str]) -> str:
+    """Return the last non-empty output line of a ``--version`` call."""
+    res = subprocess.run(argv, capture_output=True, text=True, check=False)
+    lines = [line for line in (res.stdout + res.stderr).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "unknown"
+
+
+def default_backupctl_cmd() -> list[str]:
+    """``.venv/bin/python -m backupctl`` when the project venv exists, else this Python."""
+    venv_python = REPO_ROOT / ".venv" / "bin" / "python"
+    python = str(venv_python) if venv_python.exists() else sys.executable
+    return [python, "-m", "backupctl"]
+
+
+def fresh_dir(path: Path) -> Path:
+    """Remove ``path`` if present and create it empty."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def write_policy(setup_dir: Path, instance: MariaDBInstance, password_file: Path,
+                 repository: Path) -> Path:
+    """Write the MariaDB policy backupctl runs: ``zstd -1`` with 2 threads, like the raw run."""
+    policy = {
+        "version": 1,
+        "name": POLICY_NAME,
+        "driver": "mariadb",
+        "connection": {
+            "host": "127.0.0.1",
+            "port": instance.port,
+            "user": BENCH_USER,
+            "password_file": str(password_file),
+        },
+        "datadir": str(instance.datadir),
+        "repository": f"file://{repository}",
+        "schedule": {"full": "0 2 * * *"},
+        "retention": {"full": "30d"},
+        "objectives": {"rpo": "24h", "rto": "1h"},
+        "backup": {"compression_level": 1, "compression_threads": 2},
+    }
+    setup_dir.mkdir(parents=True, exist_ok=True)
+    path = setup_dir / f"{POLICY_NAME}.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path
+
+
+@contextmanager
+def bench_setup(workdir: Path, buffer_pool: str, backupctl_cmd: list[str]) -> Iterator[Setup]:
+    """Start a private MariaDB with a backup user, write credentials and the policy.
+
+    The server is stopped when the block exits, whatever the reason.
+    """
+    instance = MariaDBInstance.create(workdir / "mariadb", buffer_pool=buffer_pool)
+    try:
+        instance.start()
+        password = secrets.token_urlsafe(18)
+        instance.create_user(BENCH_USER, password)
+        secrets_dir = workdir / "secrets"
+        secrets_dir.mkdir(mode=0o700, exist_ok=True)
+        password_file = write_secret(secrets_dir / "password", password)
+        client_cnf = write_secret(
+            secrets_dir / "client.cnf",
+            f"[client]\nuser={BENCH_USER}\npassword={password}\n"
+            f"host=127.0.0.1\nport={instance.port}\n",
+        )
+        policy_dir = workdir / "policies"
+        write_policy(policy_dir, instance, password_file, workdir / "out" / "repo")
+        yield Setup(workdir, instance, password, client_cnf, policy_dir, backupctl_cmd)
+    finally:
+        instance.stop()
+
+
+def fill_database(instance: MariaDBInstance, target_mb: int) -> int:
+    """(Re)generate the sample database at ``target_mb`` MiB; return its ``.ibd`` bytes.
+
+    Waits until InnoDB has flushed every dirty page, so the backups that follow copy
+    a quiet server and do not race the page cleaner.
+    """
+    conn = instance.connect()
+    try:
+        started = time.monotonic()
+        generate(conn, DATABASE, target_mb)
+        print(f"  generated {target_mb} MB in {time.monotonic() - started:.0f}s", flush=True)
+        wait_for_clean_buffer_pool(conn)
+        return sum(table_sizes(conn, DATABASE).values())
+    finally:
+        conn.close()
+
+
+def wait_for_clean_buffer_pool(conn: Any, timeout: float = 300) -> None:
+    """Make InnoDB flush all dirty pages and wait (at most ``timeout`` s) until it has."""
+    with conn.cursor() as cur:
+        cur.execute("SET GLOBAL innodb_max_dirty_pages_pct = 0")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
+            if int(cur.fetchone()[1]) == 0:
+                return
+            time.sleep(0.5)
+    print("  warning: dirty pages remain after flushing", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- the two runs
+
+
+def run_raw(setup: Setup, repetition: int) -> Run:
+    """Time ``mariabackup --backup --stream=mbstream | zstd -1 -T2 > file`` once."""
+    out = fresh_dir(setup.workdir / "out")
+    target = out / "raw" / "backup.mbstream.zst"
+    tmp = fresh_dir(out / "raw" / "target")
+    log_path = out / "raw" / "mariabackup.log"
+    argv = [
+        "mariabackup",
+        f"--defaults-extra-file={setup.client_cnf}",
+        "--backup",
+        "--stream=mbstream",
+        f"--datadir={setup.instance.datadir}",
+        f"--target-dir={tmp}",
+    ]
+    with open(log_path, "wb") as log_fh, open(target, "wb") as out_fh:
+        started = time.perf_counter()
+        backup = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log_fh)
+        try:
+            zstd = subprocess.Popen(["zstd", "-1", "-T2", "-q"], stdin=backup.stdout,
+                                    stdout=out_fh)
+            assert backup.stdout is not None
+            backup.stdout.close()  # zstd holds the read end now
+            try:
+                zstd_rc = zstd.wait(RUN_TIMEOUT)
+                backup_rc = backup.wait(RUN_TIMEOUT)
+                seconds = time.perf_counter() - started
+            finally:
+                stop_process(zstd)
+        finally:
+            stop_process(backup)
+    log_text = log_path.read_text(errors="replace")
+    if backup_rc != 0 or zstd_rc != 0 or "completed OK!" not in log_text:
+        raise RuntimeError(
+            f"raw pipeline failed (mariabackup {backup_rc}, zstd {zstd_rc}):\n{log_text[-2000:]}"
+        )
+    return Run("raw", repetition, seconds, decompressed_size(target), target.stat().st_size)
+
+
+def run_backupctl(setup: Setup, repetition: int) -> Run:
+    """Time ``backupctl backup`` once (fresh repository and state dir) and sample its RSS."""
+    out = fresh_dir(setup.workdir / "out")
+    argv = [
+        *setup.backupctl_cmd,
+        "--policies", str(setup.policy_dir),
+        "--state-dir", str(out / "state"),
+        "--log-format", "json",
+        "backup", POLICY_NAME, "--json",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    log_path = out / "backupctl.log"
+    with open(log_path, "wb") as log_fh, open(out / "manifest.json", "wb") as out_fh:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out_fh, stderr=log_fh, cwd=REPO_ROOT, env=env)
+        try:
+            peak_kb = wait_sampling_rss(proc, RUN_TIMEOUT)
+            seconds = time.perf_counter() - started
+        finally:
+            stop_process(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"backupctl failed with exit {proc.returncode}:\n"
+            f"{log_path.read_text(errors='replace')[-2000:]}"
+        )
+    manifest = json.loads((out / "manifest.json").read_text())
+    data = max(manifest["artifacts"], key=lambda a: a["raw_bytes"])  # the mbstream, not the log
+    in_process = (
+        datetime.fromisoformat(manifest["finished_at"])
+        - datetime.fromisoformat(manifest["started_at"])
+    ).total_seconds()
+    return Run("backupctl", repetition, seconds, data["raw_bytes"], data["stored_bytes"],
+               peak_kb, in_process)
+
+
+def settle(setup: Setup) -> None:
+    """Drop the outputs of the last run and flush dirty pages to disk (outside timing)."""
+    shutil.rmtree(setup.workdir / "out", ignore_errors=True)
+    os.sync()
+
+
+def bench_size(setup: Setup, target_mb: int, repeat: int, warmup: bool) -> SizeResult:
+    """Generate ``target_mb`` of data, then run both tools ``repeat`` times, interleaved.
+
+    Repetition ``i`` runs raw first when ``i`` is odd and backupctl first when even, so
+    that neither always follows the other. An unmeasured warm-up pair (repetition 0)
+    fills the page cache first.
+    """
+    print(f"size {target_mb} MB:", flush=True)
+    result = SizeResult(target_mb, fill_database(setup.instance, target_mb))
+    runners = {"raw": run_raw, "backupctl": run_backupctl}
+    for rep in range(0 if warmup else 1, repeat + 1):
+        order = ["raw", "backupctl"] if rep % 2 else ["backupctl", "raw"]
+        for tool in order:
+            settle(setup)
+            run = runners[tool](setup, rep)
+            result.runs.append(run)
+            label = "warm-up" if rep == 0 else f"rep {rep}"
+            rss = f", peak RSS {run.peak_rss_kb / 1024:.1f} MiB" if run.peak_rss_kb else ""
+            print(f"  {label} {tool:9s} {run.seconds:7.2f}s{rss}", flush=True)
+    settle(setup)
+    return result
+
+
+# --------------------------------------------------------------------------- report
+
+
+def markdown_table(results: list[SizeResult]) -> str:
+    """Render the summary of each size as a Markdown table."""
+    lines = [
+        "| table data | raw median s | backupctl median s | ratio | backupctl peak RSS MB "
+        "| stored bytes raw | stored bytes backupctl |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        s = r.summary()
+        lines.append(
+            f"| {r.target_mb} MB ({r.table_bytes / 2**20:.0f} MiB .ibd) "
+            f"| {s['raw_median_s']:.2f} | {s['backupctl_median_s']:.2f} | {s['ratio']:.3f} "
+            f"| {s['backupctl_peak_rss_mb']:.1f} "
+            f"| {s['raw_stored_bytes']:,} | {s['backupctl_stored_bytes']:,} |"
+        )
+    return "\n".join(lines)
+
+
+def verdicts(results: list[SizeResult]) -> list[str]:
+    """Return one line per target from the issue: met or missed, with the numbers."""
+    worst_ratio = max(r.ratio for r in results)
+    worst_rss = max(r.peak_rss_mb for r in results)
+    growth = max(r.peak_rss_mb for r in results) - min(r.peak_rss_mb for r in results)
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    return [
+        f"ratio <= {TARGET_RATIO}: {mark(worst_ratio <= TARGET_RATIO)} "
+        f"(worst {worst_ratio:.3f})",
+        f"peak RSS < {TARGET_RSS_MB:.0f} MB: {mark(worst_rss < TARGET_RSS_MB)} "
+        f"(worst {worst_rss:.1f} MiB)",
+        f"RSS flat across sizes (<= {FLAT_RSS_MB:.0f} MB growth): "
+        f"{mark(growth <= FLAT_RSS_MB)} (growth {growth:.1f} MiB)",
+    ]
+
+
+def environment(setup: Setup) -> dict[str, Any]:
+    """Describe the machine and the tool versions for the results file."""
+    return {
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "mariadb": setup.instance.server_version(),
+        "mariabackup": tool_version(["mariabackup", "--version"]),
+        "zstd": tool_version(["zstd", "--version"]),
+        "backupctl_cmd": setup.backupctl_cmd,
+        "workdir": str(setup.workdir),
+    }
+
+
+def write_results(path: Path, args: argparse.Namespace, env: dict[str, Any],
+                  results: list[SizeResult]) -> None:
+    """Write every run and the summaries as JSON to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "benchmark": "full-backup",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "arguments": {"sizes": args.sizes, "repeat": args.repeat, "warmup": args.warmup,
+                      "buffer_pool": args.buffer_pool},
+        "targets": {"ratio": TARGET_RATIO, "peak_rss_mb": TARGET_RSS_MB,
+                    "flat_rss_mb": FLAT_RSS_MB},
+        "environment": env,
+        "sizes": [
+            {"target_mb": r.target_mb, "table_bytes": r.table_bytes, "summary": r.summary(),
+             "runs": [asdict(run) for run in r.runs]}
+            for r in results
+        ],
+        "verdicts": verdicts(results),
+    }
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="250,1000",
+                        help="comma-separated table data sizes in MB (default: 250,1000)")
+    parser.add_argument("--repeat", type=int, default=3, help="measured runs per tool and size")
+    parser.add_argument("--no-warmup", dest="warmup", action="store_false",
+                        help="skip the unmeasured warm-up pair before each size")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where the server and outputs live (default: a new dir in /tmp);"
+                             " must not exist yet or be empty")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--buffer-pool", default="256M", help="innodb-buffer-pool-size")
+    parser.add_argument("--json-out", type=Path, default=None,
+                        help="results file (default: bench/results/full-backup-<date>.json)")
+    args = parser.parse_args(argv)
+    args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if not args.sizes or min(args.sizes) <= 0 or args.repeat < 1:
+        parser.error("--sizes needs positive integers and --repeat at least 1")
+    return args
+
+
+def make_workdir(requested: Path | None) -> Path:
+    """Return an empty work directory: ``requested`` (created) or a new one in /tmp."""
+    if requested is None:
+        return Path(tempfile.mkdtemp(prefix="bench-full-backup-", dir="/tmp"))
+    requested.mkdir(parents=True, exist_ok=True)
+    if any(requested.iterdir()):
+        raise SystemExit(f"--workdir {requested} is not empty")
+    return requested.resolve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    workdir = make_workdir(args.workdir)
+    stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
+    json_out = args.json_out or REPO_ROOT / "bench" / "results" / f"full-backup-{stamp}.json"
+    results: list[SizeResult] = []
+    try:
+        with bench_setup(workdir, args.buffer_pool, default_backupctl_cmd()) as setup:
+            env = environment(setup)
+            print(f"MariaDB {env['mariadb']}, {env['cpus']} CPUs, workdir {workdir}", flush=True)
+            for target_mb in args.sizes:
+                results.append(bench_size(setup, target_mb, args.repeat, args.warmup))
+        write_results(json_out, args, env, results)
+    except KeyboardInterrupt:
+        print("interrupted; the MariaDB server was stopped", file=sys.stderr)
+        return 130
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(markdown_table(results))
+    print()
+    for line in verdicts(results):
+        print(line)
+    print(f"\nresults: {json_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
