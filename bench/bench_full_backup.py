@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import secrets
@@ -43,6 +44,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import structlog
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -140,6 +142,11 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def quiet_logging() -> None:
+    """Keep the package's info logs (server started, data generated) off our output."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
 def write_secret(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` with mode 0600 (created so, never readable by others)."""
     path.unlink(missing_ok=True)
@@ -198,6 +205,7 @@ def decompressed_size(path: Path) -> int:
     try:
         while chunk := proc.stdout.read1(1 << 20):
             size += len(chunk)
+        proc.wait(RUN_TIMEOUT)
     finally:
         proc.stdout.close()
         stop_process(proc)
@@ -531,6 +539,7 @@ def make_workdir(requested: Path | None) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    quiet_logging()
     signal.signal(signal.SIGTERM, _on_sigterm)
     workdir = make_workdir(args.workdir)
     stamp = datetime.now().strftime("%Y-%m-%d-%H%M")

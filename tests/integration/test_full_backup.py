@@ -232,3 +232,34 @@ def test_concurrent_backup_of_the_same_policy_is_refused(
     assert f"pid {first.pid}" in second.stderr
     first.communicate()
     assert first.returncode == 0
+
+
+def test_sigterm_mid_backup_cleans_up_at_once(
+    loaded: dict[str, Any], tmp_path: Path, backupctl: Any
+) -> None:
+    """systemd stops a unit with SIGTERM: the half-written backup is removed, not left."""
+    repo_dir = tmp_path / "repo"
+    policy = mariadb_policy(tmp_path / "policies", loaded["server"], f"file://{repo_dir}")
+    proc = popen_backupctl(
+        ["--state-dir", str(backupctl.state_dir), "--policies", str(policy), "backup", "shop"]
+    )
+    deadline = time.monotonic() + 60
+    while not [p for p in repo_dir.rglob("*.partial-*") if p.stat().st_size > 2 << 20]:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + 15, err
+    assert "backup failed; nothing was recorded" in err
+    assert [p for p in repo_dir.rglob("*") if p.is_file()] == []
+    mine = f"--datadir={loaded['server'].datadir}".encode()
+    left = [p for p in Path("/proc").glob("[0-9]*/cmdline") if _cmdline_has(p, mine)]
+    assert not left, "mariabackup was left running"
+
+
+def _cmdline_has(cmdline: Path, needle: bytes) -> bool:
+    try:
+        args = cmdline.read_bytes()
+    except OSError:
+        return False
+    return b"mariabackup" in args and needle in args

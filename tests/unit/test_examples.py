@@ -27,12 +27,17 @@ def test_model_hooks_judge_a_staged_model(tmp_path: Path) -> None:
     (tmp_path / "VERSION").write_text("7\n")
     (tmp_path / "weights.bin").write_bytes(os.urandom(1 << 16))
     assert subprocess.run([verify], env=env, capture_output=True).returncode == 0
-    bench = subprocess.run([ROOT / "hooks" / "benchmark-model.sh"], env=env,
-                           capture_output=True, text=True, check=True)
+    bench = subprocess.run(
+        [ROOT / "hooks" / "benchmark-model.sh"], env=env, capture_output=True, text=True, check=True
+    )
     assert json.loads(bench.stdout)["passed"] is True
-    slow = subprocess.run([ROOT / "hooks" / "benchmark-model.sh"],
-                          env={**env, "MODEL_LOAD_LIMIT_MS": "-1"},
-                          capture_output=True, text=True, check=True)
+    slow = subprocess.run(
+        [ROOT / "hooks" / "benchmark-model.sh"],
+        env={**env, "MODEL_LOAD_LIMIT_MS": "-1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(slow.stdout)["passed"] is False
 
 
