@@ -54,7 +54,9 @@ class MariaDBDriver(Driver):
         session.tool_versions["mariabackup"] = _tool_version(binary)
         with tempfile.TemporaryDirectory(prefix="backupctl-mb-") as tmp:
             lsndir, log_path = Path(tmp) / "lsn", Path(tmp) / "mariabackup.log"
-            estimate = sum(t["bytes"] for d in details["databases"] for t in d["tables"])
+            estimate = _datadir_bytes(policy.datadir) or sum(
+                t["bytes"] for d in details["databases"] for t in d["tables"]
+            )
             try:
                 self._stream(binary, session, lsndir, log_path, estimate)
             finally:
@@ -161,6 +163,16 @@ def _tables_present(manifest: Manifest, datadir: Path) -> CheckResult:
             "tables-present", False, f"missing from the backup: {', '.join(missing[:20])}"
         )
     return CheckResult("tables-present", True, f"all {total} tables of the manifest are present")
+
+
+def _datadir_bytes(datadir: Path) -> int:
+    """Return the size of the files under ``datadir`` (what mariabackup will stream), or 0."""
+    total = 0
+    for root, _dirs, files in os.walk(datadir, onerror=lambda exc: None):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
 
 
 def _grow_pipe(stream: IO[bytes]) -> None:
