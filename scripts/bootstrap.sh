@@ -29,7 +29,11 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "bootstrap: creating .venv" >&2
     python3 -m venv .venv
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[test]"
+    if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+           .venv/bin/python -m pip install -q -e ".[test]"; } >.venv/pip.log 2>&1; then
+        cat .venv/pip.log >&2
+        echo "bootstrap: pip install failed (log above, kept in .venv/pip.log)" >&2
+        exit 1
+    fi
     echo "$want" > "$stamp"
 fi

@@ -30,9 +30,20 @@ def test_progress_bar_on_a_terminal(fresh_mariadb: MariaDBServer, tmp_path: Path
     policy = mariadb_policy(tmp_path / "p", fresh_mariadb, f"file://{tmp_path / 'repo'}")
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backupctl", "--policies", str(policy), "--state-dir",
-         str(tmp_path / "state"), "backup", "shop"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+        [
+            sys.executable,
+            "-m",
+            "backupctl",
+            "--policies",
+            str(policy),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "backup",
+            "shop",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
         env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
     )
     os.close(slave)
@@ -58,8 +69,9 @@ def test_progress_bar_on_a_terminal(fresh_mariadb: MariaDBServer, tmp_path: Path
     assert "complete" in out.decode()
 
 
-def test_json_lines_without_a_terminal(fresh_mariadb: MariaDBServer, tmp_path: Path,
-                                       backupctl: Any) -> None:
+def test_json_lines_without_a_terminal(
+    fresh_mariadb: MariaDBServer, tmp_path: Path, backupctl: Any
+) -> None:
     policy = mariadb_policy(tmp_path / "p", fresh_mariadb, f"file://{tmp_path / 'repo'}")
     result = backupctl("backup", "shop", "--json", policies=policy)
     assert result.code == 0, result.output
