@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,15 @@ def test_mariabackup_itself_failing(
     assert result.code == 1
     assert "mariabackup failed (exit 1)" in result.stderr
     assert "missing required privilege RELOAD" in result.stderr
+    assert "IDENTIFIED BY PASSWORD '<redacted>'" in result.stderr  # SHOW GRANTS, hash masked
+    native_hash = hashlib.sha1(hashlib.sha1(b"weak-pw").digest()).hexdigest().upper()
+    assert native_hash not in result.stderr
     assert "Traceback" not in result.output
     assert _repo_files(repo) == []
     assert json.loads(backupctl("list", "--json", policies=policy).stdout) == []
     kept = list((backupctl.state_dir / "logs").glob("shop-*-mariabackup.log"))
     assert kept, "mariabackup's log of the failed run is kept for the operator"
+    assert native_hash not in kept[0].read_text()
 
 
 def test_mariabackup_killed_mid_stream(

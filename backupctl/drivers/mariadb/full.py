@@ -21,7 +21,7 @@ from backupctl.drivers.mariadb.extract import DATA_ARTIFACT, LOG_ARTIFACT, OK_MA
 from backupctl.errors import BackupctlError, BackupFailed
 from backupctl.pipeline import CHUNK
 from backupctl.policy.mariadb import MariaDBPolicy
-from backupctl.proc import require_tool, secret_file, tail_text
+from backupctl.proc import redact, require_tool, secret_file, tail_text
 from backupctl.storage.base import Repository
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class MariaDBDriver(Driver):
 
     @staticmethod
     def _check_result(returncode: int, log_path: Path) -> None:
-        text = log_path.read_text(errors="replace")
+        text = redact(log_path.read_text(errors="replace"))
         if returncode != 0 or OK_MARK not in tail_text(text, 3):
             last = tail_text(text, 15)
             raise BackupFailed(f"mariabackup failed (exit {returncode}); end of its log:\n{last}")
@@ -123,7 +123,7 @@ class MariaDBDriver(Driver):
     def _keep_log(self, session: BackupSession, log_path: Path) -> None:
         if not log_path.exists():
             return
-        data = log_path.read_bytes()
+        data = redact(log_path.read_text(errors="replace")).encode()
         failed_dir = session.state_dir / "logs"
         failed_dir.mkdir(parents=True, exist_ok=True)
         (failed_dir / f"{session.policy.name}-{session.backup_id}-mariabackup.log").write_bytes(
