@@ -1,0 +1,225 @@
+"""Restore steps that move files: make sure nothing runs, move aside, extract, prepare, move in.
+
+Paths are derived from the run id, so a resumed run finds what the killed one left.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from backupctl.catalog.manifest import Manifest
+from backupctl.drivers.mariadb.extract import extract, prepare
+from backupctl.errors import BackupctlError, UsageError
+from backupctl.policy.mariadb import MariaDBPolicy
+from backupctl.progress import ProgressFactory, no_progress
+from backupctl.runbook.step import RunContext, Step
+from backupctl.storage.base import Repository
+
+
+class ServerStillRunning(BackupctlError):
+    """A server still runs on the datadir that is about to be replaced."""
+
+
+@dataclass(frozen=True)
+class RestorePaths:
+    """Where a restore puts things. ``live`` is the datadir the server will use."""
+
+    live: Path
+    run_id: str
+    in_place: bool
+
+    @property
+    def staging(self) -> Path:
+        return self.live.parent / f".{self.live.name}.restore-{self.run_id}"
+
+    @property
+    def aside(self) -> Path:
+        return self.live.parent / f"{self.live.name}.aside-{self.run_id}"
+
+
+def _rmtree(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+
+
+def _processes_on(datadir: Path) -> list[int]:
+    """Pids of mariadbd/mysqld processes whose command line names ``datadir``."""
+    wanted = str(datadir.resolve())
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if args and os.path.basename(args[0]) in ("mariadbd", "mysqld") and any(
+            a.rstrip("/") in (f"--datadir={wanted}", f"--datadir={datadir}") for a in args
+        ):
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def _answers(policy: MariaDBPolicy) -> str | None:
+    """Describe the policy's endpoint if something accepts connections there."""
+    conn = policy.connection
+    try:
+        if conn.socket is not None:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(2)
+                sock.connect(str(conn.socket))
+            return f"socket {conn.socket}"
+        if conn.host in ("127.0.0.1", "localhost", "::1"):
+            with socket.create_connection((conn.host, conn.port), timeout=2):
+                return f"{conn.host}:{conn.port}"
+    except OSError:
+        return None
+    return None
+
+
+class EnsureStopped(Step):
+    name = "ensure-stopped"
+
+    def __init__(self, policy: MariaDBPolicy, paths: RestorePaths):
+        self.policy, self.paths = policy, paths
+
+    def describe(self, ctx: RunContext) -> str:
+        return f"make sure no server runs on {self.paths.live} (processes, socket, port)"
+
+    def run(self, ctx: RunContext) -> str:
+        if not self.paths.live.exists():
+            return f"{self.paths.live} does not exist (already moved aside)"
+        pids = _processes_on(self.paths.live)
+        if pids:
+            raise ServerStillRunning(f"mariadbd (pid {pids[0]}) still runs on {self.paths.live}")
+        endpoint = _answers(self.policy)
+        if endpoint:
+            raise ServerStillRunning(f"a server still accepts connections on {endpoint}")
+        return "no server runs on the datadir"
+
+
+class CheckTarget(Step):
+    name = "check-target"
+
+    def __init__(self, paths: RestorePaths):
+        self.paths = paths
+
+    def describe(self, ctx: RunContext) -> str:
+        return f"make sure {self.paths.live} is empty or missing (the live server is not touched)"
+
+    def run(self, ctx: RunContext) -> str:
+        live = self.paths.live
+        if live.exists() and (not live.is_dir() or any(live.iterdir())):
+            if not ctx.get("target_checked"):
+                raise UsageError(f"target datadir {live} is not empty")
+        ctx["target_checked"] = True
+        return f"{live} is free"
+
+
+class MoveAside(Step):
+    name = "move-aside"
+
+    def __init__(self, paths: RestorePaths):
+        self.paths = paths
+
+    def describe(self, ctx: RunContext) -> str:
+        return f"move {self.paths.live} aside to {self.paths.aside} (kept, never deleted)"
+
+    def run(self, ctx: RunContext) -> str:
+        live, aside = self.paths.live, self.paths.aside
+        if not aside.exists():
+            if not live.is_dir():
+                raise UsageError(f"datadir {live} does not exist")
+            os.rename(live, aside)
+        info = aside.stat()
+        ctx["owner"] = {"uid": info.st_uid, "gid": info.st_gid, "mode": info.st_mode & 0o7777}
+        return f"moved {live} to {aside}"
+
+    def compensate(self, ctx: RunContext) -> str:
+        live, aside = self.paths.live, self.paths.aside
+        if not aside.exists():
+            return "the original datadir was never moved"
+        _rmtree(live)  # only ever the restored copy: the original is at ``aside``
+        os.rename(aside, live)
+        return f"original datadir back at {live}"
+
+
+class Extract(Step):
+    name = "fetch-extract"
+
+    def __init__(self, repo: Repository, manifest: Manifest, paths: RestorePaths,
+                 progress: ProgressFactory = no_progress):
+        self.repo, self.manifest, self.paths, self.progress = repo, manifest, paths, progress
+
+    def describe(self, ctx: RunContext) -> str:
+        return (f"stream {self.manifest.backup_id} from {self.repo.url} through zstd -d and "
+                f"mbstream -x into {self.paths.staging}")
+
+    def run(self, ctx: RunContext) -> str:
+        _rmtree(self.paths.staging)  # a resumed run starts the extraction over
+        extract(self.repo, self.manifest, self.paths.staging, self.progress)
+        return f"extracted {self.manifest.raw_bytes} bytes"
+
+    def compensate(self, ctx: RunContext) -> str:
+        _rmtree(self.paths.staging)
+        return f"removed {self.paths.staging}"
+
+
+class Prepare(Step):
+    name = "prepare"
+
+    def __init__(self, paths: RestorePaths, mariabackup: str):
+        self.paths, self.mariabackup = paths, mariabackup
+
+    def describe(self, ctx: RunContext) -> str:
+        return f"mariabackup --prepare --target-dir {self.paths.staging}"
+
+    def run(self, ctx: RunContext) -> str:
+        prepare(self.paths.staging, self.mariabackup)
+        return "mariabackup --prepare completed OK"
+
+
+class MoveIntoPlace(Step):
+    name = "move-into-place"
+
+    def __init__(self, paths: RestorePaths):
+        self.paths = paths
+
+    def describe(self, ctx: RunContext) -> str:
+        return f"move {self.paths.staging} to {self.paths.live} with the original owner and mode"
+
+    def run(self, ctx: RunContext) -> str:
+        staging, live = self.paths.staging, self.paths.live
+        owner = ctx.get("owner") or _owner_of(live.parent)
+        if staging.exists():
+            _chown_tree(staging, owner["uid"], owner["gid"])
+            os.chmod(staging, owner["mode"])
+            if live.exists():  # an empty target directory
+                live.rmdir()
+            os.rename(staging, live)
+        return f"{live} owned by uid {owner['uid']} gid {owner['gid']}, mode {owner['mode']:o}"
+
+    def compensate(self, ctx: RunContext) -> str:
+        live, staging = self.paths.live, self.paths.staging
+        if self.paths.in_place and not self.paths.aside.exists():
+            return "nothing was moved into place"
+        if live.exists() and not staging.exists():
+            os.rename(live, staging)  # fetch-extract's undo removes it
+            return f"moved the restored datadir back to {staging}"
+        return "nothing was moved into place"
+
+
+def _owner_of(path: Path) -> dict[str, int]:
+    info = path.stat()
+    return {"uid": info.st_uid, "gid": info.st_gid, "mode": 0o750}
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    if os.geteuid() != 0:
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chown(dirpath, uid, gid)
+        for name in filenames:
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)

@@ -1,0 +1,150 @@
+"""Restore steps around the server: hooks, the private recovery instance, checks, health."""
+
+from __future__ import annotations
+
+import pwd
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+from backupctl.catalog.manifest import Manifest
+from backupctl.checks import CheckResult
+from backupctl.drivers.mariadb import connection
+from backupctl.drivers.mariadb.instance import MariaDBInstance
+from backupctl.drivers.mariadb.verification import verify_restored
+from backupctl.errors import BackupctlError, VerificationFailed
+from backupctl.hooks import run_hooks
+from backupctl.policy.mariadb import MariaDBPolicy
+from backupctl.runbook.step import RunContext, Step
+
+
+class HookStep(Step):
+    """Run policy hooks; undo by running the opposite hooks."""
+
+    def __init__(self, name: str, policy: MariaDBPolicy, commands: list[str],
+                 undo: list[str], env: dict[str, str]):
+        self.name, self.policy, self.commands, self.undo, self.env = (
+            name, policy, commands, undo, env)
+
+    def describe(self, ctx: RunContext) -> str:
+        return f"run {len(self.commands)} hook(s)" if self.commands else "no hooks configured"
+
+    def hooks(self) -> list[str]:
+        return list(self.commands)
+
+    def _run(self, commands: list[str], step: str) -> str:
+        return run_hooks(self.policy, commands, step=step, env=self.env,
+                         timeout=self.policy.restore.hook_timeout)
+
+    def run(self, ctx: RunContext) -> str:
+        return self._run(self.commands, self.name)
+
+    def compensate(self, ctx: RunContext) -> str:
+        return self._run(self.undo, f"undo-{self.name}")
+
+
+def _instance(datadir: Path, run_dir: Path, owner: dict[str, int] | None) -> MariaDBInstance:
+    run_as = None
+    if owner and owner["uid"] != 0:
+        run_as = pwd.getpwuid(owner["uid"]).pw_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return MariaDBInstance.for_datadir(
+        datadir, run_dir, networking=False, binlog=False, run_as=run_as,
+        # private socket in a 0700 directory, no network: nobody else can reach it
+        extra_args=["--skip-grant-tables", "--skip-slave-start", "--skip-log-bin"],
+    )
+
+
+class StartRecoveryInstance(Step):
+    name = "start-recovery-instance"
+
+    def __init__(self, datadir: Path, run_dir: Path):
+        self.datadir, self.run_dir = datadir, run_dir
+
+    def describe(self, ctx: RunContext) -> str:
+        return f"start a private mariadbd on {self.datadir} (--skip-networking, socket in {self.run_dir})"
+
+    def run(self, ctx: RunContext) -> str:
+        instance = _instance(self.datadir, self.run_dir, ctx.get("owner"))
+        instance.stop()  # a resumed run may find the instance a killed run started
+        instance.start(timeout=600)
+        return f"recovery instance up on {instance.socket}"
+
+    def compensate(self, ctx: RunContext) -> str:
+        if self.datadir.exists():
+            _instance(self.datadir, self.run_dir, ctx.get("owner")).stop()
+        return "recovery instance stopped"
+
+
+class VerifyRestored(Step):
+    name = "verify"
+
+    def __init__(self, datadir: Path, run_dir: Path, manifest: Manifest, policy: MariaDBPolicy):
+        self.datadir, self.run_dir, self.manifest, self.policy = datadir, run_dir, manifest, policy
+
+    def describe(self, ctx: RunContext) -> str:
+        n = len(self.policy.restore.verify)
+        return f"CHECK TABLE, tables and row counts against the manifest, {n} SQL assertion(s)"
+
+    def run(self, ctx: RunContext) -> str:
+        instance = _instance(self.datadir, self.run_dir, ctx.get("owner"))
+        conn = instance.connect()
+        try:
+            checks = verify_restored(conn, self.manifest, self.policy.restore.verify)
+        finally:
+            conn.close()
+        ctx["checks"] = [c.to_dict() for c in checks]
+        failed = [c for c in checks if not c.passed]
+        if failed:
+            raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed))
+        return f"{len(checks)} check(s) passed"
+
+
+class StopRecoveryInstance(Step):
+    name = "stop-recovery-instance"
+
+    def __init__(self, datadir: Path, run_dir: Path):
+        self.datadir, self.run_dir = datadir, run_dir
+
+    def describe(self, ctx: RunContext) -> str:
+        return "shut the recovery instance down cleanly"
+
+    def run(self, ctx: RunContext) -> str:
+        _instance(self.datadir, self.run_dir, ctx.get("owner")).stop(timeout=600)
+        return "recovery instance shut down"
+
+
+class HealthCheck(Step):
+    name = "health-check"
+
+    def __init__(self, policy: MariaDBPolicy, timeout: timedelta):
+        self.policy, self.timeout = policy, timeout
+
+    def describe(self, ctx: RunContext) -> str:
+        return (f"connect as {connection.describe(self.policy.connection)} and run SELECT 1 "
+                f"(up to {int(self.timeout.total_seconds())}s)")
+
+    def run(self, ctx: RunContext) -> str:
+        deadline = time.monotonic() + self.timeout.total_seconds()
+        while True:
+            try:
+                db = connection.connect(self.policy.connection)
+                try:
+                    with db.cursor() as cur:
+                        cur.execute("SELECT VERSION()")
+                        version = cur.fetchone()[0]
+                finally:
+                    db.close()
+                return f"server answers: {version}"
+            except (BackupctlError, pymysql.MySQLError) as exc:
+                if time.monotonic() >= deadline:
+                    raise BackupctlError(f"the server does not answer after restart: {exc}") from exc
+                time.sleep(1)
+
+
+def checks_from(ctx: RunContext) -> list[CheckResult]:
+    raw: list[dict[str, Any]] = ctx.get("checks") or []
+    return [CheckResult(**c) for c in raw]

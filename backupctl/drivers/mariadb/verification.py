@@ -1,0 +1,127 @@
+"""Checks on a restored server: CHECK TABLE, the manifest's tables and rows, policy assertions."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pymysql
+
+from backupctl.catalog.manifest import Manifest
+from backupctl.checks import CheckResult
+from backupctl.drivers.mariadb.connection import SYSTEM_SCHEMAS
+from backupctl.policy.mariadb import EXPECT_RE, SqlCheck
+
+Conn = pymysql.connections.Connection  # type: ignore[type-arg]
+
+
+def _q(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def restored_tables(conn: Conn) -> set[str]:
+    """Every user base table as ``db.table``."""
+    placeholders = ",".join(["%s"] * len(SYSTEM_SCHEMAS))
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE "
+            f"table_type = 'BASE TABLE' AND table_schema NOT IN ({placeholders})",
+            SYSTEM_SCHEMAS,
+        )
+        return {f"{schema}.{table}" for schema, table in cur.fetchall()}
+
+
+def manifest_tables(manifest: Manifest) -> dict[str, int]:
+    """``db.table`` -> row estimate, from the manifest."""
+    return {
+        f"{db['name']}.{t['name']}": int(t.get("rows_estimate", 0))
+        for db in manifest.details.get("databases", [])
+        for t in db["tables"]
+    }
+
+
+def check_tables(conn: Conn, tables: set[str]) -> CheckResult:
+    bad = []
+    with conn.cursor() as cur:
+        for table in sorted(tables):
+            schema, name = table.split(".", 1)
+            cur.execute(f"CHECK TABLE {_q(schema)}.{_q(name)}")
+            rows = cur.fetchall()
+            status = [r for r in rows if r[2] == "status"]
+            if not status or status[-1][3] != "OK":
+                bad.append(f"{table}: {rows[-1][3] if rows else 'no answer'}")
+    if bad:
+        return CheckResult("check-table", False, "; ".join(bad[:10]))
+    return CheckResult("check-table", True, f"{len(tables)} table(s) OK")
+
+
+def check_manifest_tables(found: set[str], expected: dict[str, int]) -> CheckResult:
+    missing, extra = sorted(set(expected) - found), sorted(found - set(expected))
+    if missing or extra:
+        detail = f"missing: {', '.join(missing) or '-'}; unexpected: {', '.join(extra) or '-'}"
+        return CheckResult("tables-match-manifest", False, detail)
+    return CheckResult("tables-match-manifest", True, f"all {len(found)} table(s) of the manifest")
+
+
+def plausible(count: int, estimate: int) -> bool:
+    """InnoDB's estimates are rough: accept a factor of 4 either way, and small tables."""
+    return estimate * 0.25 - 100 <= count <= estimate * 4 + 1000
+
+
+def check_row_counts(conn: Conn, expected: dict[str, int], found: set[str]) -> CheckResult:
+    off = []
+    total = 0
+    with conn.cursor() as cur:
+        for table in sorted(found & set(expected)):
+            schema, name = table.split(".", 1)
+            cur.execute(f"SELECT COUNT(*) FROM {_q(schema)}.{_q(name)}")
+            count = int(cur.fetchone()[0])
+            total += count
+            if not plausible(count, expected[table]):
+                off.append(f"{table}: {count} rows, about {expected[table]} at backup time")
+    if off:
+        return CheckResult("row-counts", False, "; ".join(off[:10]))
+    return CheckResult("row-counts", True, f"{total} rows, consistent with the manifest")
+
+
+def compare(value: Any, expect: str) -> bool:
+    """Evaluate ``value <op> operand`` for an ``expect`` like "> 0" or "= 'x'"."""
+    match = EXPECT_RE.match(expect)
+    assert match is not None  # validated with the policy
+    op, raw = match.group(1), match.group(2).strip("'\"")
+    left: Any = value
+    right: Any = raw
+    if isinstance(value, (int, float, Decimal)):
+        left, right = Decimal(str(value)), Decimal(raw)
+    else:
+        left = "" if value is None else str(value)
+    return {
+        "=": left == right, "==": left == right, "!=": left != right, ">": left > right,
+        "<": left < right, ">=": left >= right, "<=": left <= right,
+    }[op]
+
+
+def check_assertion(conn: Conn, check: SqlCheck) -> CheckResult:
+    name = f"sql: {check.sql}"
+    try:
+        with conn.cursor() as cur:
+            cur.execute(check.sql)
+            row = cur.fetchone()
+    except pymysql.MySQLError as exc:
+        return CheckResult(name, False, f"query failed: {exc.args[-1]}")
+    value = row[0] if row else None
+    try:
+        passed = compare(value, check.expect)
+    except (ArithmeticError, ValueError, TypeError):
+        passed = False
+    return CheckResult(name, passed, f"got {value!r}, expected {check.expect}")
+
+
+def verify_restored(conn: Conn, manifest: Manifest, assertions: list[SqlCheck]) -> list[CheckResult]:
+    """Every check of a restored server, in a stable order."""
+    found = restored_tables(conn)
+    expected = manifest_tables(manifest)
+    checks = [check_tables(conn, found), check_manifest_tables(found, expected),
+              check_row_counts(conn, expected, found)]
+    checks += [check_assertion(conn, a) for a in assertions]
+    return checks

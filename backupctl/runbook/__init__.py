@@ -1,0 +1,1 @@
+"""Runbooks: ordered steps that describe, run and undo themselves, with a journal."""

@@ -1,0 +1,128 @@
+"""Run steps in order; on failure undo what was done, in reverse; resume after a crash."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from backupctl.errors import BackupctlError
+from backupctl.runbook.journal import Journal, now_iso
+from backupctl.runbook.step import RunContext, Step, StepResult
+
+log = structlog.get_logger()
+
+
+class RunbookFailed(BackupctlError):
+    """A step failed; what was done has been undone. Carries every step's result."""
+
+    def __init__(self, step: str, cause: BaseException, results: list[StepResult]):
+        self.step, self.cause, self.results = step, cause, results
+        self.exit_code = cause.exit_code if isinstance(cause, BackupctlError) else 1
+        undone = [r.name for r in results if r.status == "compensated"]
+        stuck = [r.name for r in results if r.status == "compensation-failed"]
+        text = f"step {step!r} failed: {cause}"
+        if undone:
+            text += f"\nundone: {', '.join(undone)}"
+        if stuck:
+            text += f"\nCOULD NOT UNDO: {', '.join(stuck)} (see the log; then --rollback)"
+        super().__init__(text)
+
+
+@dataclass
+class PlannedStep:
+    name: str
+    description: str
+    hooks: list[str]
+
+
+class Runbook:
+    """Steps plus a journal. Create with the same steps to resume or roll back a journal."""
+
+    def __init__(self, steps: list[Step], journal: Journal):
+        if [s.name for s in steps] != [r.name for r in journal.steps]:
+            raise ValueError("journal does not match the steps of this runbook")
+        self.steps, self.journal = steps, journal
+        self.ctx = RunContext(journal.run_id, journal.values)
+
+    def plan(self) -> list[PlannedStep]:
+        """Every step with what it will do and the hooks it calls; changes nothing."""
+        return [PlannedStep(s.name, s.describe(self.ctx), s.hooks()) for s in self.steps]
+
+    def run(self) -> list[StepResult]:
+        """Run (or resume) every step not yet done.
+
+        Returns the results. Raises RunbookFailed after compensating, in reverse order,
+        every step that ran (the failed one included: it may have done part of its work).
+        """
+        self.journal.state = "running"
+        self.journal.save()
+        for index, (step, result) in enumerate(zip(self.steps, self.journal.steps, strict=True)):
+            if result.status == "ok":
+                continue
+            structlog.contextvars.bind_contextvars(step=step.name)
+            try:
+                self._run_step(step, result)
+            except BaseException as exc:
+                log.error("step failed", error=str(exc).splitlines()[0] if str(exc) else repr(exc))
+                self._compensate(index)
+                self._finish("failed", f"{step.name}: {exc}")
+                raise RunbookFailed(step.name, exc, self.journal.steps) from exc
+            finally:
+                structlog.contextvars.unbind_contextvars("step")
+        self._finish("completed")
+        return self.journal.steps
+
+    def rollback(self) -> list[StepResult]:
+        """Undo every step of an interrupted run. Raises RunbookFailed if something stays."""
+        ran = [i for i, r in enumerate(self.journal.steps) if r.status not in ("pending",)]
+        if ran:
+            self._compensate(max(ran))
+        stuck = [r for r in self.journal.steps if r.status == "compensation-failed"]
+        self._finish("rolled-back" if not stuck else "interrupted")
+        if stuck:
+            raise RunbookFailed(stuck[0].name, BackupctlError(stuck[0].detail), self.journal.steps)
+        return self.journal.steps
+
+    def _run_step(self, step: Step, result: StepResult) -> None:
+        result.status, result.detail = "running", ""
+        self.journal.save()
+        log.info("step started", description=step.describe(self.ctx))
+        started = time.monotonic()
+        try:
+            result.detail = step.run(self.ctx)
+        except BaseException as exc:
+            result.status, result.detail = "failed", str(exc)
+            raise
+        finally:
+            result.seconds = round(time.monotonic() - started, 3)
+            self.journal.save()
+        result.status = "ok"
+        self.journal.save()
+        log.info("step done", seconds=result.seconds, detail=result.detail)
+
+    def _compensate(self, last: int) -> None:
+        for index in range(last, -1, -1):
+            step, result = self.steps[index], self.journal.steps[index]
+            if result.status not in ("ok", "failed", "running", "compensation-failed"):
+                continue
+            structlog.contextvars.bind_contextvars(step=step.name)
+            try:
+                detail = step.compensate(self.ctx)
+                result.status = "compensated"
+                result.detail = f"{result.detail} | undone: {detail}".strip(" |")
+                log.info("step undone", detail=detail)
+            except Exception as exc:  # keep undoing the others; report this one
+                result.status = "compensation-failed"
+                result.detail = f"{result.detail} | undo failed: {exc}".strip(" |")
+                log.error("could not undo step", error=str(exc))
+            finally:
+                structlog.contextvars.unbind_contextvars("step")
+                self.journal.save()
+
+    def _finish(self, state: str, error: str | None = None) -> None:
+        self.journal.state = state  # type: ignore[assignment]
+        self.journal.error = error
+        self.journal.finished_at = now_iso()
+        self.journal.save()

@@ -1,0 +1,59 @@
+"""One step of a runbook, and what the engine records about it."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["pending", "running", "ok", "failed", "compensated", "compensation-failed"]
+
+
+@dataclass
+class RunContext:
+    """What steps share. ``values`` is journaled, so a resumed run sees what earlier steps set."""
+
+    run_id: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+
+@dataclass
+class StepResult:
+    name: str
+    status: Status = "pending"
+    seconds: float = 0.0
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Step(abc.ABC):
+    """A unit of work. ``run`` must be safe to call again after a crash (resume)."""
+
+    name: str = "step"
+
+    @abc.abstractmethod
+    def describe(self, ctx: RunContext) -> str:
+        """Say what the step will do (dry run); must not change anything."""
+
+    @abc.abstractmethod
+    def run(self, ctx: RunContext) -> str:
+        """Do the work; return a one-line detail. Raises BackupctlError on failure."""
+
+    def compensate(self, ctx: RunContext) -> str:
+        """Undo what ``run`` did (also a partly done run); return a detail. Default: nothing."""
+        return "nothing to undo"
+
+    def hooks(self) -> list[str]:
+        """The hook commands this step calls (for the plan)."""
+        return []
