@@ -48,8 +48,13 @@ def run_hook(
     log.info("hook started", hook=command)
     try:
         proc = subprocess.run(
-            argv, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, timeout=timeout.total_seconds(), check=False,
+            argv,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=timeout.total_seconds(),
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else ""
@@ -66,8 +71,14 @@ def run_hook(
     return output
 
 
-def run_hooks(policy: PolicyBase, commands: list[str], *, step: str, env: Mapping[str, str],
-              timeout: timedelta) -> str:
+def run_hooks(
+    policy: PolicyBase,
+    commands: list[str],
+    *,
+    step: str,
+    env: Mapping[str, str],
+    timeout: timedelta,
+) -> str:
     """Run hooks in order, stopping at the first failure; return a summary."""
     for command in commands:
         run_hook(policy, command, step=step, env=env, timeout=timeout)

@@ -59,9 +59,18 @@ def cli(
 
 
 def _register() -> None:
-    from backupctl.cli import backup_cmd, catalog_cmd, demo_cmd, list_cmd, policy_cmd, verify_cmd
+    from backupctl.cli import (
+        backup_cmd,
+        catalog_cmd,
+        demo_cmd,
+        list_cmd,
+        policy_cmd,
+        restore_cmd,
+        verify_cmd,
+    )
 
-    for module in (policy_cmd, backup_cmd, list_cmd, verify_cmd, catalog_cmd, demo_cmd):
+    modules = (policy_cmd, backup_cmd, list_cmd, verify_cmd, restore_cmd, catalog_cmd, demo_cmd)
+    for module in modules:
         module.register(cli)
 
 

@@ -8,17 +8,34 @@ lives in ``backupctl.jobs``; drivers never write manifests themselves.
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from backupctl.checks import CheckResult
 from backupctl.errors import UnsupportedOperation
 from backupctl.policy.common import PolicyBase
+from backupctl.progress import ProgressFactory, no_progress
 
 if TYPE_CHECKING:
     from backupctl.catalog.manifest import Manifest
     from backupctl.jobs import BackupSession
+    from backupctl.runbook.step import Step
     from backupctl.storage.base import Repository
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    """What a restore was asked to do. ``target_datadir`` None means in place."""
+
+    run_id: str
+    state_dir: Path
+    target_datadir: Path | None = None
+    progress: ProgressFactory = no_progress
+
+    @property
+    def in_place(self) -> bool:
+        return self.target_datadir is None
 
 
 class Driver(abc.ABC):
@@ -43,3 +60,9 @@ class Driver(abc.ABC):
     def verify_deep(self, repo: Repository, manifest: Manifest, scratch: Path) -> list[CheckResult]:
         """Restore ``manifest`` into ``scratch`` and check it; return named checks."""
         raise UnsupportedOperation(f"the {self.name} driver has no deep verification yet")
+
+    def restore_steps(
+        self, repo: Repository, manifest: Manifest, request: RestoreRequest
+    ) -> list[Step]:
+        """Return the ordered steps that restore ``manifest`` as ``request`` asks."""
+        raise UnsupportedOperation(f"the {self.name} driver cannot restore yet")

@@ -61,6 +61,14 @@ class MariaDBRestore(StrictModel):
     start: list[str] = Field(default_factory=list, description="hooks that start them again")
     verify: list[SqlCheck] = Field(default_factory=list)
     hook_timeout: Duration = Field("10m", validate_default=True)
+    health_timeout: Duration = Field(
+        "2m", validate_default=True, description="how long the restarted server may take to answer"
+    )
+    keep_aside: Duration = Field(
+        "7d",
+        validate_default=True,
+        description="how long the datadir moved aside by a successful restore is kept",
+    )
 
 
 class MariaDBBackupOptions(StrictModel):

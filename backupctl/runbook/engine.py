@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -16,6 +17,8 @@ log = structlog.get_logger()
 
 class RunbookFailed(BackupctlError):
     """A step failed; what was done has been undone. Carries every step's result."""
+
+    report_path: Path | None = None
 
     def __init__(self, step: str, cause: BaseException, results: list[StepResult]):
         self.step, self.cause, self.results = step, cause, results

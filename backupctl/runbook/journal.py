@@ -37,10 +37,17 @@ class Journal:
         """Write the journal atomically (a crash leaves the old or the new version)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {
-            "run_id": self.run_id, "kind": self.kind, "policy": self.policy,
-            "params": self.params, "state": self.state, "started_at": self.started_at,
-            "finished_at": self.finished_at, "error": self.error, "values": self.values,
-            "pid": os.getpid(), "steps": [s.to_dict() for s in self.steps],
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "policy": self.policy,
+            "params": self.params,
+            "state": self.state,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+            "values": self.values,
+            "pid": os.getpid(),
+            "steps": [s.to_dict() for s in self.steps],
         }
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w") as fh:
@@ -57,10 +64,17 @@ class Journal:
         except (OSError, ValueError) as exc:
             raise NotFoundError(f"cannot read runbook journal {path}: {exc}") from exc
         return cls(
-            path=path, run_id=data["run_id"], kind=data["kind"], policy=data["policy"],
-            params=data["params"], steps=[StepResult(**s) for s in data["steps"]],
-            values=data["values"], state=data["state"], started_at=data["started_at"],
-            finished_at=data["finished_at"], error=data.get("error"),
+            path=path,
+            run_id=data["run_id"],
+            kind=data["kind"],
+            policy=data["policy"],
+            params=data["params"],
+            steps=[StepResult(**s) for s in data["steps"]],
+            values=data["values"],
+            state=data["state"],
+            started_at=data["started_at"],
+            finished_at=data["finished_at"],
+            error=data.get("error"),
         )
 
     @property

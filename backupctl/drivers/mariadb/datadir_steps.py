@@ -55,8 +55,10 @@ def _processes_on(datadir: Path) -> list[int]:
             args = cmdline.read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if args and os.path.basename(args[0]) in ("mariadbd", "mysqld") and any(
-            a.rstrip("/") in (f"--datadir={wanted}", f"--datadir={datadir}") for a in args
+        if (
+            args
+            and os.path.basename(args[0]) in ("mariadbd", "mysqld")
+            and any(a.rstrip("/") in (f"--datadir={wanted}", f"--datadir={datadir}") for a in args)
         ):
             found.append(int(cmdline.parent.name))
     return found
@@ -111,9 +113,9 @@ class CheckTarget(Step):
 
     def run(self, ctx: RunContext) -> str:
         live = self.paths.live
-        if live.exists() and (not live.is_dir() or any(live.iterdir())):
-            if not ctx.get("target_checked"):
-                raise UsageError(f"target datadir {live} is not empty")
+        occupied = live.exists() and (not live.is_dir() or any(live.iterdir()))
+        if occupied and not ctx.get("target_checked"):  # a resumed run finds its own files
+            raise UsageError(f"target datadir {live} is not empty")
         ctx["target_checked"] = True
         return f"{live} is free"
 
@@ -149,13 +151,20 @@ class MoveAside(Step):
 class Extract(Step):
     name = "fetch-extract"
 
-    def __init__(self, repo: Repository, manifest: Manifest, paths: RestorePaths,
-                 progress: ProgressFactory = no_progress):
+    def __init__(
+        self,
+        repo: Repository,
+        manifest: Manifest,
+        paths: RestorePaths,
+        progress: ProgressFactory = no_progress,
+    ):
         self.repo, self.manifest, self.paths, self.progress = repo, manifest, paths, progress
 
     def describe(self, ctx: RunContext) -> str:
-        return (f"stream {self.manifest.backup_id} from {self.repo.url} through zstd -d and "
-                f"mbstream -x into {self.paths.staging}")
+        return (
+            f"stream {self.manifest.backup_id} from {self.repo.url} through zstd -d and "
+            f"mbstream -x into {self.paths.staging}"
+        )
 
     def run(self, ctx: RunContext) -> str:
         _rmtree(self.paths.staging)  # a resumed run starts the extraction over
@@ -219,7 +228,7 @@ def _owner_of(path: Path) -> dict[str, int]:
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
     if os.geteuid() != 0:
         return
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirs, filenames in os.walk(root):
         os.chown(dirpath, uid, gid)
         for name in filenames:
             os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import structlog
 
-from backupctl.catalog.manifest import Manifest
+from backupctl.catalog.manifest import Artifact, Manifest
 from backupctl.errors import ToolError, VerificationFailed
 from backupctl.pipeline import decompress
 from backupctl.proc import require_tool, tail_text
@@ -21,12 +23,36 @@ OK_MARK = "completed OK!"
 log = structlog.get_logger()
 
 
+class _Checked:
+    """Chunks of a stored object, hashed on the way; ``verify()`` compares with the manifest."""
+
+    def __init__(self, repo: Repository, key: str):
+        self._chunks = repo.iter_read(key)
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self._digest.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+    def drain(self) -> None:
+        for _ in self:
+            pass
+
+    def matches(self, artifact: Artifact) -> bool:
+        return self.size == artifact.stored_bytes and self._digest.hexdigest() == artifact.sha256
+
+
 def extract(
     repo: Repository, manifest: Manifest, target: Path, progress: ProgressFactory = no_progress
 ) -> None:
-    """Fetch, decompress and ``mbstream -x`` the backup into ``target`` (no temporary archive).
+    """Fetch, decompress and ``mbstream -x`` the backup into ``target`` (no temporary archive),
+    checking the stored object's sha256 on the way.
 
-    Raises VerificationFailed when the stream is corrupt, ToolError when mbstream fails.
+    Raises VerificationFailed when the object does not match its manifest (corrupt),
+    ToolError when mbstream fails on an intact object.
     """
     artifact = manifest.artifact(DATA_ARTIFACT)
     mbstream = require_tool("mbstream", "mariadb-backup")
@@ -38,21 +64,32 @@ def extract(
         stdout=subprocess.DEVNULL,
     )
     assert proc.stdin is not None and proc.stderr is not None
+    stored = _Checked(repo, artifact.key)
+    failure: BaseException | None = None
     try:
         with progress("extracting", artifact.raw_bytes) as advance:
-            for chunk in decompress(repo.iter_read(artifact.key)):
+            for chunk in decompress(stored):
                 proc.stdin.write(chunk)
                 advance(len(chunk))
         proc.stdin.close()
-    except BrokenPipeError:
-        pass
+    except (BrokenPipeError, VerificationFailed) as exc:
+        failure = exc
     except BaseException:
         proc.kill()
         proc.wait()
         raise
     err = proc.stderr.read().decode(errors="replace")
-    if proc.wait() != 0:
-        raise ToolError(f"mbstream -x failed (exit {proc.returncode}): {tail_text(err, 5)}")
+    returncode = proc.wait()
+    if failure is not None or returncode != 0:
+        stored.drain()  # tell corruption in the repository apart from a tool failure
+    if not stored.matches(artifact):
+        raise VerificationFailed(
+            f"{repo.url}/{artifact.key} does not match its manifest (sha256/size): corrupt object"
+        )
+    if isinstance(failure, VerificationFailed):
+        raise failure
+    if returncode != 0:
+        raise ToolError(f"mbstream -x failed (exit {returncode}): {tail_text(err, 5)}")
 
 
 def prepare(target: Path, mariabackup: str = "mariabackup", use_memory: str = "256M") -> str:

@@ -14,10 +14,11 @@ import structlog
 
 from backupctl.catalog.manifest import Manifest
 from backupctl.checks import CheckResult
-from backupctl.drivers.base import Driver
+from backupctl.drivers.base import Driver, RestoreRequest
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.backupinfo import read_backup_info
 from backupctl.drivers.mariadb.extract import DATA_ARTIFACT, LOG_ARTIFACT, OK_MARK, extract, prepare
+from backupctl.drivers.mariadb.restore_plan import restore_steps
 from backupctl.errors import BackupctlError, BackupFailed
 from backupctl.pipeline import CHUNK
 from backupctl.policy.mariadb import MariaDBPolicy
@@ -26,6 +27,7 @@ from backupctl.storage.base import Repository
 
 if TYPE_CHECKING:
     from backupctl.jobs import BackupSession
+    from backupctl.runbook.step import Step
 
 log = structlog.get_logger()
 F_SETPIPE_SZ = 1031
@@ -134,6 +136,11 @@ class MariaDBDriver(Driver):
                 out.write(data)
         except BackupctlError as exc:
             log.warning("could not store mariabackup's log", error=str(exc))
+
+    def restore_steps(
+        self, repo: Repository, manifest: Manifest, request: RestoreRequest
+    ) -> list[Step]:
+        return restore_steps(self.mpolicy, repo, manifest, request)
 
     def verify_deep(self, repo: Repository, manifest: Manifest, scratch: Path) -> list[CheckResult]:
         checks = []

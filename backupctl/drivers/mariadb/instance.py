@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket as socketlib
@@ -45,12 +46,15 @@ def free_port() -> int:
 
 
 def _alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        pass
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        with contextlib.suppress(ChildProcessError):  # reap it if it is our child
+            os.waitpid(pid, os.WNOHANG)
+        return False
     return True
 
 
@@ -297,13 +301,50 @@ class MariaDBInstance:
     def pid(self) -> int | None:
         """Return the pid of the running server (our child, else from the pid file) or None."""
         if self._proc is not None:
-            return self._proc.pid if self._proc.poll() is None else None
+            if self._proc.poll() is None:
+                return self._proc.pid
+            self._proc = None  # it exited; something else may have started it again
         try:
             pid = int(self.pid_file.read_text().strip())
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
-        return pid if b"mariadbd" in cmdline or b"mysqld" in cmdline else None
+        is_server = b"mariadbd" in cmdline or b"mysqld" in cmdline
+        return pid if is_server and _alive(pid) else None
+
+    def write_service_hooks(self, directory: Path) -> tuple[Path, Path]:
+        """Write ``stop.sh`` and ``start.sh`` that stop and start this server the way a
+        service manager would (for restore hooks in tests and the demo); return their paths."""
+        directory.mkdir(parents=True, exist_ok=True)
+        admin = require_tool("mariadb-admin", "mariadb-client")
+        command = " ".join(shlex.quote(arg) for arg in self.command())
+        stop = directory / "stop.sh"
+        stop.write_text(
+            "#!/bin/sh\n"
+            f"pid=$(cat {shlex.quote(str(self.pid_file))} 2>/dev/null) || exit 0\n"
+            'kill -TERM "$pid" 2>/dev/null || exit 0\n'
+            # gone, or a zombie its parent has not reaped yet
+            "for _ in $(seq 600); do\n"
+            '  grep -qsv ") Z " "/proc/$pid/stat" || exit 0\n'
+            "  sleep 0.1\n"
+            "done\n"
+            'echo "mariadbd $pid did not stop" >&2; exit 1\n'
+        )
+        start = directory / "start.sh"
+        start.write_text(
+            "#!/bin/sh\n"
+            f"mkdir -p {shlex.quote(str(self.socket.parent))}\n"
+            f"setsid {command} </dev/null >>{shlex.quote(str(self.error_log))} 2>&1 &\n"
+            "for _ in $(seq 1200); do\n"
+            f"  {admin} --no-defaults --socket={shlex.quote(str(self.socket))} -uroot "
+            "ping >/dev/null 2>&1 && exit 0\n"
+            "  sleep 0.1\n"
+            "done\n"
+            'echo "mariadbd did not start" >&2; exit 1\n'
+        )
+        for path in (stop, start):
+            path.chmod(0o755)
+        return stop, start
 
     def is_running(self) -> bool:
         """Return True while the server process of this instance is alive."""

@@ -24,10 +24,21 @@ from backupctl.runbook.step import RunContext, Step
 class HookStep(Step):
     """Run policy hooks; undo by running the opposite hooks."""
 
-    def __init__(self, name: str, policy: MariaDBPolicy, commands: list[str],
-                 undo: list[str], env: dict[str, str]):
+    def __init__(
+        self,
+        name: str,
+        policy: MariaDBPolicy,
+        commands: list[str],
+        undo: list[str],
+        env: dict[str, str],
+    ):
         self.name, self.policy, self.commands, self.undo, self.env = (
-            name, policy, commands, undo, env)
+            name,
+            policy,
+            commands,
+            undo,
+            env,
+        )
 
     def describe(self, ctx: RunContext) -> str:
         return f"run {len(self.commands)} hook(s)" if self.commands else "no hooks configured"
@@ -36,8 +47,9 @@ class HookStep(Step):
         return list(self.commands)
 
     def _run(self, commands: list[str], step: str) -> str:
-        return run_hooks(self.policy, commands, step=step, env=self.env,
-                         timeout=self.policy.restore.hook_timeout)
+        return run_hooks(
+            self.policy, commands, step=step, env=self.env, timeout=self.policy.restore.hook_timeout
+        )
 
     def run(self, ctx: RunContext) -> str:
         return self._run(self.commands, self.name)
@@ -52,7 +64,11 @@ def _instance(datadir: Path, run_dir: Path, owner: dict[str, int] | None) -> Mar
         run_as = pwd.getpwuid(owner["uid"]).pw_name
     run_dir.mkdir(parents=True, exist_ok=True)
     return MariaDBInstance.for_datadir(
-        datadir, run_dir, networking=False, binlog=False, run_as=run_as,
+        datadir,
+        run_dir,
+        networking=False,
+        binlog=False,
+        run_as=run_as,
         # private socket in a 0700 directory, no network: nobody else can reach it
         extra_args=["--skip-grant-tables", "--skip-slave-start", "--skip-log-bin"],
     )
@@ -65,7 +81,7 @@ class StartRecoveryInstance(Step):
         self.datadir, self.run_dir = datadir, run_dir
 
     def describe(self, ctx: RunContext) -> str:
-        return f"start a private mariadbd on {self.datadir} (--skip-networking, socket in {self.run_dir})"
+        return f"start a private mariadbd on {self.datadir} (no network, socket in {self.run_dir})"
 
     def run(self, ctx: RunContext) -> str:
         instance = _instance(self.datadir, self.run_dir, ctx.get("owner"))
@@ -124,8 +140,10 @@ class HealthCheck(Step):
         self.policy, self.timeout = policy, timeout
 
     def describe(self, ctx: RunContext) -> str:
-        return (f"connect as {connection.describe(self.policy.connection)} and run SELECT 1 "
-                f"(up to {int(self.timeout.total_seconds())}s)")
+        return (
+            f"connect as {connection.describe(self.policy.connection)} and run SELECT 1 "
+            f"(up to {int(self.timeout.total_seconds())}s)"
+        )
 
     def run(self, ctx: RunContext) -> str:
         deadline = time.monotonic() + self.timeout.total_seconds()
@@ -141,7 +159,7 @@ class HealthCheck(Step):
                 return f"server answers: {version}"
             except (BackupctlError, pymysql.MySQLError) as exc:
                 if time.monotonic() >= deadline:
-                    raise BackupctlError(f"the server does not answer after restart: {exc}") from exc
+                    raise BackupctlError(f"no answer after the restart: {exc}") from exc
                 time.sleep(1)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 import pymysql
 
@@ -12,7 +12,7 @@ from backupctl.checks import CheckResult
 from backupctl.drivers.mariadb.connection import SYSTEM_SCHEMAS
 from backupctl.policy.mariadb import EXPECT_RE, SqlCheck
 
-Conn = pymysql.connections.Connection  # type: ignore[type-arg]
+Conn: TypeAlias = "pymysql.connections.Connection[Any]"
 
 
 def _q(name: str) -> str:
@@ -96,8 +96,13 @@ def compare(value: Any, expect: str) -> bool:
     else:
         left = "" if value is None else str(value)
     return {
-        "=": left == right, "==": left == right, "!=": left != right, ">": left > right,
-        "<": left < right, ">=": left >= right, "<=": left <= right,
+        "=": left == right,
+        "==": left == right,
+        "!=": left != right,
+        ">": left > right,
+        "<": left < right,
+        ">=": left >= right,
+        "<=": left <= right,
     }[op]
 
 
@@ -117,11 +122,16 @@ def check_assertion(conn: Conn, check: SqlCheck) -> CheckResult:
     return CheckResult(name, passed, f"got {value!r}, expected {check.expect}")
 
 
-def verify_restored(conn: Conn, manifest: Manifest, assertions: list[SqlCheck]) -> list[CheckResult]:
+def verify_restored(
+    conn: Conn, manifest: Manifest, assertions: list[SqlCheck]
+) -> list[CheckResult]:
     """Every check of a restored server, in a stable order."""
     found = restored_tables(conn)
     expected = manifest_tables(manifest)
-    checks = [check_tables(conn, found), check_manifest_tables(found, expected),
-              check_row_counts(conn, expected, found)]
+    checks = [
+        check_tables(conn, found),
+        check_manifest_tables(found, expected),
+        check_row_counts(conn, expected, found),
+    ]
     checks += [check_assertion(conn, a) for a in assertions]
     return checks

@@ -1,0 +1,128 @@
+"""``backupctl restore``: what an operator types during an incident."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from backupctl.catalog.manifest import read_manifest
+from backupctl.cli import render
+from backupctl.cli.context import AppContext
+from backupctl.errors import UsageError, VerificationFailed
+from backupctl.restore import RestorePlan, execute, plan_restore, resume
+from backupctl.runbook.engine import RunbookFailed
+
+
+def _print_plan(plan: RestorePlan, in_place: bool) -> None:
+    m = plan.manifest
+    click.echo(
+        f"restore {m.policy} from backup {m.backup_id} "
+        f"(finished {render.human_time(m.finished_at)}, "
+        f"{render.human_bytes(m.raw_bytes)}, {render.human_bytes(m.stored_bytes)} stored)"
+    )
+    click.echo(
+        "in place: the live datadir is replaced"
+        if in_place
+        else f"into {plan.runbook.journal.params['target_datadir']} (live server untouched)"
+    )
+    for number, step in enumerate(plan.steps, 1):
+        click.echo(f"  {number:2}. {step.name}: {step.description}")
+        for hook in step.hooks:
+            click.echo(f"        hook: {hook}")
+    if plan.estimate_seconds is not None:
+        click.echo(f"estimated duration: {plan.estimate_seconds:.0f}s (from past restores)")
+    else:
+        click.echo("estimated duration: unknown (no past restore or drill of this policy)")
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    for step in report["steps"]:
+        click.echo(
+            f"  {step['status']:>12}  {step['name']:<24} {step['seconds']:7.2f}s  "
+            f"{str(step['detail']).splitlines()[0] if step['detail'] else ''}"
+        )
+    for check in report["checks"]:
+        mark = "PASS" if check["passed"] else "FAIL"
+        click.echo(f"  {mark}  {check['name']}: {check['detail']}")
+
+
+@click.command("restore")
+@click.argument("policy")
+@click.argument("backup_id", required=False)
+@click.option(
+    "--target-datadir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Restore into this (empty) directory; the live server is not touched.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option(
+    "--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal)."
+)
+@click.option("--resume", "do_resume", is_flag=True, help="Finish an interrupted restore.")
+@click.option("--rollback", is_flag=True, help="Undo an interrupted restore.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan or the report as JSON.")
+@click.pass_obj
+def restore(
+    app: AppContext,
+    policy: str,
+    backup_id: str | None,
+    target_datadir: Path | None,
+    dry_run: bool,
+    yes: bool,
+    do_resume: bool,
+    rollback: bool,
+    as_json: bool,
+) -> None:
+    """Restore POLICY from BACKUP_ID (default: the newest complete backup)."""
+    chosen = app.policy(policy)
+    repo = app.repository(chosen)
+    if do_resume or rollback:
+        if do_resume and rollback:
+            raise UsageError("give --resume or --rollback, not both")
+        report = resume(chosen, repo, app.state_dir, rollback=rollback, progress=app.progress)
+        _finish(report, as_json, app)
+        return
+    known = app.catalog().get(chosen.name, backup_id)
+    manifest = read_manifest(repo, known.policy, known.kind, known.backup_id)
+    plan = plan_restore(chosen, repo, manifest, app.state_dir, target_datadir, app.progress)
+    if dry_run:
+        render.emit_json(plan.to_dict()) if as_json else _print_plan(plan, target_datadir is None)
+        return
+    if target_datadir is None and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "an in-place restore replaces the live datadir: "
+                "confirm with --yes (no terminal to ask on)"
+            )
+        _print_plan(plan, in_place=True)
+        click.confirm(f"replace the datadir of {chosen.name} now?", abort=True, err=True)
+    try:
+        report = execute(plan, chosen, app.state_dir)
+    except RunbookFailed as exc:
+        if as_json and exc.report_path is not None:
+            click.echo(exc.report_path.read_text())
+        elif exc.report_path is not None:
+            click.echo(f"report: {exc.report_path}", err=True)
+        raise
+    _finish(report, as_json, app)
+
+
+def _finish(report: dict[str, Any], as_json: bool, app: AppContext) -> None:
+    if as_json:
+        render.emit_json(report)
+    else:
+        click.echo(f"restore {report['run_id']} of {report['policy']}: {report['state']}")
+        _print_report(report)
+        if report.get("aside"):
+            click.echo(f"previous datadir kept at {report['aside']}")
+        click.echo(f"report: {app.state_dir / 'restores' / (report['run_id'] + '.md')}")
+    if report["state"] != "completed" and report["state"] != "rolled-back":
+        raise VerificationFailed(f"restore {report['run_id']} ended {report['state']}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(restore)

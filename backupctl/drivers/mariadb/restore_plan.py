@@ -1,0 +1,63 @@
+"""The MariaDB restore plan: which steps, in which order, for in-place and target restores."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from backupctl.catalog.manifest import Manifest
+from backupctl.drivers.base import RestoreRequest
+from backupctl.drivers.mariadb.datadir_steps import (
+    CheckTarget,
+    EnsureStopped,
+    Extract,
+    MoveAside,
+    MoveIntoPlace,
+    Prepare,
+    RestorePaths,
+)
+from backupctl.drivers.mariadb.service_steps import (
+    HealthCheck,
+    HookStep,
+    StartRecoveryInstance,
+    StopRecoveryInstance,
+    VerifyRestored,
+)
+from backupctl.policy.mariadb import MariaDBPolicy
+from backupctl.runbook.step import Step
+from backupctl.storage.base import Repository
+
+
+def restore_steps(
+    policy: MariaDBPolicy, repo: Repository, manifest: Manifest, request: RestoreRequest
+) -> list[Step]:
+    """In place: stop hooks -> … -> start hooks -> health check. To a target: no hooks,
+    no live server touched."""
+    live = request.target_datadir or policy.datadir
+    paths = RestorePaths(live.absolute(), request.run_id, request.in_place)
+    # short and derived from the run id: a resumed run finds the same socket and pid file
+    run_dir = Path(tempfile.gettempdir()) / f"backupctl-recovery-{request.run_id}"
+    env = {
+        "BACKUPCTL_BACKUP_ID": manifest.backup_id,
+        "BACKUPCTL_DATADIR": str(paths.live),
+        "BACKUPCTL_RUN_ID": request.run_id,
+    }
+    restore = policy.restore
+    middle: list[Step] = [
+        Extract(repo, manifest, paths, request.progress),
+        Prepare(paths, policy.backup.mariabackup),
+        MoveIntoPlace(paths),
+        StartRecoveryInstance(paths.live, run_dir),
+        VerifyRestored(paths.live, run_dir, manifest, policy),
+        StopRecoveryInstance(paths.live, run_dir),
+    ]
+    if not request.in_place:
+        return [CheckTarget(paths), *middle]
+    return [
+        HookStep("stop-services", policy, restore.stop, restore.start, env),
+        EnsureStopped(policy, paths),
+        MoveAside(paths),
+        *middle,
+        HookStep("start-services", policy, restore.start, restore.stop, env),
+        HealthCheck(policy, restore.health_timeout),
+    ]

@@ -1,0 +1,303 @@
+"""In-place and target restores of a real mariadbd, with failures injected at every step."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from backupctl.drivers.mariadb import sample_data
+from backupctl.drivers.mariadb.instance import MariaDBInstance, checksum_tables
+from tests.support.cli import popen_backupctl
+from tests.support.mariadb import MariaDBServer
+from tests.support.policies import mariadb_policy
+
+ASSERTION = {"sql": "SELECT COUNT(*) FROM shop.orders", "expect": "> 0"}
+
+
+@dataclass
+class Restorable:
+    server: MariaDBServer
+    policy: Path
+    backup_id: str
+    checksums: dict[str, Any]
+    hooks: dict[str, Path]
+    cli: Any
+
+    def edit(self, **changes: Any) -> None:
+        data = yaml.safe_load(self.policy.read_text())
+        for key, value in changes.items():
+            data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+        self.policy.write_text(yaml.safe_dump(data))
+
+    def run(self, *args: str) -> Any:
+        return self.cli(*args, policies=self.policy)
+
+    def write_after_backup(self) -> None:
+        conn = self.server.connect()
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE shop.after_backup (id INT PRIMARY KEY)")
+            cur.execute("INSERT INTO shop.after_backup VALUES (1), (2)")
+            cur.execute("DELETE FROM shop.orders WHERE id % 2 = 0")
+        conn.close()
+
+    def live_tables(self) -> dict[str, Any]:
+        conn = self.server.connect()
+        try:
+            return checksum_tables(conn)
+        finally:
+            conn.close()
+
+
+def _script(path: Path, body: str) -> Path:
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return path
+
+
+def _make(server: MariaDBServer, tmp_path: Path, cli: Any, size_mb: int) -> Restorable:
+    conn = server.connect()
+    sample_data.generate(conn, "shop", size_mb)
+    checksums = checksum_tables(conn)
+    conn.close()
+    stop, start = server.instance.write_service_hooks(tmp_path / "hooks")
+    policy = mariadb_policy(
+        tmp_path / "policies",
+        server,
+        f"file://{tmp_path / 'repo'}",
+        restore={
+            "stop": [str(stop)],
+            "start": [str(start)],
+            "verify": [ASSERTION],
+            "health_timeout": "60s",
+        },
+    )
+    result = cli("backup", "shop", "--json", policies=policy)
+    assert result.code == 0, result.output
+    hooks = {"stop": stop, "start": start}
+    return Restorable(server, policy, json.loads(result.stdout)["backup_id"], checksums, hooks, cli)
+
+
+@pytest.fixture
+def restorable(fresh_mariadb: MariaDBServer, tmp_path: Path, backupctl: Any) -> Restorable:
+    return _make(fresh_mariadb, tmp_path, backupctl, 30)
+
+
+def test_in_place_restore_brings_back_the_backup(restorable: Restorable) -> None:
+    restorable.write_after_backup()
+    assert restorable.live_tables() != restorable.checksums
+    result = restorable.run("restore", "shop", "--yes", "--json")
+    assert result.code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["passed"] and report["backup"]["backup_id"] == restorable.backup_id
+    assert [s["status"] for s in report["steps"]] == ["ok"] * len(report["steps"])
+    assert [s["name"] for s in report["steps"]] == [
+        "stop-services",
+        "ensure-stopped",
+        "move-aside",
+        "fetch-extract",
+        "prepare",
+        "move-into-place",
+        "start-recovery-instance",
+        "verify",
+        "stop-recovery-instance",
+        "start-services",
+        "health-check",
+    ]
+    assert {c["name"] for c in report["checks"]} == {
+        "check-table",
+        "tables-match-manifest",
+        "row-counts",
+        f"sql: {ASSERTION['sql']}",
+    }
+    assert all(c["passed"] for c in report["checks"])
+    # the server is up again (the start hook ran) with exactly the data of the backup
+    assert restorable.live_tables() == restorable.checksums
+    # the replaced datadir is kept aside, with the data written after the backup
+    aside = Path(report["aside"])
+    assert (aside / "shop" / "after_backup.frm").exists()
+    assert aside.stat().st_uid == restorable.server.datadir.stat().st_uid
+    state = restorable.cli.state_dir
+    assert (state / "restores" / f"{report['run_id']}.md").read_text().startswith("# Restore")
+
+
+def _fail_once(tmp_path: Path) -> Path:
+    marker = tmp_path / "failed-once"
+    return _script(
+        tmp_path / "fail-once.sh",
+        f'[ -e {marker} ] && exit 0; touch {marker}; echo "app refused to start"; exit 1',
+    )
+
+
+INJECTIONS = ["stop-hook", "corrupt-object", "prepare", "verify-assertion", "start-hook"]
+
+
+@pytest.mark.parametrize("where", INJECTIONS)
+def test_failure_at_any_step_puts_the_original_back(
+    where: str, restorable: Restorable, tmp_path: Path
+) -> None:
+    restorable.write_after_backup()
+    before = restorable.live_tables()
+    expected_step, expected_code = {
+        "stop-hook": ("stop-services", 1),
+        "corrupt-object": ("fetch-extract", 3),
+        "prepare": ("prepare", 3),
+        "verify-assertion": ("verify", 3),
+        "start-hook": ("start-services", 1),
+    }[where]
+    stop, start = str(restorable.hooks["stop"]), str(restorable.hooks["start"])
+    if where == "stop-hook":
+        failing = _script(tmp_path / "fail.sh", 'echo "cannot stop the app"; exit 1')
+        restorable.edit(restore={"stop": [str(failing), stop]})
+    elif where == "corrupt-object":
+        data = next((tmp_path / "repo").rglob("data.mbstream.zst"))
+        with open(data, "r+b") as fh:
+            fh.seek(data.stat().st_size // 2)
+            fh.write(b"\xff" * 64)
+    elif where == "prepare":
+        fake = _script(
+            tmp_path / "mariabackup",
+            'case "$*" in *--prepare*) echo "simulated prepare failure" >&2; exit 1;; esac\n'
+            'exec mariabackup "$@"',
+        )
+        restorable.edit(backup={"mariabackup": str(fake)})
+    elif where == "verify-assertion":
+        restorable.edit(restore={"verify": [{"sql": ASSERTION["sql"], "expect": "> 100000000"}]})
+    elif where == "start-hook":
+        restorable.edit(restore={"start": [start, str(_fail_once(tmp_path))]})
+
+    result = restorable.run("restore", "shop", "--yes")
+    assert result.code == expected_code, result.output
+    assert f"step '{expected_step}' failed" in result.stderr
+    assert "Traceback" not in result.output
+    # the server runs as before, on the original data
+    assert restorable.live_tables() == before
+    assert not list(restorable.server.datadir.parent.glob("*.aside-*"))
+    assert not list(restorable.server.datadir.parent.glob(".*.restore-*"))
+
+
+@pytest.fixture
+def big_restorable(fresh_mariadb: MariaDBServer, tmp_path: Path, backupctl: Any) -> Restorable:
+    return _make(fresh_mariadb, tmp_path, backupctl, 200)
+
+
+def _kill_during_extraction(r: Restorable) -> None:
+    proc = popen_backupctl(
+        [
+            "--state-dir",
+            str(r.cli.state_dir),
+            "--policies",
+            str(r.policy),
+            "restore",
+            "shop",
+            "--yes",
+        ]
+    )
+    parent = r.server.datadir.parent
+    deadline = time.monotonic() + 120
+    while True:
+        staging = list(parent.glob(".*.restore-*"))
+        if staging and sum(f.stat().st_size for f in staging[0].rglob("*") if f.is_file()) > 20e6:
+            break
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.parametrize("finish", ["--resume", "--rollback"])
+def test_sigkill_during_extraction_then_resume_or_rollback(
+    finish: str, big_restorable: Restorable
+) -> None:
+    r = big_restorable
+    r.write_after_backup()
+    before = r.live_tables()
+    _kill_during_extraction(r)
+    assert not r.server.instance.is_running()  # stopped by the stop hook, datadir aside
+    blocked = r.run("restore", "shop", "--yes")
+    assert blocked.code == 2 and "was interrupted" in blocked.stderr
+
+    result = r.run("restore", "shop", finish, "--json")
+    assert result.code == 0, result.output
+    report = json.loads(result.stdout)
+    if finish == "--resume":
+        assert report["state"] == "completed"
+        assert r.live_tables() == r.checksums
+    else:
+        assert report["state"] == "rolled-back"
+        assert r.live_tables() == before
+        assert not list(r.server.datadir.parent.glob("*.aside-*"))
+    assert not list(r.server.datadir.parent.glob(".*.restore-*"))
+    assert r.run("restore", "shop", "--resume").code == 2  # nothing left to resume
+
+
+def test_restore_to_a_target_datadir_leaves_the_live_server_alone(
+    restorable: Restorable, tmp_path: Path
+) -> None:
+    restorable.write_after_backup()
+    before = restorable.live_tables()
+    target = tmp_path / "copy"
+    result = restorable.run("restore", "shop", "--target-datadir", str(target), "--json")
+    assert result.code == 0, result.output
+    steps = [s["name"] for s in json.loads(result.stdout)["steps"]]
+    assert "stop-services" not in steps and "start-services" not in steps
+    assert restorable.live_tables() == before
+    with MariaDBInstance.for_datadir(target, tmp_path / "copy-run", networking=False) as copy:
+        conn = copy.connect()
+        assert checksum_tables(conn) == restorable.checksums
+        conn.close()
+    occupied = restorable.run("restore", "shop", "--target-datadir", str(target))
+    assert occupied.code == 2 and "is not empty" in occupied.stderr
+
+
+def _state(r: Restorable) -> tuple[Any, ...]:
+    """What an operator would notice: files, table contents, the server process."""
+    files = sorted(str(p.relative_to(r.server.datadir)) for p in r.server.datadir.rglob("*"))
+    siblings = sorted(p.name for p in r.server.datadir.parent.iterdir())
+    return files, siblings, r.live_tables(), r.server.instance.pid()
+
+
+def test_dry_run_changes_nothing_and_lists_the_steps(restorable: Restorable) -> None:
+    before = _state(restorable)
+    result = restorable.run("restore", "shop", "--dry-run")
+    assert result.code == 0, result.output
+    for step in (
+        "stop-services",
+        "move-aside",
+        "fetch-extract",
+        "prepare",
+        "verify",
+        "health-check",
+    ):
+        assert step in result.stdout
+    assert f"hook: {restorable.hooks['stop']}" in result.stdout
+    assert restorable.backup_id in result.stdout
+    assert "estimated duration: unknown" in result.stdout
+    assert _state(restorable) == before
+    assert not (restorable.cli.state_dir / "runbooks").exists()
+    as_json = json.loads(restorable.run("restore", "shop", "--dry-run", "--json").stdout)
+    assert as_json["backup"]["backup_id"] == restorable.backup_id
+
+
+def test_without_a_terminal_and_without_yes_nothing_happens(restorable: Restorable) -> None:
+    before = restorable.live_tables()
+    result = restorable.run("restore", "shop")
+    assert result.code == 2
+    assert "--yes" in result.stderr
+    assert restorable.server.instance.is_running()
+    assert restorable.live_tables() == before
+    assert not (restorable.cli.state_dir / "runbooks").exists()
+
+
+def test_estimate_comes_from_past_restores(restorable: Restorable, tmp_path: Path) -> None:
+    assert restorable.run("restore", "shop", "--yes").code == 0
+    plan = json.loads(restorable.run("restore", "shop", "--dry-run", "--json").stdout)
+    assert plan["estimate_seconds"] is not None and plan["estimate_seconds"] > 0
