@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Mapping
 from datetime import timedelta
@@ -47,22 +49,29 @@ def run_hook(
         full_env["BACKUPCTL_POLICY_FILE"] = str(policy.source)
     log.info("hook started", hook=command)
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             argv,
             env=full_env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            timeout=timeout.total_seconds(),
-            check=False,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else ""
-        _log_output(command, out)
-        raise HookFailed(f"hook {command!r} timed out after {timeout}") from exc
     except OSError as exc:
         raise HookFailed(f"hook {command!r} could not start: {exc.strerror}") from exc
-    output = redact(proc.stdout.decode(errors="replace"))
+    try:
+        raw, _ = proc.communicate(timeout=timeout.total_seconds())
+    except subprocess.TimeoutExpired as exc:
+        with contextlib.suppress(ProcessLookupError):  # the hook and everything it started
+            os.killpg(proc.pid, signal.SIGKILL)
+        raw, _ = proc.communicate()
+        _log_output(command, redact(raw.decode(errors="replace")))
+        raise HookFailed(f"hook {command!r} timed out after {timeout}") from exc
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    output = redact(raw.decode(errors="replace"))
     _log_output(command, output)
     if proc.returncode != 0:
         raise HookFailed(

@@ -9,7 +9,9 @@ import click
 
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
+from backupctl.cli.restore_cmd import print_report
 from backupctl.demo import run_demo
+from backupctl.errors import VerificationFailed
 from backupctl.verify import raise_if_failed
 
 
@@ -40,6 +42,11 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
         f"{(manifest.finished_at - manifest.started_at).total_seconds():.1f}s"
     )
     render.checks(result.checks)
+    report = result.restore_report
+    click.echo("")
+    click.echo(f"restore {report['run_id']}: {report['state']} in {report['seconds']:.1f}s")
+    print_report(report)
+    click.echo(f"the wrecked datadir is kept at {report['aside']}")
     click.echo("")
     click.echo(f"repository: {result.repository}")
     click.echo(f"policy:     {result.policy_file}")
@@ -47,7 +54,10 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     base = f"backupctl --policies {result.policy_file} --state-dir {result.workdir / 'state'}"
     click.echo(f"  {base} list")
     click.echo(f"  {base} verify demo-db --deep")
+    click.echo(f"  {base} restore demo-db --dry-run")
     raise_if_failed(manifest, result.checks)
+    if not report["checksums_match_backup"]:
+        raise VerificationFailed("the restored tables do not match the backup")
 
 
 def register(cli: click.Group) -> None:

@@ -38,7 +38,7 @@ def _print_plan(plan: RestorePlan, in_place: bool) -> None:
         click.echo("estimated duration: unknown (no past restore or drill of this policy)")
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def print_report(report: dict[str, Any]) -> None:
     for step in report["steps"]:
         click.echo(
             f"  {step['status']:>12}  {step['name']:<24} {step['seconds']:7.2f}s  "
@@ -116,7 +116,7 @@ def _finish(report: dict[str, Any], as_json: bool, app: AppContext) -> None:
         render.emit_json(report)
     else:
         click.echo(f"restore {report['run_id']} of {report['policy']}: {report['state']}")
-        _print_report(report)
+        print_report(report)
         if report.get("aside"):
             click.echo(f"previous datadir kept at {report['aside']}")
         click.echo(f"report: {app.state_dir / 'restores' / (report['run_id'] + '.md')}")
