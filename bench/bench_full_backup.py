@@ -25,40 +25,42 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import platform
-import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-import structlog
 import yaml
+from _common import (  # first: it puts the repository root on sys.path
+    BENCH_USER,
+    POLICY_NAME,
+    REPO_ROOT,
+    RUN_TIMEOUT,
+    base_policy,
+    bench_server,
+    default_backupctl_cmd,
+    environment,
+    fill_database,
+    fresh_dir,
+    install_signal_handlers,
+    make_workdir,
+    quiet_logging,
+    run_backupctl,
+    stop_process,
+    write_secret,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run as a plain script from anywhere
-    sys.path.insert(0, str(REPO_ROOT))
-
-from backupctl.drivers.mariadb.instance import MariaDBInstance  # noqa: E402
-from backupctl.drivers.mariadb.sample_data import generate, table_sizes  # noqa: E402
+from backupctl.drivers.mariadb.instance import MariaDBInstance
 
 DATABASE = "bench"
-BENCH_USER = "bench"
-POLICY_NAME = "bench"
-POLL_SECONDS = 0.02  # how often the peak RSS of the backupctl process is sampled
-RUN_TIMEOUT = 3600.0
 TARGET_RATIO = 1.15
 TARGET_RSS_MB = 150.0
 FLAT_RSS_MB = 10.0  # "flat": peak RSS may grow at most this much from the smallest size
@@ -152,67 +154,7 @@ class Setup:
     raw_fsync: bool = False  # fsync the raw output inside the timing, as backupctl does
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """Turn SIGTERM into KeyboardInterrupt so that every ``finally`` runs."""
-    raise KeyboardInterrupt
-
-
-def quiet_logging() -> None:
-    """Keep the package's info logs (server started, data generated) off our output."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-
-
-def write_secret(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` with mode 0600 (created so, never readable by others)."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    return path
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate ``proc`` if it still runs (SIGTERM, then SIGKILL after 30 s) and reap it."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    proc.wait()
-
-
-def read_vmhwm_kb(pid: int) -> int | None:
-    """Return the peak resident set size (VmHWM, KiB) of ``pid``, or None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def wait_sampling_rss(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
-    """Wait for ``proc`` to exit, sampling its own VmHWM; return the last value seen.
-
-    VmHWM only grows, so the last sample is the peak up to ``POLL_SECONDS`` before the
-    exit. Only this process is measured, never its children (mariabackup).
-    """
-    peak: int | None = None
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None:
-        sample = read_vmhwm_kb(proc.pid)
-        if sample is not None:
-            peak = max(peak or 0, sample)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{proc.args!r} still runs after {timeout:.0f}s")
-        time.sleep(POLL_SECONDS)
-    return peak
+# --------------------------------------------------------------------------- set-up
 
 
 def decompressed_size(path: Path) -> int:
@@ -232,57 +174,6 @@ def decompressed_size(path: Path) -> int:
     return size
 
 
-def tool_version(argv: list[str]) -> str:
-    """Return the last non-empty output line of a ``--version`` call."""
-    res = subprocess.run(argv, capture_output=True, text=True, check=False)
-    lines = [line for line in (res.stdout + res.stderr).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "unknown"
-
-
-def default_backupctl_cmd() -> list[str]:
-    """``.venv/bin/python -m backupctl`` when the project venv exists, else this Python."""
-    venv_python = REPO_ROOT / ".venv" / "bin" / "python"
-    python = str(venv_python) if venv_python.exists() else sys.executable
-    return [python, "-m", "backupctl"]
-
-
-def fresh_dir(path: Path) -> Path:
-    """Remove ``path`` if present and create it empty."""
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path
-
-
-# --------------------------------------------------------------------------- set-up
-
-
-def write_policy(
-    setup_dir: Path, instance: MariaDBInstance, password_file: Path, repository: Path
-) -> Path:
-    """Write the MariaDB policy backupctl runs: ``zstd -1`` with 2 threads, like the raw run."""
-    policy = {
-        "version": 1,
-        "name": POLICY_NAME,
-        "driver": "mariadb",
-        "connection": {
-            "host": "127.0.0.1",
-            "port": instance.port,
-            "user": BENCH_USER,
-            "password_file": str(password_file),
-        },
-        "datadir": str(instance.datadir),
-        "repository": f"file://{repository}",
-        "schedule": {"full": "0 2 * * *"},
-        "retention": {"full": "30d"},
-        "objectives": {"rpo": "24h", "rto": "1h"},
-        "backup": {"compression_level": 1, "compression_threads": 2},
-    }
-    setup_dir.mkdir(parents=True, exist_ok=True)
-    path = setup_dir / f"{POLICY_NAME}.yaml"
-    path.write_text(yaml.safe_dump(policy, sort_keys=False))
-    return path
-
-
 @contextmanager
 def bench_setup(
     workdir: Path, buffer_pool: str, backupctl_cmd: list[str], raw_fsync: bool = False
@@ -291,61 +182,17 @@ def bench_setup(
 
     The server is stopped when the block exits, whatever the reason.
     """
-    instance = MariaDBInstance.create(workdir / "mariadb", buffer_pool=buffer_pool)
-    try:
-        instance.start()
-        password = secrets.token_urlsafe(18)
-        instance.create_user(BENCH_USER, password)
-        secrets_dir = workdir / "secrets"
-        secrets_dir.mkdir(mode=0o700, exist_ok=True)
-        password_file = write_secret(secrets_dir / "password", password)
+    with bench_server(workdir, buffer_pool) as server:
         client_cnf = write_secret(
-            secrets_dir / "client.cnf",
-            f"[client]\nuser={BENCH_USER}\npassword={password}\n"
-            f"host=127.0.0.1\nport={instance.port}\n",
+            server.secrets_dir / "client.cnf",
+            f"[client]\nuser={BENCH_USER}\npassword={server.password}\n"
+            f"host=127.0.0.1\nport={server.instance.port}\n",
         )
         policy_dir = workdir / "policies"
-        write_policy(policy_dir, instance, password_file, workdir / "out" / "repo")
-        yield Setup(workdir, instance, client_cnf, policy_dir, backupctl_cmd, raw_fsync)
-    finally:
-        instance.stop()
-
-
-def fill_database(instance: MariaDBInstance, target_mb: int) -> int:
-    """(Re)generate the sample database at ``target_mb`` MiB; return its ``.ibd`` bytes.
-
-    Waits until InnoDB has flushed every dirty page, so the backups that follow copy
-    a quiet server and do not race the page cleaner.
-    """
-    conn = instance.connect()
-    try:
-        started = time.monotonic()
-        generate(conn, DATABASE, target_mb)
-        print(f"  generated {target_mb} MB in {time.monotonic() - started:.0f}s", flush=True)
-        wait_for_clean_buffer_pool(conn)
-        return sum(table_sizes(conn, DATABASE).values())
-    finally:
-        conn.close()
-
-
-def wait_for_clean_buffer_pool(conn: Any, timeout: float = 600) -> None:
-    """Make InnoDB flush all dirty pages and wait (at most ``timeout`` s) until it has.
-
-    The default ``innodb_io_capacity`` (200 pages/s) would take minutes for a freshly
-    generated gigabyte, so the flush rate is raised first (the server is idle).
-    """
-    started = time.monotonic()
-    with conn.cursor() as cur:
-        cur.execute("SET GLOBAL innodb_io_capacity_max = 100000")
-        cur.execute("SET GLOBAL innodb_io_capacity = 50000")
-        cur.execute("SET GLOBAL innodb_max_dirty_pages_pct = 0")
-        while time.monotonic() - started < timeout:
-            cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
-            if int(cur.fetchone()[1]) == 0:
-                print(f"  flushed dirty pages in {time.monotonic() - started:.0f}s", flush=True)
-                return
-            time.sleep(0.5)
-    print("  warning: dirty pages remain after flushing", file=sys.stderr)
+        policy_dir.mkdir(parents=True, exist_ok=True)
+        policy = base_policy(server, workdir / "out" / "repo")
+        (policy_dir / f"{POLICY_NAME}.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+        yield Setup(workdir, server.instance, client_cnf, policy_dir, backupctl_cmd, raw_fsync)
 
 
 # --------------------------------------------------------------------------- the two runs
@@ -394,36 +241,18 @@ def run_raw(setup: Setup, repetition: int) -> Run:
     return Run("raw", repetition, seconds, decompressed_size(target), target.stat().st_size)
 
 
-def run_backupctl(setup: Setup, repetition: int) -> Run:
+def run_backupctl_backup(setup: Setup, repetition: int) -> Run:
     """Time ``backupctl backup`` once (fresh repository and state dir) and sample its RSS."""
     out = fresh_dir(setup.workdir / "out")
-    argv = [
-        *setup.backupctl_cmd,
-        "--policies",
-        str(setup.policy_dir),
-        "--state-dir",
-        str(out / "state"),
-        "--log-format",
-        "json",
-        "backup",
-        POLICY_NAME,
-        "--json",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    log_path = out / "backupctl.log"
-    with open(log_path, "wb") as log_fh, open(out / "manifest.json", "wb") as out_fh:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out_fh, stderr=log_fh, cwd=REPO_ROOT, env=env)
-        try:
-            peak_kb = wait_sampling_rss(proc, RUN_TIMEOUT)
-            seconds = time.perf_counter() - started
-        finally:
-            stop_process(proc)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"backupctl failed with exit {proc.returncode}:\n"
-            f"{log_path.read_text(errors='replace')[-2000:]}"
-        )
+    args = ["--policies", str(setup.policy_dir), "--state-dir", str(out / "state")]
+    timed = run_backupctl(
+        setup.backupctl_cmd,
+        [*args, "backup", POLICY_NAME, "--json"],
+        out / "manifest.json",
+        out / "backupctl.log",
+    )
+    if timed.returncode != 0:
+        raise RuntimeError(f"backupctl failed with exit {timed.returncode}:\n{timed.log_tail}")
     manifest = json.loads((out / "manifest.json").read_text())
     data = max(manifest["artifacts"], key=lambda a: a["raw_bytes"])  # the mbstream, not the log
     in_process = (
@@ -433,10 +262,10 @@ def run_backupctl(setup: Setup, repetition: int) -> Run:
     return Run(
         "backupctl",
         repetition,
-        seconds,
+        timed.seconds,
         data["raw_bytes"],
         data["stored_bytes"],
-        peak_kb,
+        timed.peak_rss_kb,
         in_process,
     )
 
@@ -455,8 +284,8 @@ def bench_size(setup: Setup, target_mb: int, repeat: int, warmup: bool) -> SizeR
     fills the page cache first.
     """
     print(f"size {target_mb} MB:", flush=True)
-    result = SizeResult(target_mb, fill_database(setup.instance, target_mb))
-    runners = {"raw": run_raw, "backupctl": run_backupctl}
+    result = SizeResult(target_mb, fill_database(setup.instance, DATABASE, target_mb))
+    runners = {"raw": run_raw, "backupctl": run_backupctl_backup}
     for rep in range(0 if warmup else 1, repeat + 1):
         order = ["raw", "backupctl"] if rep % 2 else ["backupctl", "raw"]
         for tool in order:
@@ -517,22 +346,6 @@ def verdicts(results: list[SizeResult]) -> list[str]:
         f"RSS flat across sizes (<= {FLAT_RSS_MB:.0f} MiB growth): "
         f"{mark(growth <= FLAT_RSS_MB)} (growth {growth:.1f} MiB)",
     ]
-
-
-def environment(setup: Setup) -> dict[str, Any]:
-    """Describe the machine and the tool versions for the results file."""
-    return {
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "mariadb": setup.instance.server_version(),
-        "mariabackup": tool_version(["mariabackup", "--version"]),
-        "zstd": tool_version(["zstd", "--version"]),
-        "backupctl_cmd": setup.backupctl_cmd,
-        "workdir": str(setup.workdir),
-    }
 
 
 def write_results(
@@ -615,22 +428,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def make_workdir(requested: Path | None) -> Path:
-    """Return an empty work directory: ``requested`` (created) or a new one in /tmp."""
-    if requested is None:
-        return Path(tempfile.mkdtemp(prefix="bench-full-backup-", dir="/tmp"))
-    requested.mkdir(parents=True, exist_ok=True)
-    if any(requested.iterdir()):
-        raise SystemExit(f"--workdir {requested} is not empty")
-    return requested.resolve()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_logging()
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if inherited ignored
-    workdir = make_workdir(args.workdir)
+    install_signal_handlers()
+    workdir = make_workdir(args.workdir, "bench-full-backup-")
     stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
     json_out = args.json_out or REPO_ROOT / "bench" / "results" / f"full-backup-{stamp}.json"
     results: list[SizeResult] = []
@@ -639,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         with bench_setup(
             workdir, args.buffer_pool, default_backupctl_cmd(), args.raw_fsync
         ) as setup:
-            env = environment(setup)
+            env = environment(setup.instance, setup.backupctl_cmd, workdir)
             print(f"MariaDB {env['mariadb']}, {env['cpus']} CPUs, workdir {workdir}", flush=True)
             for target_mb in args.sizes:
                 results.append(bench_size(setup, target_mb, args.repeat, args.warmup))

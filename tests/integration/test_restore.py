@@ -301,3 +301,26 @@ def test_estimate_comes_from_past_restores(restorable: Restorable, tmp_path: Pat
     assert restorable.run("restore", "shop", "--yes").code == 0
     plan = json.loads(restorable.run("restore", "shop", "--dry-run", "--json").stdout)
     assert plan["estimate_seconds"] is not None and plan["estimate_seconds"] > 0
+
+
+def test_on_a_terminal_the_operator_is_asked_first(restorable: Restorable) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    before = restorable.live_tables()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backupctl", "--state-dir", str(restorable.cli.state_dir),
+         "--policies", str(restorable.policy), "--log-format", "json", "restore", "shop"],
+        stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    os.close(slave)
+    os.write(master, b"n\n")
+    out, err = proc.communicate(timeout=120)
+    os.close(master)
+    assert proc.returncode == 1, out + err
+    assert "replace the datadir of shop now?" in err
+    assert "fetch-extract" in out  # the plan was shown before the question
+    assert restorable.live_tables() == before
+    assert not (restorable.cli.state_dir / "runbooks").exists()

@@ -1,0 +1,334 @@
+"""Helpers shared by the benchmarks in ``bench/``: the private server, process timing, RSS.
+
+Importing this module puts the repository root on ``sys.path``, so the benchmarks can
+import ``backupctl`` when run as plain scripts from anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a plain script from anywhere
+    sys.path.insert(0, str(REPO_ROOT))
+
+from backupctl.drivers.mariadb.instance import MariaDBInstance  # noqa: E402
+from backupctl.drivers.mariadb.sample_data import generate, table_sizes  # noqa: E402
+
+BENCH_USER = "bench"
+POLICY_NAME = "bench"
+POLL_SECONDS = 0.02  # how often the peak RSS of the backupctl process is sampled
+RUN_TIMEOUT = 3600.0
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM into KeyboardInterrupt so that every ``finally`` runs."""
+    raise KeyboardInterrupt
+
+
+def install_signal_handlers() -> None:
+    """Make SIGTERM and SIGINT raise KeyboardInterrupt (even if SIGINT was ignored)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def quiet_logging() -> None:
+    """Keep the package's info logs (server started, data generated) off our output."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate ``proc`` if it still runs (SIGTERM, then SIGKILL after 30 s) and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait()
+
+
+def read_vmhwm_kb(pid: int) -> int | None:
+    """Return the peak resident set size (VmHWM, KiB) of ``pid``, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def wait_sampling_rss(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """Wait for ``proc`` to exit, sampling its own VmHWM; return the last value seen.
+
+    VmHWM only grows, so the last sample is the peak up to ``POLL_SECONDS`` before the
+    exit. Only this process is measured, never its children (mariabackup, mbstream).
+    """
+    peak: int | None = None
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        sample = read_vmhwm_kb(proc.pid)
+        if sample is not None:
+            peak = max(peak or 0, sample)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{proc.args!r} still runs after {timeout:.0f}s")
+        time.sleep(POLL_SECONDS)
+    return peak
+
+
+@dataclass
+class Timed:
+    """One finished run of backupctl: wall time, its peak RSS, the log's tail on failure."""
+
+    seconds: float
+    peak_rss_kb: int | None
+    returncode: int
+    log_tail: str
+
+
+def default_backupctl_cmd() -> list[str]:
+    """``.venv/bin/python -m backupctl`` when the project venv exists, else this Python."""
+    venv_python = REPO_ROOT / ".venv" / "bin" / "python"
+    python = str(venv_python) if venv_python.exists() else sys.executable
+    return [python, "-m", "backupctl"]
+
+
+def run_backupctl(cmd: list[str], args: list[str], stdout_path: Path, log_path: Path) -> Timed:
+    """Run ``cmd args`` (with ``--log-format json`` first), timed, sampling its VmHWM.
+
+    stdout goes to ``stdout_path`` and the JSON log lines to ``log_path``. The wall time
+    runs from spawning the process to its exit: a cron job or an operator pays for
+    interpreter start-up, imports and exit too.
+    """
+    argv = [*cmd, "--log-format", "json", *args]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    with open(log_path, "wb") as log_fh, open(stdout_path, "wb") as out_fh:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out_fh, stderr=log_fh, cwd=REPO_ROOT, env=env)
+        try:
+            peak_kb = wait_sampling_rss(proc, RUN_TIMEOUT)
+            seconds = time.perf_counter() - started
+        finally:
+            stop_process(proc)
+    tail = "" if proc.returncode == 0 else log_path.read_text(errors="replace")[-2000:]
+    return Timed(seconds, peak_kb, proc.returncode, tail)
+
+
+def tool_version(argv: list[str]) -> str:
+    """Return the last non-empty output line of a ``--version`` call."""
+    res = subprocess.run(argv, capture_output=True, text=True, check=False)
+    lines = [line for line in (res.stdout + res.stderr).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "unknown"
+
+
+# --------------------------------------------------------------------------- files
+
+
+def write_secret(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` with mode 0600 (created so, never readable by others)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    return path
+
+
+def fresh_dir(path: Path) -> Path:
+    """Remove ``path`` if present and create it empty."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def make_workdir(requested: Path | None, prefix: str) -> Path:
+    """Return an empty work directory: ``requested`` (created) or a new one in /tmp."""
+    if requested is None:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    requested.mkdir(parents=True, exist_ok=True)
+    if any(requested.iterdir()):
+        raise SystemExit(f"--workdir {requested} is not empty")
+    return requested.resolve()
+
+
+# --------------------------------------------------------------------------- the server
+
+
+@dataclass(frozen=True)
+class BenchServer:
+    """The private server of a benchmark and the credentials of its ``bench`` user."""
+
+    instance: MariaDBInstance
+    password: str
+    password_file: Path  # 0600, for the policy's ``password_file``
+    secrets_dir: Path  # 0700
+
+
+def base_policy(server: BenchServer, repository: Path) -> dict[str, Any]:
+    """The MariaDB policy both benchmarks use: ``zstd -1`` with 2 threads, over TCP."""
+    return {
+        "version": 1,
+        "name": POLICY_NAME,
+        "driver": "mariadb",
+        "connection": {
+            "host": "127.0.0.1",
+            "port": server.instance.port,
+            "user": BENCH_USER,
+            "password_file": str(server.password_file),
+        },
+        "datadir": str(server.instance.datadir),
+        "repository": f"file://{repository}",
+        "schedule": {"full": "0 2 * * *"},
+        "retention": {"full": "30d"},
+        "objectives": {"rpo": "24h", "rto": "1h"},
+        "backup": {"compression_level": 1, "compression_threads": 2},
+    }
+
+
+def _servers_under(root: Path) -> list[int]:
+    """Pids of mariadbd processes whose ``--datadir`` lies under ``root``."""
+    prefix = f"--datadir={root.resolve()}/"
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if os.path.basename(args[0]) == "mariadbd" and any(a.startswith(prefix) for a in args):
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def stop_servers_under(root: Path, timeout: float = 60) -> None:
+    """Stop every mariadbd on a datadir under ``root`` (SIGTERM, SIGKILL after ``timeout``).
+
+    These are the benchmark's own servers, including ones a hook or backupctl started
+    (a restarted server after a restore, a recovery instance left by a killed run).
+    """
+    pids = _servers_under(root)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + timeout
+    while (left := [p for p in pids if p in _servers_under(root)]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+
+
+@contextmanager
+def bench_server(workdir: Path, buffer_pool: str) -> Iterator[BenchServer]:
+    """Start a private MariaDB (binlog on, loopback port) with a ``bench`` backup user.
+
+    The server, and any other mariadbd on a datadir under ``workdir``, is stopped when
+    the block exits, whatever the reason.
+    """
+    instance = MariaDBInstance.create(
+        workdir / "mariadb", binlog=True, networking=True, buffer_pool=buffer_pool
+    )
+    try:
+        instance.start()
+        password = secrets.token_urlsafe(18)
+        instance.create_user(BENCH_USER, password)
+        secrets_dir = workdir / "secrets"
+        secrets_dir.mkdir(mode=0o700, exist_ok=True)
+        password_file = write_secret(secrets_dir / "password", password)
+        yield BenchServer(instance, password, password_file, secrets_dir)
+    finally:
+        instance.stop()
+        stop_servers_under(workdir)
+
+
+def fill_database(instance: MariaDBInstance, database: str, target_mb: int) -> int:
+    """(Re)generate the sample database at ``target_mb`` MiB; return its ``.ibd`` bytes.
+
+    Waits until InnoDB has flushed every dirty page, so the backups that follow copy
+    a quiet server and do not race the page cleaner.
+    """
+    conn = instance.connect()
+    try:
+        started = time.monotonic()
+        generate(conn, database, target_mb)
+        print(f"  generated {target_mb} MB in {time.monotonic() - started:.0f}s", flush=True)
+        wait_for_clean_buffer_pool(conn)
+        return sum(table_sizes(conn, database).values())
+    finally:
+        conn.close()
+
+
+def wait_for_clean_buffer_pool(conn: Any, timeout: float = 600) -> None:
+    """Make InnoDB flush all dirty pages and wait (at most ``timeout`` s) until it has.
+
+    The default ``innodb_io_capacity`` (200 pages/s) would take minutes for a freshly
+    generated gigabyte, so the flush rate is raised first (the server is idle).
+    """
+    started = time.monotonic()
+    with conn.cursor() as cur:
+        cur.execute("SET GLOBAL innodb_io_capacity_max = 100000")
+        cur.execute("SET GLOBAL innodb_io_capacity = 50000")
+        cur.execute("SET GLOBAL innodb_max_dirty_pages_pct = 0")
+        while time.monotonic() - started < timeout:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
+            if int(cur.fetchone()[1]) == 0:
+                print(f"  flushed dirty pages in {time.monotonic() - started:.0f}s", flush=True)
+                return
+            time.sleep(0.5)
+    print("  warning: dirty pages remain after flushing", file=sys.stderr)
+
+
+def environment(
+    instance: MariaDBInstance, backupctl_cmd: list[str], workdir: Path
+) -> dict[str, Any]:
+    """Describe the machine and the tool versions for the results file."""
+    return {
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "mariadb": instance.server_version(),
+        "mariabackup": tool_version(["mariabackup", "--version"]),
+        "zstd": tool_version(["zstd", "--version"]),
+        "backupctl_cmd": backupctl_cmd,
+        "backupctl_commit": git_describe(),
+        "workdir": str(workdir),
+    }
+
+
+def git_describe() -> str:
+    """The commit of the working tree, with ``-dirty`` when it has local changes."""
+    res = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return res.stdout.strip() or "unknown"

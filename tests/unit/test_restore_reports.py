@@ -1,0 +1,58 @@
+"""Restore reports, duration estimates and the retention of moved-aside datadirs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from backupctl.policy.loader import parse_policy
+from backupctl.restore import estimate, prune_asides
+from backupctl.runbook.journal import Journal
+from backupctl.runbook.report import build_report, to_markdown, write_report
+from backupctl.runbook.step import StepResult
+
+
+def _policy(tmp_path: Path, keep: str):  # type: ignore[no-untyped-def]
+    (tmp_path / "secret").write_text("pw\n")
+    path = tmp_path / "db.yaml"
+    path.write_text(
+        "version: 1\nname: db\ndriver: mariadb\n"
+        f"connection: {{socket: /run/x.sock, password_file: {tmp_path / 'secret'}}}\n"
+        f"datadir: /var/lib/mysql\nrepository: file:///tmp/r\nrestore: {{keep_aside: {keep}}}\n"
+    )
+    policy, problems = parse_policy(path)
+    assert not problems
+    return policy
+
+
+def _report(state: Path, run_id: str, finished: datetime, aside: Path, seconds: float) -> None:
+    journal = Journal(state / "j.json", run_id, "restore", "db", {"target_datadir": None},
+                      [StepResult("fetch-extract", "ok", seconds, "x")], state="completed",
+                      finished_at=finished.isoformat())
+    journal.values["aside"] = str(aside)
+    write_report(state, build_report(journal, {"backup_id": "b", "raw_bytes": 1000}))
+
+
+def test_old_asides_are_pruned_and_recent_ones_kept(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    old, recent = tmp_path / "data.aside-old", tmp_path / "data.aside-new"
+    for aside in (old, recent):
+        (aside / "shop").mkdir(parents=True)
+    now = datetime.now(UTC)
+    _report(state, "20261101T000000Z-aaaaaa", now - timedelta(days=8), old, 10)
+    _report(state, "20261120T000000Z-bbbbbb", now - timedelta(hours=1), recent, 30)
+    assert prune_asides(state, _policy(tmp_path, "7d")) == [str(old)]
+    assert not old.exists() and recent.exists()
+    # the median seconds per byte of past restores, scaled to the new backup
+    assert estimate(state, "db", 2000) == 40.0
+
+
+def test_markdown_report_names_steps_checks_and_aside(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _report(state, "20261101T000000Z-aaaaaa", datetime.now(UTC), tmp_path / "aside", 1.5)
+    data = json.loads((state / "restores" / "20261101T000000Z-aaaaaa.json").read_text())
+    assert data["passed"] is True and data["steps"][0]["name"] == "fetch-extract"
+    text = to_markdown(data)
+    assert "PASSED" in text and "| fetch-extract | ok | 1.50 |" in text
+    assert f"`{tmp_path / 'aside'}`" in text
