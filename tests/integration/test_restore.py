@@ -311,9 +311,23 @@ def test_on_a_terminal_the_operator_is_asked_first(restorable: Restorable) -> No
     before = restorable.live_tables()
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backupctl", "--state-dir", str(restorable.cli.state_dir),
-         "--policies", str(restorable.policy), "--log-format", "json", "restore", "shop"],
-        stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "backupctl",
+            "--state-dir",
+            str(restorable.cli.state_dir),
+            "--policies",
+            str(restorable.policy),
+            "--log-format",
+            "json",
+            "restore",
+            "shop",
+        ],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     os.close(slave)
     os.write(master, b"n\n")
@@ -324,3 +338,56 @@ def test_on_a_terminal_the_operator_is_asked_first(restorable: Restorable) -> No
     assert "fetch-extract" in out  # the plan was shown before the question
     assert restorable.live_tables() == before
     assert not (restorable.cli.state_dir / "runbooks").exists()
+
+
+def test_restore_keeps_a_mysql_owned_datadir_owned_by_mysql(backupctl: Any) -> None:
+    """Production datadirs belong to `mysql`: restored files and the recovery instance too."""
+    import pwd
+    import shutil
+    import subprocess
+    import tempfile
+
+    try:
+        mysql = pwd.getpwnam("mysql")
+    except KeyError:
+        pytest.skip("no mysql user (the mariadb-server package creates it)")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to hand the datadir to mysql")
+    base = Path(tempfile.mkdtemp(prefix="backupctl-owner-", dir="/tmp"))
+    base.chmod(0o755)  # mysql must reach the datadir
+    instance = MariaDBInstance.create(base / "mariadb")
+    try:
+        (base / "mariadb").chmod(0o755)
+        subprocess.run(
+            ["chown", "-R", "mysql:mysql", str(instance.datadir), str(instance.pid_file.parent)],
+            check=True,
+        )
+        instance.run_as = "mysql"
+        instance.start()
+        instance.create_user("backup", "owner-pw")
+        conn = instance.connect()
+        sample_data.generate(conn, "shop", 10)
+        before = checksum_tables(conn)
+        conn.close()
+        secret = base / "pw"
+        secret.write_text("owner-pw\n")
+        server = MariaDBServer(instance, "backup", "owner-pw", secret)
+        stop, start = instance.write_service_hooks(base / "hooks")
+        policy = mariadb_policy(
+            base / "policies",
+            server,
+            f"file://{base / 'repo'}",
+            restore={"stop": [str(stop)], "start": [str(start)]},
+        )
+        assert backupctl("backup", "shop", policies=policy).code == 0
+        result = backupctl("restore", "shop", "--yes", policies=policy)
+        assert result.code == 0, result.output
+        assert {p.stat().st_uid for p in instance.datadir.rglob("*")} == {mysql.pw_uid}
+        assert instance.datadir.stat().st_uid == mysql.pw_uid
+        assert instance.datadir.stat().st_mode & 0o777 == 0o700
+        conn = instance.connect()
+        assert checksum_tables(conn) == before
+        conn.close()
+    finally:
+        instance.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -27,9 +27,16 @@ def _policy(tmp_path: Path, keep: str):  # type: ignore[no-untyped-def]
 
 
 def _report(state: Path, run_id: str, finished: datetime, aside: Path, seconds: float) -> None:
-    journal = Journal(state / "j.json", run_id, "restore", "db", {"target_datadir": None},
-                      [StepResult("fetch-extract", "ok", seconds, "x")], state="completed",
-                      finished_at=finished.isoformat())
+    journal = Journal(
+        state / "j.json",
+        run_id,
+        "restore",
+        "db",
+        {"target_datadir": None},
+        [StepResult("fetch-extract", "ok", seconds, "x")],
+        state="completed",
+        finished_at=finished.isoformat(),
+    )
     journal.values["aside"] = str(aside)
     write_report(state, build_report(journal, {"backup_id": "b", "raw_bytes": 1000}))
 

@@ -32,7 +32,7 @@ BACKUP_GRANTS = (
     "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, REPLICATION CLIENT, REPLICATION SLAVE, "
     "SELECT, SHOW VIEW, EVENT, TRIGGER"
 )
-_MAX_SOCKET_BYTES = 100  # sun_path holds 107 bytes plus NUL; keep a margin
+MAX_SOCKET_PATH = 100  # sun_path holds 107 bytes plus NUL; keep a margin
 _GRANTS_RE = re.compile(r"^[A-Za-z ,]+$")
 
 log = structlog.get_logger()
@@ -160,7 +160,7 @@ class MariaDBInstance:
             raise UsageError(f"datadir {datadir} does not exist")
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         sock_dir, own = run_dir, False
-        if len(os.fsencode(run_dir / "mysqld.sock")) > _MAX_SOCKET_BYTES:
+        if len(os.fsencode(run_dir / "mysqld.sock")) > MAX_SOCKET_PATH:
             sock_dir, own = Path(tempfile.mkdtemp(prefix="bctl-", dir="/tmp")), True
         if run_as and os.geteuid() == 0:
             for d in {run_dir, sock_dir}:

@@ -16,6 +16,7 @@ from backupctl.drivers.mariadb.datadir_steps import (
     Prepare,
     RestorePaths,
 )
+from backupctl.drivers.mariadb.instance import MAX_SOCKET_PATH
 from backupctl.drivers.mariadb.service_steps import (
     HealthCheck,
     HookStep,
@@ -28,6 +29,15 @@ from backupctl.runbook.step import Step
 from backupctl.storage.base import Repository
 
 
+def recovery_run_dir(state_dir: Path, run_id: str) -> Path:
+    """Where the recovery instance keeps socket, pid file and log: derived from the run id,
+    so a resumed run finds them; under the state directory when the socket path fits."""
+    preferred = state_dir.absolute() / "recovery" / run_id
+    if len(str(preferred / "mysqld.sock")) <= MAX_SOCKET_PATH:
+        return preferred
+    return Path(tempfile.gettempdir()) / f"backupctl-recovery-{run_id}"
+
+
 def restore_steps(
     policy: MariaDBPolicy, repo: Repository, manifest: Manifest, request: RestoreRequest
 ) -> list[Step]:
@@ -35,8 +45,7 @@ def restore_steps(
     no live server touched."""
     live = request.target_datadir or policy.datadir
     paths = RestorePaths(live.absolute(), request.run_id, request.in_place)
-    # short and derived from the run id: a resumed run finds the same socket and pid file
-    run_dir = Path(tempfile.gettempdir()) / f"backupctl-recovery-{request.run_id}"
+    run_dir = recovery_run_dir(request.state_dir, request.run_id)
     env = {
         "BACKUPCTL_BACKUP_ID": manifest.backup_id,
         "BACKUPCTL_DATADIR": str(paths.live),

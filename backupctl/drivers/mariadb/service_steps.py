@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pwd
+import shutil
+import stat
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +18,7 @@ from backupctl.checks import CheckResult
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.instance import MariaDBInstance
 from backupctl.drivers.mariadb.verification import verify_restored
-from backupctl.errors import BackupctlError, VerificationFailed
+from backupctl.errors import BackupctlError, UsageError, VerificationFailed
 from backupctl.hooks import run_hooks
 from backupctl.policy.mariadb import MariaDBPolicy
 from backupctl.runbook.step import RunContext, Step
@@ -62,7 +65,10 @@ def _instance(datadir: Path, run_dir: Path, owner: dict[str, int] | None) -> Mar
     run_as = None
     if owner and owner["uid"] != 0:
         run_as = pwd.getpwuid(owner["uid"]).pw_name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = run_dir.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid not in (os.geteuid(), owner and owner["uid"]):
+        raise UsageError(f"{run_dir} exists and is not ours: refusing to use it")
     return MariaDBInstance.for_datadir(
         datadir,
         run_dir,
@@ -90,8 +96,9 @@ class StartRecoveryInstance(Step):
         return f"recovery instance up on {instance.socket}"
 
     def compensate(self, ctx: RunContext) -> str:
-        if self.datadir.exists():
+        if self.datadir.exists() and self.run_dir.exists():
             _instance(self.datadir, self.run_dir, ctx.get("owner")).stop()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
         return "recovery instance stopped"
 
 
@@ -130,6 +137,7 @@ class StopRecoveryInstance(Step):
 
     def run(self, ctx: RunContext) -> str:
         _instance(self.datadir, self.run_dir, ctx.get("owner")).stop(timeout=600)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
         return "recovery instance shut down"
 
 
