@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,23 +146,25 @@ def test_catalog_sync_on_a_fresh_host(
     assert [b["backup_id"] for b in json.loads(listed.stdout)] == [backup_id]
 
 
+def _backup_midway(policy: Path, state_dir: Path, repo_dir: Path) -> subprocess.Popen[str]:
+    """Start `backupctl backup` and return once it has written a few MB of the backup."""
+    proc = popen_backupctl(
+        ["--state-dir", str(state_dir), "--policies", str(policy), "backup", "shop"]
+    )
+    deadline = time.monotonic() + 60
+    while not [p for p in repo_dir.rglob("*.partial-*") if p.stat().st_size > 2 << 20]:
+        assert proc.poll() is None, "the backup finished before it could be interrupted"
+        assert time.monotonic() < deadline, "the backup never started writing"
+        time.sleep(0.01)
+    return proc
+
+
 def test_sigkill_mid_backup_leaves_nothing_listed_and_no_stale_lock(
     loaded: dict[str, Any], tmp_path: Path, backupctl: Any
 ) -> None:
     repo_dir = tmp_path / "repo"
     policy = mariadb_policy(tmp_path / "policies", loaded["server"], f"file://{repo_dir}")
-    proc = popen_backupctl(
-        ["--state-dir", str(backupctl.state_dir), "--policies", str(policy), "backup", "shop"]
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        partial = [p for p in repo_dir.rglob("*.partial-*") if p.stat().st_size > 2 << 20]
-        if partial:
-            break
-        assert proc.poll() is None, "backup finished before it could be killed"
-        time.sleep(0.01)
-    else:
-        pytest.fail("the backup never started writing")
+    proc = _backup_midway(policy, backupctl.state_dir, repo_dir)
     proc.kill()
     proc.wait()
 
@@ -240,13 +243,7 @@ def test_sigterm_mid_backup_cleans_up_at_once(
     """systemd stops a unit with SIGTERM: the half-written backup is removed, not left."""
     repo_dir = tmp_path / "repo"
     policy = mariadb_policy(tmp_path / "policies", loaded["server"], f"file://{repo_dir}")
-    proc = popen_backupctl(
-        ["--state-dir", str(backupctl.state_dir), "--policies", str(policy), "backup", "shop"]
-    )
-    deadline = time.monotonic() + 60
-    while not [p for p in repo_dir.rglob("*.partial-*") if p.stat().st_size > 2 << 20]:
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.01)
+    proc = _backup_midway(policy, backupctl.state_dir, repo_dir)
     proc.terminate()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + 15, err
