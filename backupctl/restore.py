@@ -154,7 +154,6 @@ def _drive(
             runbook.rollback()
         else:
             runbook.run()
-            _note_aside(runbook)
     except RunbookFailed as exc:
         exc.report_path = write_report(state_dir, build_report(runbook.journal, summary(manifest)))
         raise
@@ -163,15 +162,6 @@ def _drive(
     report = build_report(runbook.journal, summary(manifest))
     write_report(state_dir, report)
     return report
-
-
-def _note_aside(runbook: Runbook) -> None:
-    for step in runbook.steps:
-        aside = getattr(getattr(step, "paths", None), "aside", None)
-        if aside is not None and Path(aside).exists():
-            runbook.journal.values["aside"] = str(aside)
-            runbook.journal.save()
-            return
 
 
 def _refuse_if_unfinished(state_dir: Path, policy: str) -> None:

@@ -136,6 +136,7 @@ class MoveAside(Step):
                 raise UsageError(f"datadir {live} does not exist")
             os.rename(live, aside)
         info = aside.stat()
+        ctx["aside"] = str(aside)
         ctx["owner"] = {"uid": info.st_uid, "gid": info.st_gid, "mode": info.st_mode & 0o7777}
         return f"moved {live} to {aside}"
 
