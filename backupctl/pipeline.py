@@ -89,29 +89,49 @@ def store_bytes(writer: ObjectWriter, data: bytes, level: int = 3) -> StreamStat
     return target.finish()
 
 
-def decompress(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Yield the decompressed bytes of a zstd stream given as chunks.
+class _ChunkReader:
+    """A file-like ``read(n)`` over an iterator of chunks (what zstd's reader API wants)."""
 
-    Raises VerificationFailed when the stream is corrupt or truncated.
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks = iter(chunks)
+        self._buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size < 0:
+            size = len(self._buffer)
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
+def decompress(chunks: Iterable[bytes], expected_size: int | None = None) -> Iterator[bytes]:
+    """Yield the decompressed bytes of a zstd stream given as chunks, at most 1 MiB at a time
+    (memory stays flat even where the data compressed a thousandfold, like zeroed pages).
+
+    Raises VerificationFailed when a frame is corrupt (zstd's content checksum) or when
+    ``expected_size`` is given and the stream ends early or runs long (truncation).
     """
-    dctx = zstandard.ZstdDecompressor()
-    dobj = dctx.decompressobj()
-    started = False
+    reader = _ChunkReader(chunks)
+    total = 0
     try:
-        for chunk in chunks:
-            while chunk:
-                started = True
-                out = dobj.decompress(chunk)
-                if out:
-                    yield out
-                # a finished frame may be followed by another (concatenated frames)
-                chunk = dobj.unused_data if dobj.eof else b""
-                if dobj.eof:
-                    dobj, started = dctx.decompressobj(), bool(chunk)
+        stream = zstandard.ZstdDecompressor().read_to_iter(
+            reader,  # type: ignore[arg-type]  # any object with read() works
+            read_size=CHUNK,
+            write_size=CHUNK,
+        )
+        for out in stream:
+            total += len(out)
+            yield out
     except zstandard.ZstdError as exc:
         raise VerificationFailed(f"compressed stream is corrupt: {exc}") from exc
-    if started and not dobj.eof:
-        raise VerificationFailed("compressed stream is truncated")
+    if expected_size is not None and total != expected_size:
+        raise VerificationFailed(
+            f"compressed stream is truncated: {total} bytes decompressed, expected {expected_size}"
+        )
 
 
 def measure(chunks: Iterable[bytes], progress: Progress | None = None) -> tuple[int, str]:

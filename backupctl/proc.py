@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -38,6 +40,16 @@ def secret_file(content: str) -> Iterator[tuple[str, int]]:
         yield f"/dev/fd/{fd}", fd
     finally:
         os.close(fd)
+
+
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, Linux
+
+
+def grow_pipe(fd: int, size: int = 1 << 20) -> None:
+    """Ask for a bigger pipe buffer: the default 64 KiB makes a fast producer and consumer
+    wake each other up for every few pages. Harmless when refused."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, F_SETPIPE_SZ, size)
 
 
 def option_value(value: str) -> str:

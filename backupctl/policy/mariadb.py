@@ -64,6 +64,10 @@ class MariaDBRestore(StrictModel):
     health_timeout: Duration = Field(
         "2m", validate_default=True, description="how long the restarted server may take to answer"
     )
+    recovery_buffer_pool: str = Field(
+        "512M", pattern=r"^\d+[KMG]$", description="InnoDB buffer pool of the recovery instance"
+    )
+    check_parallel: int = Field(2, ge=1, le=32, description="CHECK TABLE connections at once")
     keep_aside: Duration = Field(
         "7d",
         validate_default=True,

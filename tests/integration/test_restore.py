@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from backupctl.drivers.mariadb import sample_data
+from backupctl.drivers.mariadb.datadir_steps import _processes_on
 from backupctl.drivers.mariadb.instance import MariaDBInstance, checksum_tables
 from tests.support.cli import popen_backupctl
 from tests.support.mariadb import MariaDBServer
@@ -177,8 +178,9 @@ def test_failure_at_any_step_puts_the_original_back(
     assert result.code == expected_code, result.output
     assert f"step '{expected_step}' failed" in result.stderr
     assert "Traceback" not in result.output
-    # the server runs as before, on the original data
+    # the server runs as before, on the original data, and only once
     assert restorable.live_tables() == before
+    assert len(_processes_on(restorable.server.datadir)) == 1
     assert not list(restorable.server.datadir.parent.glob("*.aside-*"))
     assert not list(restorable.server.datadir.parent.glob(".*.restore-*"))
 

@@ -40,10 +40,18 @@ def test_corrupt_and_truncated_streams_are_detected(tmp_path: Path) -> None:
     _store(repo, "k", os.urandom(1 << 20) + bytes(1 << 20))
     stored = bytearray((tmp_path / "k").read_bytes())
     with pytest.raises(VerificationFailed, match="truncated"):
-        b"".join(decompress([bytes(stored[:-20])]))
+        b"".join(decompress([bytes(stored[:-20])], expected_size=2 << 20))
     stored[len(stored) // 2] ^= 0x01
     with pytest.raises(VerificationFailed, match="corrupt"):
         b"".join(decompress([bytes(stored)]))
+
+
+def test_output_chunks_stay_small_for_highly_compressible_data(tmp_path: Path) -> None:
+    repo = LocalRepository(tmp_path)
+    stats = _store(repo, "zeros", bytes(200 << 20))  # like InnoDB's zeroed pages
+    assert stats.stored_bytes < 1 << 20
+    sizes = [len(c) for c in decompress(repo.iter_read("zeros"), stats.raw_bytes)]
+    assert sum(sizes) == 200 << 20 and max(sizes) <= 1 << 20
 
 
 def test_empty_input_round_trips(tmp_path: Path) -> None:

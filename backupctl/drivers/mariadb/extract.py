@@ -12,7 +12,7 @@ import structlog
 from backupctl.catalog.manifest import Artifact, Manifest
 from backupctl.errors import ToolError, VerificationFailed
 from backupctl.pipeline import decompress
-from backupctl.proc import require_tool, tail_text
+from backupctl.proc import grow_pipe, require_tool, tail_text
 from backupctl.progress import ProgressFactory, no_progress
 from backupctl.storage.base import Repository
 
@@ -64,11 +64,12 @@ def extract(
         stdout=subprocess.DEVNULL,
     )
     assert proc.stdin is not None and proc.stderr is not None
+    grow_pipe(proc.stdin.fileno())
     stored = _Checked(repo, artifact.key)
     failure: BaseException | None = None
     try:
         with progress("extracting", artifact.raw_bytes) as advance:
-            for chunk in decompress(stored):
+            for chunk in decompress(stored, artifact.raw_bytes):
                 proc.stdin.write(chunk)
                 advance(len(chunk))
         proc.stdin.close()

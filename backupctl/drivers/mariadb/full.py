@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import subprocess
 import tempfile
@@ -22,7 +21,7 @@ from backupctl.drivers.mariadb.restore_plan import restore_steps
 from backupctl.errors import BackupctlError, BackupFailed
 from backupctl.pipeline import CHUNK
 from backupctl.policy.mariadb import MariaDBPolicy
-from backupctl.proc import redact, require_tool, secret_file, tail_text
+from backupctl.proc import grow_pipe, redact, require_tool, secret_file, tail_text
 from backupctl.storage.base import Repository
 
 if TYPE_CHECKING:
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
     from backupctl.runbook.step import Step
 
 log = structlog.get_logger()
-F_SETPIPE_SZ = 1031
 
 
 class MariaDBDriver(Driver):
@@ -97,7 +95,7 @@ class MariaDBDriver(Driver):
             ]
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log_fh, pass_fds=(fd,))
         stdout = cast(IO[bytes], proc.stdout)
-        _grow_pipe(stdout)
+        grow_pipe(stdout.fileno())
         try:
             with (
                 session.artifact(
@@ -180,12 +178,6 @@ def _datadir_bytes(datadir: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_size
     return total
-
-
-def _grow_pipe(stream: IO[bytes]) -> None:
-    """Ask for a 1 MiB pipe buffer (fewer wake-ups); harmless when refused."""
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(stream.fileno(), F_SETPIPE_SZ, 1 << 20)
 
 
 def _tool_version(binary: str) -> str:

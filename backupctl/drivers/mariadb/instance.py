@@ -318,6 +318,10 @@ class MariaDBInstance:
         directory.mkdir(parents=True, exist_ok=True)
         admin = require_tool("mariadb-admin", "mariadb-client")
         command = " ".join(shlex.quote(arg) for arg in self.command())
+        ping = (
+            f"{admin} --no-defaults --socket={shlex.quote(str(self.socket))} -uroot "
+            "ping >/dev/null 2>&1"
+        )
         stop = directory / "stop.sh"
         stop.write_text(
             "#!/bin/sh\n"
@@ -333,11 +337,12 @@ class MariaDBInstance:
         start = directory / "start.sh"
         start.write_text(
             "#!/bin/sh\n"
+            "# idempotent, like `systemctl start`: a running server is left alone\n"
+            f"{ping} && exit 0\n"
             f"mkdir -p {shlex.quote(str(self.socket.parent))}\n"
             f"setsid {command} </dev/null >>{shlex.quote(str(self.error_log))} 2>&1 &\n"
             "for _ in $(seq 1200); do\n"
-            f"  {admin} --no-defaults --socket={shlex.quote(str(self.socket))} -uroot "
-            "ping >/dev/null 2>&1 && exit 0\n"
+            f"  {ping} && exit 0\n"
             "  sleep 0.1\n"
             "done\n"
             'echo "mariadbd did not start" >&2; exit 1\n'

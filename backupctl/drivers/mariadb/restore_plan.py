@@ -56,9 +56,9 @@ def restore_steps(
         Extract(repo, manifest, paths, request.progress),
         Prepare(paths, policy.backup.mariabackup),
         MoveIntoPlace(paths),
-        StartRecoveryInstance(paths.live, run_dir),
+        StartRecoveryInstance(paths.live, run_dir, policy),
         VerifyRestored(paths.live, run_dir, manifest, policy),
-        StopRecoveryInstance(paths.live, run_dir),
+        StopRecoveryInstance(paths.live, run_dir, policy),
     ]
     if not request.in_place:
         return [CheckTarget(paths), *middle]

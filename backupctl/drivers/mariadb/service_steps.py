@@ -61,7 +61,9 @@ class HookStep(Step):
         return self._run(self.undo, f"undo-{self.name}")
 
 
-def _instance(datadir: Path, run_dir: Path, owner: dict[str, int] | None) -> MariaDBInstance:
+def _instance(
+    datadir: Path, run_dir: Path, owner: dict[str, int] | None, policy: MariaDBPolicy
+) -> MariaDBInstance:
     run_as = None
     if owner and owner["uid"] != 0:
         run_as = pwd.getpwuid(owner["uid"]).pw_name
@@ -75,6 +77,7 @@ def _instance(datadir: Path, run_dir: Path, owner: dict[str, int] | None) -> Mar
         networking=False,
         binlog=False,
         run_as=run_as,
+        buffer_pool=policy.restore.recovery_buffer_pool,
         # private socket in a 0700 directory, no network: nobody else can reach it
         extra_args=["--skip-grant-tables", "--skip-slave-start", "--skip-log-bin"],
     )
@@ -83,21 +86,21 @@ def _instance(datadir: Path, run_dir: Path, owner: dict[str, int] | None) -> Mar
 class StartRecoveryInstance(Step):
     name = "start-recovery-instance"
 
-    def __init__(self, datadir: Path, run_dir: Path):
-        self.datadir, self.run_dir = datadir, run_dir
+    def __init__(self, datadir: Path, run_dir: Path, policy: MariaDBPolicy):
+        self.datadir, self.run_dir, self.policy = datadir, run_dir, policy
 
     def describe(self, ctx: RunContext) -> str:
         return f"start a private mariadbd on {self.datadir} (no network, socket in {self.run_dir})"
 
     def run(self, ctx: RunContext) -> str:
-        instance = _instance(self.datadir, self.run_dir, ctx.get("owner"))
+        instance = _instance(self.datadir, self.run_dir, ctx.get("owner"), self.policy)
         instance.stop()  # a resumed run may find the instance a killed run started
         instance.start(timeout=600)
         return f"recovery instance up on {instance.socket}"
 
     def compensate(self, ctx: RunContext) -> str:
         if self.datadir.exists() and self.run_dir.exists():
-            _instance(self.datadir, self.run_dir, ctx.get("owner")).stop()
+            _instance(self.datadir, self.run_dir, ctx.get("owner"), self.policy).stop()
         shutil.rmtree(self.run_dir, ignore_errors=True)
         return "recovery instance stopped"
 
@@ -113,12 +116,11 @@ class VerifyRestored(Step):
         return f"CHECK TABLE, tables and row counts against the manifest, {n} SQL assertion(s)"
 
     def run(self, ctx: RunContext) -> str:
-        instance = _instance(self.datadir, self.run_dir, ctx.get("owner"))
-        conn = instance.connect()
-        try:
-            checks = verify_restored(conn, self.manifest, self.policy.restore.verify)
-        finally:
-            conn.close()
+        instance = _instance(self.datadir, self.run_dir, ctx.get("owner"), self.policy)
+        restore = self.policy.restore
+        checks = verify_restored(
+            instance.connect, self.manifest, restore.verify, restore.check_parallel
+        )
         ctx["checks"] = [c.to_dict() for c in checks]
         failed = [c for c in checks if not c.passed]
         if failed:
@@ -129,14 +131,14 @@ class VerifyRestored(Step):
 class StopRecoveryInstance(Step):
     name = "stop-recovery-instance"
 
-    def __init__(self, datadir: Path, run_dir: Path):
-        self.datadir, self.run_dir = datadir, run_dir
+    def __init__(self, datadir: Path, run_dir: Path, policy: MariaDBPolicy):
+        self.datadir, self.run_dir, self.policy = datadir, run_dir, policy
 
     def describe(self, ctx: RunContext) -> str:
         return "shut the recovery instance down cleanly"
 
     def run(self, ctx: RunContext) -> str:
-        _instance(self.datadir, self.run_dir, ctx.get("owner")).stop(timeout=600)
+        _instance(self.datadir, self.run_dir, ctx.get("owner"), self.policy).stop(timeout=600)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         return "recovery instance shut down"
 
