@@ -215,3 +215,18 @@ def test_example_policies_validate(tmp_path: Path) -> None:
     assert result.code == 0, result.output
     for name in ("shop-db", "shop-db-offsite", "search", "llm", "configs"):
         assert f"ok  {name} " in result.stdout
+
+
+def test_drivers_without_backups_yet_say_so(tmp_path: Path) -> None:
+    policy = tmp_path / "llm.yaml"
+    policy.write_text(
+        "version: 1\nname: llm\ndriver: model\npath: /srv/models/llm\n"
+        f"repository: file://{tmp_path / 'repo'}\n"
+    )
+    result = run_backupctl(
+        ["--policies", str(policy), "--state-dir", str(tmp_path / "s"), "backup", "llm"]
+    )
+    assert result.code == 2
+    assert "model backups are not implemented yet (issue #6)" in result.stderr
+    assert "Traceback" not in result.output
+    assert not list((tmp_path / "repo").rglob("manifest.json"))
