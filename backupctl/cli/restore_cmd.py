@@ -11,6 +11,7 @@ import click
 from backupctl.catalog.manifest import read_manifest
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
+from backupctl.drivers.registry import driver_for
 from backupctl.errors import UsageError, VerificationFailed
 from backupctl.restore import RestorePlan, execute, plan_restore, resume
 from backupctl.runbook.engine import RunbookFailed
@@ -86,7 +87,8 @@ def restore(
         report = resume(chosen, repo, app.state_dir, rollback=rollback, progress=app.progress)
         _finish(report, as_json, app)
         return
-    known = app.catalog().get(chosen.name, backup_id)
+    # a restore starts from a full backup (binlogs are replayed on top of one)
+    known = app.catalog().get(chosen.name, backup_id, kind=driver_for(chosen).default_kind)
     manifest = read_manifest(repo, known.policy, known.kind, known.backup_id)
     plan = plan_restore(chosen, repo, manifest, app.state_dir, target_datadir, app.progress)
     if dry_run:

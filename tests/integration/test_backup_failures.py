@@ -100,5 +100,5 @@ def test_unknown_policy_and_backup(
     assert missing.code == 2 and "no policy named 'nope' (known policies: shop)" in missing.stderr
     no_backup = backupctl("verify", "shop", "20260101T000000Z-abcdef", policies=policy)
     assert no_backup.code == 2 and "has no backup" in no_backup.stderr
-    binlog = backupctl("backup", "shop", "--type", "binlog", policies=policy)
-    assert binlog.code == 2 and "makes full backups" in binlog.stderr
+    other = backupctl("backup", "shop", "--type", "incremental", policies=policy)
+    assert other.code == 2 and "makes full, binlog backups, not 'incremental'" in other.stderr

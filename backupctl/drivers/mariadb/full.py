@@ -16,6 +16,7 @@ from backupctl.checks import CheckResult
 from backupctl.drivers.base import Driver, RestoreRequest
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.backupinfo import read_backup_info
+from backupctl.drivers.mariadb.binlog import BINLOG_KIND, ship_binlogs, verify_binlogs
 from backupctl.drivers.mariadb.extract import DATA_ARTIFACT, LOG_ARTIFACT, OK_MARK, extract, prepare
 from backupctl.drivers.mariadb.restore_plan import restore_steps
 from backupctl.errors import BackupctlError, BackupFailed
@@ -36,13 +37,18 @@ class MariaDBDriver(Driver):
 
     name = "mariadb"
     policy_model = MariaDBPolicy
-    kinds = ("full",)
+    kinds = ("full", BINLOG_KIND)
 
     @property
     def mpolicy(self) -> MariaDBPolicy:
         return cast(MariaDBPolicy, self.policy)
 
     def backup(self, kind: str, session: BackupSession) -> dict[str, Any]:
+        if kind == BINLOG_KIND:
+            return ship_binlogs(self.mpolicy, session)
+        return self._backup_full(session)
+
+    def _backup_full(self, session: BackupSession) -> dict[str, Any]:
         policy = self.mpolicy
         binary = require_tool(policy.backup.mariabackup, "mariadb-backup")
         db = connection.connect(policy.connection)
@@ -141,6 +147,8 @@ class MariaDBDriver(Driver):
         return restore_steps(self.mpolicy, repo, manifest, request)
 
     def verify_deep(self, repo: Repository, manifest: Manifest, scratch: Path) -> list[CheckResult]:
+        if manifest.kind == BINLOG_KIND:
+            return verify_binlogs(repo, manifest, scratch)
         checks = []
         target = scratch / "datadir"
         try:
