@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from backupctl.catalog.manifest import read_manifest
+from backupctl.catalog.manifest import Manifest, read_manifest
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
 from backupctl.drivers.registry import driver_for
@@ -39,6 +40,24 @@ def _print_plan(plan: RestorePlan, in_place: bool) -> None:
         click.echo("estimated duration: unknown (no past restore or drill of this policy)")
 
 
+def parse_time(text: str) -> datetime:
+    """A time from the command line: local time unless it carries an offset."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        hint = 'use "YYYY-MM-DD HH:MM:SS" with an optional +HH:MM offset'
+        raise UsageError(f"cannot read the time {text!r}: {hint}") from None
+    return moment.astimezone() if moment.tzinfo is None else moment
+
+
+def newest_before(fulls: list[Manifest], target: datetime) -> Manifest:
+    """The newest full backup that finished before ``target``."""
+    before = [m for m in fulls if m.finished_at <= target]
+    if not before:
+        raise UsageError(f"no full backup finished before {target.isoformat()}")
+    return before[-1]
+
+
 def print_report(report: dict[str, Any]) -> None:
     for step in report["steps"]:
         click.echo(
@@ -59,6 +78,11 @@ def print_report(report: dict[str, Any]) -> None:
     default=None,
     help="Restore into this (empty) directory; the live server is not touched.",
 )
+@click.option(
+    "--to-time",
+    default=None,
+    help='Point in time, e.g. "2026-11-21 14:02:00" (local time unless it has an offset).',
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option(
     "--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal)."
@@ -72,6 +96,7 @@ def restore(
     policy: str,
     backup_id: str | None,
     target_datadir: Path | None,
+    to_time: str | None,
     dry_run: bool,
     yes: bool,
     do_resume: bool,
@@ -87,10 +112,15 @@ def restore(
         report = resume(chosen, repo, app.state_dir, rollback=rollback, progress=app.progress)
         _finish(report, as_json, app)
         return
+    target = parse_time(to_time) if to_time else None
     # a restore starts from a full backup (binlogs are replayed on top of one)
-    known = app.catalog().get(chosen.name, backup_id, kind=driver_for(chosen).default_kind)
+    full_kind = driver_for(chosen).default_kind
+    if target is not None and backup_id is None:
+        known = newest_before(app.catalog().list(chosen.name, full_kind), target)
+    else:
+        known = app.catalog().get(chosen.name, backup_id, kind=full_kind)
     manifest = read_manifest(repo, known.policy, known.kind, known.backup_id)
-    plan = plan_restore(chosen, repo, manifest, app.state_dir, target_datadir, app.progress)
+    plan = plan_restore(chosen, repo, manifest, app.state_dir, target_datadir, app.progress, target)
     if dry_run:
         render.emit_json(plan.to_dict()) if as_json else _print_plan(plan, target_datadir is None)
         return

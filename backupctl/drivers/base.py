@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,6 +33,7 @@ class RestoreRequest:
     state_dir: Path
     target_datadir: Path | None = None
     progress: ProgressFactory = no_progress
+    to_time: datetime | None = None  # point-in-time recovery target (aware)
 
     @property
     def in_place(self) -> bool:

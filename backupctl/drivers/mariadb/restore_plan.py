@@ -17,6 +17,7 @@ from backupctl.drivers.mariadb.datadir_steps import (
     RestorePaths,
 )
 from backupctl.drivers.mariadb.instance import MAX_SOCKET_PATH
+from backupctl.drivers.mariadb.pitr import ReplayBinlogs, check_target
 from backupctl.drivers.mariadb.service_steps import (
     HealthCheck,
     HookStep,
@@ -52,12 +53,25 @@ def restore_steps(
         "BACKUPCTL_RUN_ID": request.run_id,
     }
     restore = policy.restore
+    replay: list[Step] = []
+    if request.to_time is not None:
+        check_target(repo, manifest, request.to_time)  # refuse before anything changes
+        replay.append(
+            ReplayBinlogs(
+                repo,
+                manifest,
+                request.to_time,
+                run_dir / "mysqld.sock",
+                paths.live.parent / f".{paths.live.name}.binlogs-{request.run_id}",
+            )
+        )
     middle: list[Step] = [
         Extract(repo, manifest, paths, request.progress),
         Prepare(paths, policy.backup.mariabackup),
         MoveIntoPlace(paths),
         StartRecoveryInstance(paths.live, run_dir, policy),
-        VerifyRestored(paths.live, run_dir, manifest, policy),
+        *replay,
+        VerifyRestored(paths.live, run_dir, manifest, policy, replayed=bool(replay)),
         StopRecoveryInstance(paths.live, run_dir, policy),
     ]
     if not request.in_place:

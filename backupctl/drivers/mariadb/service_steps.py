@@ -108,8 +108,16 @@ class StartRecoveryInstance(Step):
 class VerifyRestored(Step):
     name = "verify"
 
-    def __init__(self, datadir: Path, run_dir: Path, manifest: Manifest, policy: MariaDBPolicy):
+    def __init__(
+        self,
+        datadir: Path,
+        run_dir: Path,
+        manifest: Manifest,
+        policy: MariaDBPolicy,
+        replayed: bool = False,
+    ):
         self.datadir, self.run_dir, self.manifest, self.policy = datadir, run_dir, manifest, policy
+        self.replayed = replayed
 
     def describe(self, ctx: RunContext) -> str:
         n = len(self.policy.restore.verify)
@@ -119,7 +127,11 @@ class VerifyRestored(Step):
         instance = _instance(self.datadir, self.run_dir, ctx.get("owner"), self.policy)
         restore = self.policy.restore
         checks = verify_restored(
-            instance.connect, self.manifest, restore.verify, restore.check_parallel
+            instance.connect,
+            self.manifest,
+            restore.verify,
+            restore.check_parallel,
+            exact=not self.replayed,
         )
         ctx["checks"] = [c.to_dict() for c in checks]
         failed = [c for c in checks if not c.passed]
