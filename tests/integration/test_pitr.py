@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,3 +99,38 @@ def test_a_missing_binlog_object_limits_the_window(
     assert refused.code == 2, refused.output
     assert f"binlog {lost} is missing from the repository" in refused.stderr
     assert backupctl("restore", "shop", "--to-time", middle, "--dry-run", policies=policy).code == 0
+
+
+def test_pitr_after_a_restore_reset_the_binlog_numbering(
+    fresh_mariadb: MariaDBServer, tmp_path: Path, backupctl: Any
+) -> None:
+    """A restored server starts over at mysql-bin.000001: old shipped files of that name
+    must neither stop the new ones from being shipped nor be replayed by mistake."""
+    server = fresh_mariadb
+    stop, start = server.instance.write_service_hooks(tmp_path / "hooks")
+    policy = mariadb_policy(
+        tmp_path / "p",
+        server,
+        f"file://{tmp_path / 'repo'}",
+        restore={"stop": [str(stop)], "start": [str(start)]},
+    )
+    _sql(server, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
+    assert backupctl("backup", "shop", policies=policy).code == 0
+    _sql(server, "INSERT INTO shop.t VALUES (1)", "FLUSH BINARY LOGS", "FLUSH BINARY LOGS")
+    assert backupctl("backup", "shop", "--type", "binlog", policies=policy).code == 0
+    assert backupctl("restore", "shop", "--yes", policies=policy).code == 0
+    assert _sql(server, "SHOW BINARY LOGS")[-1][0] == "mysql-bin.000001"
+
+    assert backupctl("backup", "shop", policies=policy).code == 0
+    _sql(server, "INSERT INTO shop.t VALUES (7)")
+    moment = _moment()
+    _sql(server, "DELETE FROM shop.t")
+    shipped = backupctl("backup", "shop", "--type", "binlog", "--json", policies=policy)
+    assert "binlog numbering restarted" in shipped.stderr
+    assert "mysql-bin.000001" in [
+        b["file"] for b in json.loads(shipped.stdout)["details"]["binlogs"]
+    ]
+
+    result = backupctl("restore", "shop", "--to-time", moment, "--yes", policies=policy)
+    assert result.code == 0, result.output
+    assert [r[0] for r in _sql(server, "SELECT id FROM shop.t")] == [7]

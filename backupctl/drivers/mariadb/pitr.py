@@ -47,7 +47,9 @@ def binlog_chain(repo: Repository, full: Manifest) -> tuple[list[ChainLink], str
         return [], None
     shipped: dict[str, ChainLink] = {}
     for manifest in scan_manifests(repo, full.policy):
-        if manifest.kind != BINLOG_KIND:
+        # binlogs with events after the backup were closed, so shipped, after it started;
+        # older ones with the same names may come from before a restore reset the numbering
+        if manifest.kind != BINLOG_KIND or manifest.started_at < full.started_at:
             continue
         for info in manifest.details.get("binlogs", []):
             artifact = manifest.artifact(f"{info['file']}.zst")
