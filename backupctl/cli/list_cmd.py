@@ -6,8 +6,11 @@ import json
 
 import click
 
+from backupctl.catalog.manifest import Manifest
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
+from backupctl.drivers.registry import driver_for
+from backupctl.errors import BackupctlError
 
 
 @click.command("list")
@@ -40,7 +43,31 @@ def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
         for m in manifests
     ]
     render.table(("POLICY", "BACKUP ID", "TYPE", "FINISHED", "TOOK", "SIZE", "STORED"), rows)
+    click.echo("")
+    _windows(app, manifests)
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(list_backups)
+
+
+def _windows(app: AppContext, manifests: list[Manifest]) -> None:
+    """Print each listed policy's recoverability window (needs its policy and repository)."""
+    for name in sorted({m.policy for m in manifests}):
+        try:
+            policy = app.policy(name)
+            driver = driver_for(policy)
+            fulls = [m for m in manifests if m.policy == name and m.kind == driver.default_kind]
+            window = driver.recovery_window(app.repository(policy), fulls)
+        except BackupctlError as exc:
+            click.echo(f"{name}: recoverability window unknown ({exc})")
+            continue
+        if window is None:
+            continue
+        line = (
+            f"{name}: recoverable from {render.human_time(window.earliest)} "
+            f"to {render.human_time(window.latest)}"
+        )
+        if window.gap:
+            line += f" (the chain stops there: {window.gap})"
+        click.echo(line)

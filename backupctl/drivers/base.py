@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class RecoveryWindow:
+    """The earliest and latest points a policy can be restored to, and what breaks it."""
+
+    earliest: datetime
+    latest: datetime
+    gap: str | None = None
+
+
+@dataclass(frozen=True)
 class RestoreRequest:
     """What a restore was asked to do. ``target_datadir`` None means in place."""
 
@@ -68,3 +77,9 @@ class Driver(abc.ABC):
     ) -> list[Step]:
         """Return the ordered steps that restore ``manifest`` as ``request`` asks."""
         raise UnsupportedOperation(f"the {self.name} driver cannot restore yet")
+
+    def recovery_window(self, repo: Repository, fulls: list[Manifest]) -> RecoveryWindow | None:
+        """The recoverability window given the policy's full backups (oldest first)."""
+        if not fulls:
+            return None
+        return RecoveryWindow(fulls[0].finished_at, fulls[-1].finished_at)

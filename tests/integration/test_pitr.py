@@ -99,6 +99,9 @@ def test_a_missing_binlog_object_limits_the_window(
     assert refused.code == 2, refused.output
     assert f"binlog {lost} is missing from the repository" in refused.stderr
     assert backupctl("restore", "shop", "--to-time", middle, "--dry-run", policies=policy).code == 0
+    listed = backupctl("list", "shop", policies=policy)
+    assert f"the chain stops there: binlog {lost} is missing from the repository" in listed.stdout
+    assert "shop: recoverable from" in listed.stdout
 
 
 def test_pitr_after_a_restore_reset_the_binlog_numbering(

@@ -155,8 +155,11 @@ def ship_binlogs(policy: MariaDBPolicy, session: BackupSession) -> dict[str, Any
     if shipped and _sequence(current) <= max(_sequence(n) for n in shipped):
         # numbering went backwards: the server was restored or rebuilt, and its binlogs
         # are new files that merely reuse old names
-        log.warning("binlog numbering restarted on the server; shipping its binlogs afresh",
-                    current=current, newest_shipped=max(shipped, key=_sequence))
+        log.warning(
+            "binlog numbering restarted on the server; shipping its binlogs afresh",
+            current=current,
+            newest_shipped=max(shipped, key=_sequence),
+        )
         shipped = set()
     wanted = [name for name in closed if name not in shipped]
     gaps = _purged_before(closed, shipped)

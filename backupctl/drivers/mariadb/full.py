@@ -13,11 +13,12 @@ import structlog
 
 from backupctl.catalog.manifest import Manifest
 from backupctl.checks import CheckResult
-from backupctl.drivers.base import Driver, RestoreRequest
+from backupctl.drivers.base import Driver, RecoveryWindow, RestoreRequest
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.backupinfo import read_backup_info
 from backupctl.drivers.mariadb.binlog import BINLOG_KIND, ship_binlogs, verify_binlogs
 from backupctl.drivers.mariadb.extract import DATA_ARTIFACT, LOG_ARTIFACT, OK_MARK, extract, prepare
+from backupctl.drivers.mariadb.pitr import binlog_chain, latest_point
 from backupctl.drivers.mariadb.restore_plan import restore_steps
 from backupctl.errors import BackupctlError, BackupFailed
 from backupctl.pipeline import CHUNK
@@ -145,6 +146,13 @@ class MariaDBDriver(Driver):
         self, repo: Repository, manifest: Manifest, request: RestoreRequest
     ) -> list[Step]:
         return restore_steps(self.mpolicy, repo, manifest, request)
+
+    def recovery_window(self, repo: Repository, fulls: list[Manifest]) -> RecoveryWindow | None:
+        if not fulls:
+            return None
+        links, gap = binlog_chain(repo, fulls[-1])
+        missing = f"binlog {gap} is missing from the repository" if gap else None
+        return RecoveryWindow(fulls[0].finished_at, latest_point(links, fulls[-1]), missing)
 
     def verify_deep(self, repo: Repository, manifest: Manifest, scratch: Path) -> list[CheckResult]:
         if manifest.kind == BINLOG_KIND:
