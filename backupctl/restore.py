@@ -91,6 +91,7 @@ def _runbook(
                 "target_datadir": str(target) if target else None,
                 "datadir": str(live) if live else None,
                 "to_time": request.to_time.isoformat() if request.to_time else None,
+                "to_gtid": request.to_gtid,
             },
             steps=[StepResult(s.name) for s in steps],
         )
@@ -105,11 +106,12 @@ def plan_restore(
     target_datadir: Path | None = None,
     progress: ProgressFactory = no_progress,
     to_time: datetime | None = None,
+    to_gtid: str | None = None,
 ) -> RestorePlan:
     """Build the plan (nothing is changed or written). Raises UsageError for a ``to_time``
     outside the recoverable window."""
     run_id = new_backup_id(datetime.now(UTC))
-    request = RestoreRequest(run_id, state_dir, target_datadir, progress, to_time)
+    request = RestoreRequest(run_id, state_dir, target_datadir, progress, to_time, to_gtid)
     runbook = _runbook(policy, repo, manifest, request)
     return RestorePlan(
         manifest, runbook, runbook.plan(), estimate(state_dir, policy.name, manifest.raw_bytes)
@@ -142,7 +144,9 @@ def resume(
         manifest = read_manifest(repo, policy.name, params["backup_kind"], params["backup_id"])
         target = Path(params["target_datadir"]) if params["target_datadir"] else None
         to_time = datetime.fromisoformat(params["to_time"]) if params.get("to_time") else None
-        request = RestoreRequest(journal.run_id, state_dir, target, progress, to_time)
+        request = RestoreRequest(
+            journal.run_id, state_dir, target, progress, to_time, params.get("to_gtid")
+        )
         runbook = _runbook(policy, repo, manifest, request, journal)
         log.info("resuming interrupted restore", run_id=journal.run_id, rollback=rollback)
         return _drive(runbook, manifest, state_dir, rollback=rollback)

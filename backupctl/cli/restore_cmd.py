@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
-from backupctl.catalog.manifest import Manifest, read_manifest
+from backupctl.catalog.manifest import read_manifest
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
+from backupctl.drivers.mariadb.pitr import newest_before, newest_before_gtid
 from backupctl.drivers.registry import driver_for
 from backupctl.errors import UsageError, VerificationFailed
 from backupctl.restore import RestorePlan, execute, plan_restore, resume
@@ -50,14 +51,6 @@ def parse_time(text: str) -> datetime:
     return moment.astimezone() if moment.tzinfo is None else moment
 
 
-def newest_before(fulls: list[Manifest], target: datetime) -> Manifest:
-    """The newest full backup that finished before ``target``."""
-    before = [m for m in fulls if m.finished_at <= target]
-    if not before:
-        raise UsageError(f"no full backup finished before {target.isoformat()}")
-    return before[-1]
-
-
 def print_report(report: dict[str, Any]) -> None:
     for step in report["steps"]:
         click.echo(
@@ -83,6 +76,7 @@ def print_report(report: dict[str, Any]) -> None:
     default=None,
     help='Point in time, e.g. "2026-11-21 14:02:00" (local time unless it has an offset).',
 )
+@click.option("--to-gtid", default=None, help="Replay up to and including this GTID, e.g. 0-1-42.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option(
     "--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal)."
@@ -97,6 +91,7 @@ def restore(
     backup_id: str | None,
     target_datadir: Path | None,
     to_time: str | None,
+    to_gtid: str | None,
     dry_run: bool,
     yes: bool,
     do_resume: bool,
@@ -112,15 +107,22 @@ def restore(
         report = resume(chosen, repo, app.state_dir, rollback=rollback, progress=app.progress)
         _finish(report, as_json, app)
         return
+    if to_time and to_gtid:
+        raise UsageError("give --to-time or --to-gtid, not both")
     target = parse_time(to_time) if to_time else None
     # a restore starts from a full backup (binlogs are replayed on top of one)
     full_kind = driver_for(chosen).default_kind
-    if target is not None and backup_id is None:
-        known = newest_before(app.catalog().list(chosen.name, full_kind), target)
+    fulls = app.catalog().list(chosen.name, full_kind)
+    if backup_id is None and target is not None:
+        known = newest_before(fulls, target)
+    elif backup_id is None and to_gtid is not None:
+        known = newest_before_gtid(fulls, to_gtid)
     else:
         known = app.catalog().get(chosen.name, backup_id, kind=full_kind)
     manifest = read_manifest(repo, known.policy, known.kind, known.backup_id)
-    plan = plan_restore(chosen, repo, manifest, app.state_dir, target_datadir, app.progress, target)
+    plan = plan_restore(
+        chosen, repo, manifest, app.state_dir, target_datadir, app.progress, target, to_gtid
+    )
     if dry_run:
         render.emit_json(plan.to_dict()) if as_json else _print_plan(plan, target_datadir is None)
         return

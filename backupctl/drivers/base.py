@@ -43,6 +43,7 @@ class RestoreRequest:
     target_datadir: Path | None = None
     progress: ProgressFactory = no_progress
     to_time: datetime | None = None  # point-in-time recovery target (aware)
+    to_gtid: str | None = None  # or: replay up to and including this GTID
 
     @property
     def in_place(self) -> bool:

@@ -50,6 +50,7 @@ def test_restore_to_just_before_the_bad_delete(
     )
     assert backupctl("backup", "shop", policies=policy).code == 0
     _sql(server, "INSERT INTO shop.orders VALUES (2, 'at T1'), (3, 'at T1')")
+    last_good_gtid = _sql(server, "SELECT @@gtid_binlog_pos")[0][0]
     before_delete = _moment()
     _sql(server, "DELETE FROM shop.orders WHERE id >= 2")
     after_delete = _moment()
@@ -69,6 +70,16 @@ def test_restore_to_just_before_the_bad_delete(
     result = backupctl("restore", "shop", "--to-time", after_delete, "--yes", policies=policy)
     assert result.code == 0, result.output
     assert [r[0] for r in _sql(server, "SELECT id FROM shop.orders ORDER BY id")] == [1]
+
+    result = backupctl("restore", "shop", "--to-gtid", last_good_gtid, "--yes", policies=policy)
+    assert result.code == 0, result.output
+    assert [r[0] for r in _sql(server, "SELECT id FROM shop.orders ORDER BY id")] == [1, 2, 3]
+    domain, server_id, seq = last_good_gtid.split("-")
+    beyond = f"{domain}-{server_id}-{int(seq) + 100}"
+    refused = backupctl("restore", "shop", "--to-gtid", beyond, "--yes", policies=policy)
+    assert refused.code == 2 and "outside the recoverable range" in refused.stderr
+    bad = backupctl("restore", "shop", "--to-gtid", "latest", "--yes", policies=policy)
+    assert bad.code == 2 and "expected a GTID like 0-1-42" in bad.stderr
 
     future = "2099-01-01T00:00:00+00:00"
     refused = backupctl("restore", "shop", "--to-time", future, "--yes", policies=policy)

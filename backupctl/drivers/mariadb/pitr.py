@@ -8,6 +8,7 @@ of the newest binlog in an unbroken chain.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from backupctl.pipeline import decompress
 from backupctl.proc import require_tool, tail_text
 from backupctl.runbook.step import RunContext, Step
 from backupctl.storage.base import Repository
+
+GTID_RE = re.compile(r"^\d+-\d+-\d+$")
 
 
 @dataclass(frozen=True)
@@ -71,22 +74,92 @@ def latest_point(links: list[ChainLink], full: Manifest) -> datetime:
     return datetime.fromisoformat(max(stamps)) if stamps else full.finished_at
 
 
-def check_target(repo: Repository, full: Manifest, target: datetime) -> list[ChainLink]:
-    """Return the links needed to reach ``target``; raise UsageError outside the window."""
-    links, gap = binlog_chain(repo, full)
-    latest = latest_point(links, full)
-    window = f"{full.finished_at.isoformat()} .. {latest.isoformat()}"
-    if target < full.finished_at or target > latest:
+def gtid_seq(gtid_list: str | None, domain: int) -> int | None:
+    """The sequence number of ``domain`` in a GTID list like "0-1-5,1-2-9"."""
+    for gtid in (gtid_list or "").split(","):
+        parts = gtid.strip().split("-")
+        if len(parts) == 3 and parts[0].isdigit() and int(parts[0]) == domain:
+            return int(parts[2])
+    return None
+
+
+@dataclass(frozen=True)
+class ReplayTarget:
+    """Where a point-in-time restore stops: a moment, or a GTID (inclusive)."""
+
+    time: datetime | None = None
+    gtid: str | None = None
+
+    def __str__(self) -> str:
+        return f"GTID {self.gtid}" if self.gtid else (self.time.isoformat() if self.time else "")
+
+    def stop_args(self, full: Manifest) -> list[str]:
+        """mariadb-binlog options that start after the backup and stop at the target."""
+        if self.gtid:
+            start = (full.details.get("binlog") or {}).get("gtid")
+            return ([f"--start-position={start}"] if start else []) + [
+                f"--stop-position={self.gtid}"
+            ]
+        assert self.time is not None
+        position = full.details["binlog"]["position"]
+        stop = self.time.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        return [f"--start-position={position}", f"--stop-datetime={stop}"]
+
+    def check(self, repo: Repository, full: Manifest) -> list[ChainLink]:
+        """Return the links needed to reach the target; raise UsageError outside the window."""
+        links, gap = binlog_chain(repo, full)
         where = f"; binlog {gap} is missing from the repository" if gap else ""
-        raise UsageError(f"{target.isoformat()} is outside the recoverable window {window}{where}")
-    return links
+        if self.gtid:
+            if not GTID_RE.match(self.gtid):
+                raise UsageError(f"expected a GTID like 0-1-42, got {self.gtid!r}")
+            domain, _server, seq = (int(p) for p in self.gtid.split("-"))
+            first = gtid_seq((full.details.get("binlog") or {}).get("gtid"), domain) or 0
+            lasts = [gtid_seq(link.info.get("last_gtid"), domain) for link in links]
+            last = max((n for n in lasts if n is not None), default=first)
+            if not first < seq <= last:
+                raise UsageError(
+                    f"GTID {self.gtid} is outside the recoverable range "
+                    f"{domain}-*-{first + 1} .. {domain}-*-{last}{where}"
+                )
+            return links
+        assert self.time is not None
+        latest = latest_point(links, full)
+        if self.time < full.finished_at or self.time > latest:
+            window = f"{full.finished_at.isoformat()} .. {latest.isoformat()}"
+            raise UsageError(
+                f"{self.time.isoformat()} is outside the recoverable window {window}{where}"
+            )
+        return links
+
+
+def newest_before(fulls: list[Manifest], target: datetime) -> Manifest:
+    """The newest full backup that finished before ``target``."""
+    before = [m for m in fulls if m.finished_at <= target]
+    if not before:
+        raise UsageError(f"no full backup finished before {target.isoformat()}")
+    return before[-1]
+
+
+def newest_before_gtid(fulls: list[Manifest], gtid: str) -> Manifest:
+    """The newest full backup taken before transaction ``gtid`` (same domain)."""
+    if not GTID_RE.match(gtid):
+        raise UsageError(f"expected a GTID like 0-1-42 (domain-server-sequence), got {gtid!r}")
+    domain, _server, seq = (int(p) for p in gtid.split("-"))
+    before = []
+    for manifest in fulls:
+        done = gtid_seq((manifest.details.get("binlog") or {}).get("gtid"), domain) or 0
+        if done < seq:
+            before.append(manifest)
+    if not before:
+        raise UsageError(f"no full backup was taken before GTID {gtid}")
+    return before[-1]
 
 
 class ReplayBinlogs(Step):
     name = "replay-binlogs"
 
     def __init__(
-        self, repo: Repository, full: Manifest, target: datetime, socket: Path, scratch: Path
+        self, repo: Repository, full: Manifest, target: ReplayTarget, socket: Path, scratch: Path
     ):
         self.repo, self.full, self.target = repo, full, target
         self.socket, self.scratch = socket, scratch
@@ -95,11 +168,11 @@ class ReplayBinlogs(Step):
         start = self.full.details.get("binlog", {})
         return (
             f"replay binlogs from {start.get('file')}:{start.get('position')} "
-            f"up to {self.target.isoformat()} into the recovery instance"
+            f"up to {self.target} into the recovery instance"
         )
 
     def run(self, ctx: RunContext) -> str:
-        links = check_target(self.repo, self.full, self.target)
+        links = self.target.check(self.repo, self.full)
         if not links:
             return "no binlogs to replay"
         self.scratch.mkdir(parents=True, exist_ok=True)
@@ -110,16 +183,13 @@ class ReplayBinlogs(Step):
                 for chunk in decompress(self.repo.iter_read(link.key), link.raw_bytes):
                     fh.write(chunk)
             files.append(str(path))
-        position = self.full.details["binlog"]["position"]
-        stop = self.target.astimezone().strftime("%Y-%m-%d %H:%M:%S")
         binlog_tool = require_tool("mariadb-binlog", "mariadb-client")
         client = require_tool("mariadb", "mariadb-client")
         reader = subprocess.Popen(
             [
                 binlog_tool,
                 "--no-defaults",
-                f"--start-position={position}",
-                f"--stop-datetime={stop}",
+                *self.target.stop_args(self.full),
                 *files,
             ],
             stdout=subprocess.PIPE,
@@ -138,9 +208,9 @@ class ReplayBinlogs(Step):
         read_err = reader.stderr.read().decode(errors="replace")
         if reader.wait() != 0 or applier.returncode != 0:
             raise BackupctlError("binlog replay failed: " + tail_text(read_err + applier.stderr, 5))
-        ctx["recovery_point"] = self.target.isoformat()
+        ctx["recovery_point"] = str(self.target)
         shutil.rmtree(self.scratch, ignore_errors=True)
-        return f"replayed {len(files)} binlog(s) up to {self.target.isoformat()}"
+        return f"replayed {len(files)} binlog(s) up to {self.target}"
 
     def compensate(self, ctx: RunContext) -> str:
         shutil.rmtree(self.scratch, ignore_errors=True)

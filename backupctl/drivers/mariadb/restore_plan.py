@@ -17,7 +17,7 @@ from backupctl.drivers.mariadb.datadir_steps import (
     RestorePaths,
 )
 from backupctl.drivers.mariadb.instance import MAX_SOCKET_PATH
-from backupctl.drivers.mariadb.pitr import ReplayBinlogs, check_target
+from backupctl.drivers.mariadb.pitr import ReplayBinlogs, ReplayTarget
 from backupctl.drivers.mariadb.service_steps import (
     HealthCheck,
     HookStep,
@@ -54,17 +54,11 @@ def restore_steps(
     }
     restore = policy.restore
     replay: list[Step] = []
-    if request.to_time is not None:
-        check_target(repo, manifest, request.to_time)  # refuse before anything changes
-        replay.append(
-            ReplayBinlogs(
-                repo,
-                manifest,
-                request.to_time,
-                run_dir / "mysqld.sock",
-                paths.live.parent / f".{paths.live.name}.binlogs-{request.run_id}",
-            )
-        )
+    if request.to_time is not None or request.to_gtid is not None:
+        target = ReplayTarget(request.to_time, request.to_gtid)
+        target.check(repo, manifest)  # refuse before anything changes
+        scratch = paths.live.parent / f".{paths.live.name}.binlogs-{request.run_id}"
+        replay.append(ReplayBinlogs(repo, manifest, target, run_dir / "mysqld.sock", scratch))
     middle: list[Step] = [
         Extract(repo, manifest, paths, request.progress),
         Prepare(paths, policy.backup.mariabackup),
