@@ -14,8 +14,3 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def all_passed(checks: list[CheckResult]) -> bool:
-    """True when there is at least one check and every check passed."""
-    return bool(checks) and all(c.passed for c in checks)

@@ -82,13 +82,6 @@ def copy_into(
             progress(len(chunk))
 
 
-def store_bytes(writer: ObjectWriter, data: bytes, level: int = 3) -> StreamStats:
-    """Compress small ``data`` into ``writer`` (not committed); return its stats."""
-    target = CompressingWriter(writer, level=level, threads=1)
-    target.write(data)
-    return target.finish()
-
-
 class _ChunkReader:
     """A file-like ``read(n)`` over an iterator of chunks (what zstd's reader API wants)."""
 

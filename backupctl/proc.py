@@ -9,6 +9,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from backupctl.errors import ToolError
 
@@ -79,6 +80,17 @@ def redact(text: str) -> str:
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(r"\1'<redacted>'", text)
     return text
+
+
+def process_args() -> Iterator[tuple[int, list[str]]]:
+    """Yield (pid, argv) of every process whose command line can be read."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            raw = cmdline.read_bytes()
+        except OSError:  # it exited meanwhile
+            continue
+        if raw:
+            yield int(cmdline.parent.name), raw.decode(errors="replace").rstrip("\0").split("\0")
 
 
 def tail_text(text: str, lines: int = 20) -> str:

@@ -31,6 +31,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a plain script from anywhere
 
 from backupctl.drivers.mariadb.instance import MariaDBInstance  # noqa: E402
 from backupctl.drivers.mariadb.sample_data import generate, table_sizes  # noqa: E402
+from backupctl.proc import process_args  # noqa: E402
 
 BENCH_USER = "bench"
 POLICY_NAME = "bench"
@@ -209,15 +210,11 @@ def base_policy(server: BenchServer, repository: Path) -> dict[str, Any]:
 def _servers_under(root: Path) -> list[int]:
     """Pids of mariadbd processes whose ``--datadir`` lies under ``root``."""
     prefix = f"--datadir={root.resolve()}/"
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if os.path.basename(args[0]) == "mariadbd" and any(a.startswith(prefix) for a in args):
-            found.append(int(cmdline.parent.name))
-    return found
+    return [
+        pid
+        for pid, args in process_args()
+        if os.path.basename(args[0]) == "mariadbd" and any(a.startswith(prefix) for a in args)
+    ]
 
 
 def stop_servers_under(root: Path, timeout: float = 60) -> None:

@@ -15,6 +15,7 @@ from backupctl.catalog.manifest import read_manifest
 from backupctl.drivers.mariadb import sample_data
 from backupctl.drivers.mariadb.extract import extract, prepare
 from backupctl.drivers.mariadb.instance import MariaDBInstance, checksum_tables
+from backupctl.proc import process_args
 from backupctl.storage.factory import open_repository
 from backupctl.storage.spec import RepositorySpec
 from tests.support.cli import popen_backupctl
@@ -249,14 +250,10 @@ def test_sigterm_mid_backup_cleans_up_at_once(
     assert proc.returncode == 128 + 15, err
     assert "backup failed; nothing was recorded" in err
     assert [p for p in repo_dir.rglob("*") if p.is_file()] == []
-    mine = f"--datadir={loaded['server'].datadir}".encode()
-    left = [p for p in Path("/proc").glob("[0-9]*/cmdline") if _cmdline_has(p, mine)]
+    mine = f"--datadir={loaded['server'].datadir}"
+    left = [
+        pid
+        for pid, args in process_args()
+        if any("mariabackup" in a for a in args) and mine in args
+    ]
     assert not left, "mariabackup was left running"
-
-
-def _cmdline_has(cmdline: Path, needle: bytes) -> bool:
-    try:
-        args = cmdline.read_bytes()
-    except OSError:
-        return False
-    return b"mariabackup" in args and needle in args

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.mariadb import MariaDBServer
-from tests.support.policies import mariadb_policy
+from tests.support.policies import mariadb_policy, restorable_policy
 
 
 def _sql(server: MariaDBServer, *statements: str) -> list[Any]:
@@ -35,13 +35,7 @@ def test_restore_to_just_before_the_bad_delete(
     fresh_mariadb: MariaDBServer, tmp_path: Path, backupctl: Any
 ) -> None:
     server = fresh_mariadb
-    stop, start = server.instance.write_service_hooks(tmp_path / "hooks")
-    policy = mariadb_policy(
-        tmp_path / "p",
-        server,
-        f"file://{tmp_path / 'repo'}",
-        restore={"stop": [str(stop)], "start": [str(start)]},
-    )
+    policy = restorable_policy(tmp_path, server)
     _sql(
         server,
         "CREATE DATABASE shop",
@@ -121,13 +115,7 @@ def test_pitr_after_a_restore_reset_the_binlog_numbering(
     """A restored server starts over at mysql-bin.000001: old shipped files of that name
     must neither stop the new ones from being shipped nor be replayed by mistake."""
     server = fresh_mariadb
-    stop, start = server.instance.write_service_hooks(tmp_path / "hooks")
-    policy = mariadb_policy(
-        tmp_path / "p",
-        server,
-        f"file://{tmp_path / 'repo'}",
-        restore={"stop": [str(stop)], "start": [str(start)]},
-    )
+    policy = restorable_policy(tmp_path, server)
     _sql(server, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
     assert backupctl("backup", "shop", policies=policy).code == 0
     _sql(server, "INSERT INTO shop.t VALUES (1)", "FLUSH BINARY LOGS", "FLUSH BINARY LOGS")

@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from backupctl.drivers.mariadb import sample_data
-from backupctl.drivers.mariadb.datadir_steps import _processes_on
+from backupctl.drivers.mariadb.datadir_steps import servers_on
 from backupctl.drivers.mariadb.instance import MariaDBInstance, checksum_tables
 from tests.support.cli import popen_backupctl
 from tests.support.mariadb import MariaDBServer
-from tests.support.policies import mariadb_policy
+from tests.support.policies import restorable_policy
 
 ASSERTION = {"sql": "SELECT COUNT(*) FROM shop.orders", "expect": "> 0"}
 
@@ -68,21 +68,10 @@ def _make(server: MariaDBServer, tmp_path: Path, cli: Any, size_mb: int) -> Rest
     sample_data.generate(conn, "shop", size_mb)
     checksums = checksum_tables(conn)
     conn.close()
-    stop, start = server.instance.write_service_hooks(tmp_path / "hooks")
-    policy = mariadb_policy(
-        tmp_path / "policies",
-        server,
-        f"file://{tmp_path / 'repo'}",
-        restore={
-            "stop": [str(stop)],
-            "start": [str(start)],
-            "verify": [ASSERTION],
-            "health_timeout": "60s",
-        },
-    )
+    policy = restorable_policy(tmp_path, server, verify=[ASSERTION], health_timeout="60s")
     result = cli("backup", "shop", "--json", policies=policy)
     assert result.code == 0, result.output
-    hooks = {"stop": stop, "start": start}
+    hooks = {"stop": tmp_path / "hooks" / "stop.sh", "start": tmp_path / "hooks" / "start.sh"}
     return Restorable(server, policy, json.loads(result.stdout)["backup_id"], checksums, hooks, cli)
 
 
@@ -180,7 +169,7 @@ def test_failure_at_any_step_puts_the_original_back(
     assert "Traceback" not in result.output
     # the server runs as before, on the original data, and only once
     assert restorable.live_tables() == before
-    assert len(_processes_on(restorable.server.datadir)) == 1
+    assert len(servers_on(restorable.server.datadir)) == 1
     assert not list(restorable.server.datadir.parent.glob("*.aside-*"))
     assert not list(restorable.server.datadir.parent.glob(".*.restore-*"))
 
@@ -374,13 +363,7 @@ def test_restore_keeps_a_mysql_owned_datadir_owned_by_mysql(backupctl: Any) -> N
         secret = base / "pw"
         secret.write_text("owner-pw\n")
         server = MariaDBServer(instance, "backup", "owner-pw", secret)
-        stop, start = instance.write_service_hooks(base / "hooks")
-        policy = mariadb_policy(
-            base / "policies",
-            server,
-            f"file://{base / 'repo'}",
-            restore={"stop": [str(stop)], "start": [str(start)]},
-        )
+        policy = restorable_policy(base, server)
         assert backupctl("backup", "shop", policies=policy).code == 0
         result = backupctl("restore", "shop", "--yes", policies=policy)
         assert result.code == 0, result.output

@@ -39,3 +39,15 @@ def mariadb_policy(
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path
+
+
+def restorable_policy(directory: Path, server: MariaDBServer, **restore: object) -> Path:
+    """A policy for ``server`` with a ``file://directory/repo`` repository and restore hooks
+    (``directory/hooks/stop.sh``, ``start.sh``) that really stop and start the server."""
+    stop, start = server.instance.write_service_hooks(directory / "hooks")
+    return mariadb_policy(
+        directory / "policies",
+        server,
+        f"file://{directory / 'repo'}",
+        restore={"stop": [str(stop)], "start": [str(start)], **restore},
+    )

@@ -15,6 +15,7 @@ from backupctl.catalog.manifest import Manifest
 from backupctl.drivers.mariadb.extract import extract, prepare
 from backupctl.errors import BackupctlError, UsageError
 from backupctl.policy.mariadb import MariaDBPolicy
+from backupctl.proc import process_args
 from backupctl.progress import ProgressFactory, no_progress
 from backupctl.runbook.step import RunContext, Step
 from backupctl.storage.base import Repository
@@ -46,22 +47,15 @@ def _rmtree(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _processes_on(datadir: Path) -> list[int]:
+def servers_on(datadir: Path) -> list[int]:
     """Pids of mariadbd/mysqld processes whose command line names ``datadir``."""
-    wanted = str(datadir.resolve())
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if (
-            args
-            and os.path.basename(args[0]) in ("mariadbd", "mysqld")
-            and any(a.rstrip("/") in (f"--datadir={wanted}", f"--datadir={datadir}") for a in args)
-        ):
-            found.append(int(cmdline.parent.name))
-    return found
+    names = (f"--datadir={datadir.resolve()}", f"--datadir={datadir}")
+    return [
+        pid
+        for pid, args in process_args()
+        if os.path.basename(args[0]) in ("mariadbd", "mysqld")
+        and any(a.rstrip("/") in names for a in args)
+    ]
 
 
 def _answers(policy: MariaDBPolicy) -> str | None:
@@ -93,7 +87,7 @@ class EnsureStopped(Step):
     def run(self, ctx: RunContext) -> str:
         if not self.paths.live.exists():
             return f"{self.paths.live} does not exist (already moved aside)"
-        pids = _processes_on(self.paths.live)
+        pids = servers_on(self.paths.live)
         if pids:
             raise ServerStillRunning(f"mariadbd (pid {pids[0]}) still runs on {self.paths.live}")
         endpoint = _answers(self.policy)

@@ -7,7 +7,6 @@ of the newest binlog in an unbroken chain.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -194,7 +193,6 @@ class ReplayBinlogs(Step):
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**os.environ},
         )
         applier = subprocess.run(
             [client, "--no-defaults", f"--socket={self.socket}", "-uroot", "--binary-mode"],
