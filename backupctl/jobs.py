@@ -6,10 +6,12 @@ import json
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import structlog
 
@@ -105,6 +107,9 @@ class BackupSession:
         return ArtifactWriter(self, name, level, threads)
 
 
+Producer = Callable[[BackupSession], dict[str, Any]]
+
+
 def clean_incomplete(repo: Repository, policy: str) -> list[str]:
     """Remove backups of ``policy`` that were started but never completed.
 
@@ -125,12 +130,14 @@ def run_backup(
     state_dir: Path,
     kind: str | None = None,
     progress: ProgressFactory = no_progress,
+    produce: Producer | None = None,
 ) -> Manifest:
     """Take one backup of ``policy`` and record it.
 
-    Returns the manifest. Raises LockHeldError when a run is in progress, UsageError
-    for a kind the driver does not make, and the driver's errors; whatever was
-    written is removed before the error propagates.
+    ``produce`` writes the artifacts and returns the manifest's details; by default the
+    driver's ``backup``. Returns the manifest. Raises LockHeldError when a run is in
+    progress, UsageError for a kind the driver does not make, and the driver's errors;
+    whatever was written is removed before the error propagates.
     """
     driver = driver_for(policy)
     kind = kind or driver.default_kind
@@ -144,14 +151,14 @@ def run_backup(
         session = BackupSession(repo, policy, kind, new_backup_id(now), now, state_dir, progress)
         structlog.contextvars.bind_contextvars(policy=policy.name, backup_id=session.backup_id)
         try:
-            manifest = _write_backup(driver, session)
+            manifest = _write_backup(driver, session, produce)
         finally:
             structlog.contextvars.unbind_contextvars("policy", "backup_id")
     catalog.record(manifest, repo.url)
     return manifest
 
 
-def _write_backup(driver: Driver, session: BackupSession) -> Manifest:
+def _write_backup(driver: Driver, session: BackupSession, produce: Producer | None) -> Manifest:
     repo = session.repo
     started = {
         "backup_id": session.backup_id,
@@ -162,7 +169,7 @@ def _write_backup(driver: Driver, session: BackupSession) -> Manifest:
     repo.put_bytes(keys.join(session.prefix, STARTED), json.dumps(started).encode())
     log.info("backup started", kind=session.kind, repository=repo.url)
     try:
-        details = driver.backup(session.kind, session)
+        details = driver.backup(session.kind, session) if produce is None else produce(session)
         manifest = Manifest(
             backup_id=session.backup_id,
             policy=session.policy.name,

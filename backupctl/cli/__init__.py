@@ -61,6 +61,7 @@ def cli(
 def _register() -> None:
     from backupctl.cli import (
         backup_cmd,
+        binlog_cmd,
         catalog_cmd,
         demo_cmd,
         list_cmd,
@@ -69,7 +70,16 @@ def _register() -> None:
         verify_cmd,
     )
 
-    modules = (policy_cmd, backup_cmd, list_cmd, verify_cmd, restore_cmd, catalog_cmd, demo_cmd)
+    modules = (
+        policy_cmd,
+        backup_cmd,
+        binlog_cmd,
+        list_cmd,
+        verify_cmd,
+        restore_cmd,
+        catalog_cmd,
+        demo_cmd,
+    )
     for module in modules:
         module.register(cli)
 

@@ -19,6 +19,9 @@ from backupctl.policy.common import PolicyBase
 from backupctl.progress import ProgressFactory, no_progress
 
 if TYPE_CHECKING:
+    import threading
+
+    from backupctl.catalog.index import Catalog
     from backupctl.catalog.manifest import Manifest
     from backupctl.jobs import BackupSession
     from backupctl.runbook.step import Step
@@ -78,6 +81,12 @@ class Driver(abc.ABC):
     ) -> list[Step]:
         """Return the ordered steps that restore ``manifest`` as ``request`` asks."""
         raise UnsupportedOperation(f"the {self.name} driver cannot restore yet")
+
+    def follow(
+        self, repo: Repository, catalog: Catalog, state_dir: Path, stop: threading.Event
+    ) -> None:
+        """Stream changes into ``repo`` continuously until ``stop`` is set."""
+        raise UnsupportedOperation(f"the {self.name} driver has nothing to follow continuously")
 
     def recovery_window(self, repo: Repository, fulls: list[Manifest]) -> RecoveryWindow | None:
         """The recoverability window given the policy's full backups (oldest first)."""

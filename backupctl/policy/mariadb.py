@@ -80,6 +80,11 @@ class MariaDBBackupOptions(StrictModel):
     compression_threads: int = Field(0, ge=0, le=64, description="0 = one per CPU")
     parallel: int = Field(1, ge=1, le=64, description="mariabackup --parallel")
     mariabackup: str = Field("mariabackup", description="path of the mariabackup binary")
+    binlog_flush_interval: Duration = Field(
+        "2s",
+        validate_default=True,
+        description="binlog follow: how often new events are stored in the repository",
+    )
 
 
 class MariaDBPolicy(PolicyBase):

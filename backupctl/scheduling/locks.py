@@ -50,15 +50,44 @@ def policy_lock(state_dir: Path, policy: str, purpose: str = "backup") -> Iterat
         os.close(fd)
 
 
-def _held_message(policy: str, path: Path) -> str:
+def follow_lock(policy: str) -> str:
+    """The lock name ``binlog follow`` holds for ``policy`` (beside the policy's own lock)."""
+    return f"{policy}.follow"
+
+
+def lock_holder(state_dir: Path, name: str) -> str | None:
+    """Describe who holds lock ``name``, or None when nobody does (checked, not taken)."""
+    path = state_dir / "locks" / f"{name}.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder_text(path) or "another process"
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _holder_text(path: Path) -> str:
     try:
         holder = json.loads(path.read_text() or "{}")
     except (OSError, ValueError):
-        holder = {}
-    who = ""
-    if holder:
-        who = (
-            f" ({holder.get('purpose', 'run')} by pid {holder.get('pid')}"
-            f" on {holder.get('host')}, since {holder.get('since')})"
-        )
-    return f"another run of policy {policy!r} is in progress{who}; lock {path}"
+        return ""
+    if not holder:
+        return ""
+    return (
+        f"{holder.get('purpose', 'run')} by pid {holder.get('pid')}"
+        f" on {holder.get('host')}, since {holder.get('since')}"
+    )
+
+
+def _held_message(policy: str, path: Path) -> str:
+    who = _holder_text(path)
+    return (
+        f"another run of policy {policy!r} is in progress{f' ({who})' if who else ''}; lock {path}"
+    )

@@ -12,17 +12,6 @@ from tests.support.mariadb import MariaDBServer
 from tests.support.policies import mariadb_policy, restorable_policy
 
 
-def _sql(server: MariaDBServer, *statements: str) -> list[Any]:
-    conn = server.connect()
-    rows: list[Any] = []
-    with conn.cursor() as cur:
-        for statement in statements:
-            cur.execute(statement)
-            rows = list(cur.fetchall())
-    conn.close()
-    return rows
-
-
 def _moment() -> str:
     """A UTC time strictly between events on either side (binlog times have 1 s resolution)."""
     time.sleep(1.2)
@@ -36,19 +25,18 @@ def test_restore_to_just_before_the_bad_delete(
 ) -> None:
     server = fresh_mariadb
     policy = restorable_policy(tmp_path, server)
-    _sql(
-        server,
+    server.sql(
         "CREATE DATABASE shop",
         "CREATE TABLE shop.orders (id INT PRIMARY KEY, note VARCHAR(20))",
         "INSERT INTO shop.orders VALUES (1, 'before full')",
     )
     assert backupctl("backup", "shop", policies=policy).code == 0
-    _sql(server, "INSERT INTO shop.orders VALUES (2, 'at T1'), (3, 'at T1')")
-    last_good_gtid = _sql(server, "SELECT @@gtid_binlog_pos")[0][0]
+    server.sql("INSERT INTO shop.orders VALUES (2, 'at T1'), (3, 'at T1')")
+    last_good_gtid = server.sql("SELECT @@gtid_binlog_pos")[0][0]
     before_delete = _moment()
-    _sql(server, "DELETE FROM shop.orders WHERE id >= 2")
+    server.sql("DELETE FROM shop.orders WHERE id >= 2")
     after_delete = _moment()
-    _sql(server, "INSERT INTO shop.orders VALUES (9, 'after')")
+    server.sql("INSERT INTO shop.orders VALUES (9, 'after')")
     assert backupctl("backup", "shop", "--type", "binlog", policies=policy).code == 0
 
     plan = backupctl("restore", "shop", "--to-time", before_delete, "--dry-run", policies=policy)
@@ -59,15 +47,15 @@ def test_restore_to_just_before_the_bad_delete(
         "restore", "shop", "--to-time", before_delete, "--yes", "--json", policies=policy
     )
     assert result.code == 0, result.output
-    assert [r[0] for r in _sql(server, "SELECT id FROM shop.orders ORDER BY id")] == [1, 2, 3]
+    assert [r[0] for r in server.sql("SELECT id FROM shop.orders ORDER BY id")] == [1, 2, 3]
 
     result = backupctl("restore", "shop", "--to-time", after_delete, "--yes", policies=policy)
     assert result.code == 0, result.output
-    assert [r[0] for r in _sql(server, "SELECT id FROM shop.orders ORDER BY id")] == [1]
+    assert [r[0] for r in server.sql("SELECT id FROM shop.orders ORDER BY id")] == [1]
 
     result = backupctl("restore", "shop", "--to-gtid", last_good_gtid, "--yes", policies=policy)
     assert result.code == 0, result.output
-    assert [r[0] for r in _sql(server, "SELECT id FROM shop.orders ORDER BY id")] == [1, 2, 3]
+    assert [r[0] for r in server.sql("SELECT id FROM shop.orders ORDER BY id")] == [1, 2, 3]
     domain, server_id, seq = last_good_gtid.split("-")
     beyond = f"{domain}-{server_id}-{int(seq) + 100}"
     refused = backupctl("restore", "shop", "--to-gtid", beyond, "--yes", policies=policy)
@@ -86,15 +74,15 @@ def test_a_missing_binlog_object_limits_the_window(
     server = fresh_mariadb
     repo = tmp_path / "repo"
     policy = mariadb_policy(tmp_path / "p", server, f"file://{repo}")
-    _sql(server, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
+    server.sql("CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
     assert backupctl("backup", "shop", policies=policy).code == 0
-    _sql(server, "INSERT INTO shop.t VALUES (1)")
+    server.sql("INSERT INTO shop.t VALUES (1)")
     middle = _moment()
     assert backupctl("backup", "shop", "--type", "binlog", policies=policy).code == 0
-    _sql(server, "INSERT INTO shop.t VALUES (2)")
+    server.sql("INSERT INTO shop.t VALUES (2)")
     assert backupctl("backup", "shop", "--type", "binlog", policies=policy).code == 0
     late = _moment()
-    _sql(server, "INSERT INTO shop.t VALUES (3)")
+    server.sql("INSERT INTO shop.t VALUES (3)")
     assert backupctl("backup", "shop", "--type", "binlog", policies=policy).code == 0
     # lose the second binlog (the one holding INSERT 2) from the repository
     shipped = sorted((repo / "shop" / "binlog").rglob("mysql-bin.*.zst"), key=lambda p: p.name)
@@ -116,17 +104,17 @@ def test_pitr_after_a_restore_reset_the_binlog_numbering(
     must neither stop the new ones from being shipped nor be replayed by mistake."""
     server = fresh_mariadb
     policy = restorable_policy(tmp_path, server)
-    _sql(server, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
+    server.sql("CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
     assert backupctl("backup", "shop", policies=policy).code == 0
-    _sql(server, "INSERT INTO shop.t VALUES (1)", "FLUSH BINARY LOGS", "FLUSH BINARY LOGS")
+    server.sql("INSERT INTO shop.t VALUES (1)", "FLUSH BINARY LOGS", "FLUSH BINARY LOGS")
     assert backupctl("backup", "shop", "--type", "binlog", policies=policy).code == 0
     assert backupctl("restore", "shop", "--yes", policies=policy).code == 0
-    assert _sql(server, "SHOW BINARY LOGS")[-1][0] == "mysql-bin.000001"
+    assert server.sql("SHOW BINARY LOGS")[-1][0] == "mysql-bin.000001"
 
     assert backupctl("backup", "shop", policies=policy).code == 0
-    _sql(server, "INSERT INTO shop.t VALUES (7)")
+    server.sql("INSERT INTO shop.t VALUES (7)")
     moment = _moment()
-    _sql(server, "DELETE FROM shop.t")
+    server.sql("DELETE FROM shop.t")
     shipped = backupctl("backup", "shop", "--type", "binlog", "--json", policies=policy)
     assert "binlog numbering restarted" in shipped.stderr
     assert "mysql-bin.000001" in [
@@ -135,4 +123,4 @@ def test_pitr_after_a_restore_reset_the_binlog_numbering(
 
     result = backupctl("restore", "shop", "--to-time", moment, "--yes", policies=policy)
     assert result.code == 0, result.output
-    assert [r[0] for r in _sql(server, "SELECT id FROM shop.t")] == [7]
+    assert [r[0] for r in server.sql("SELECT id FROM shop.t")] == [7]

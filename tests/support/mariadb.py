@@ -66,6 +66,19 @@ class MariaDBServer:
         """Root connection over the socket (autocommit)."""
         return self.instance.connect(database=database)
 
+    def sql(self, *statements: str) -> list[Any]:
+        """Run ``statements`` as root; return the rows of the last one."""
+        conn = self.connect()
+        rows: list[Any] = []
+        try:
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+                    rows = list(cur.fetchall())
+        finally:
+            conn.close()
+        return rows
+
     def connect_backup(self, database: str | None = None) -> Any:
         """Connection as the backup user over the socket (autocommit)."""
         return self.instance.connect(self.user, self.password, database)

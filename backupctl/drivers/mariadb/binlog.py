@@ -8,12 +8,8 @@ fetched to a private temporary directory (one binlog at a time, at most
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import tempfile
-from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,29 +18,38 @@ import structlog
 from backupctl.catalog.manifest import Manifest, scan_manifests
 from backupctl.checks import CheckResult
 from backupctl.drivers.mariadb import connection
-from backupctl.errors import BackupctlError, BackupFailed
+from backupctl.drivers.mariadb.binlog_events import scan_file
+from backupctl.errors import BackupctlError, BackupFailed, UsageError
 from backupctl.pipeline import CHUNK, decompress
 from backupctl.policy.mariadb import MariaDBPolicy
 from backupctl.proc import redact, require_tool, secret_file, tail_text
+from backupctl.scheduling.locks import follow_lock, lock_holder
 from backupctl.storage.base import Repository
 
 if TYPE_CHECKING:
     from backupctl.jobs import BackupSession
 
 BINLOG_KIND = "binlog"
-_HEADER_RE = re.compile(r"^#(\d{6})\s+(\d{1,2}:\d{2}:\d{2}) server id (\d+)\s+end_log_pos (\d+)")
-_GTID_RE = re.compile(r"\bGTID (\d+-\d+-\d+)")
-_GTID_LIST_RE = re.compile(r"Gtid list \[([^\]]*)\]")
 
 log = structlog.get_logger()
 
 
-def shipped_binlogs(session: BackupSession) -> set[str]:
-    """Names of the binlogs of this policy already in the repository."""
+def shipped_binlogs(repo: Repository, policy: str, current: str) -> set[str]:
+    """Names of the binlogs of this policy in the repository that belong to the server's
+    present numbering (``current`` is the binlog it writes now)."""
     names: set[str] = set()
-    for manifest in scan_manifests(session.repo, session.policy.name):
+    for manifest in scan_manifests(repo, policy):
         if manifest.kind == BINLOG_KIND:
             names.update(b["file"] for b in manifest.details.get("binlogs", []))
+    if names and sequence(current) <= max(sequence(n) for n in names):
+        # numbering went backwards: the server was restored or rebuilt, and its binlogs
+        # are new files that merely reuse old names
+        log.warning(
+            "binlog numbering restarted on the server; shipping its binlogs afresh",
+            current=current,
+            newest_shipped=max(names, key=sequence),
+        )
+        return set()
     return names
 
 
@@ -66,60 +71,24 @@ def server_binlogs(policy: MariaDBPolicy, rotate: bool) -> tuple[list[str], str,
     return names[:-1], names[-1], int(server_id)
 
 
-def _event_time(day: str, clock: str) -> str:
-    return datetime.strptime(f"{day} {clock}", "%y%m%d %H:%M:%S").replace(tzinfo=UTC).isoformat()
-
-
 def describe_binlog(path: Path) -> dict[str, Any]:
-    """Return event times, positions, server ids and GTIDs of a local binlog file."""
+    """Return event times, positions, server ids and GTIDs of a complete local binlog."""
+    return scan_file(path).info()
+
+
+def check_readable(path: Path) -> None:
+    """Let mariadb-binlog decode every event of ``path``; raise BackupFailed if it cannot."""
     binary = require_tool("mariadb-binlog", "mariadb-client")
-    env = {**os.environ, "TZ": "UTC"}
-    proc = subprocess.Popen(
-        [binary, "--no-defaults", "--base64-output=decode-rows", str(path)],
-        stdout=subprocess.PIPE,
+    proc = subprocess.run(
+        [binary, "--no-defaults", "--base64-output=decode-rows", "--verbose", str(path)],
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         errors="replace",
-        env=env,
+        check=False,
     )
-    assert proc.stdout is not None and proc.stderr is not None
-    info = _parse_events(proc.stdout)
-    err = proc.stderr.read()
-    if proc.wait() != 0:
-        raise BackupFailed(f"mariadb-binlog cannot read {path.name}: {tail_text(err, 3)}")
-    info["size"] = path.stat().st_size
-    return info
-
-
-def _parse_events(lines: Iterable[str]) -> dict[str, Any]:
-    first = last = None
-    end_pos, server_ids, gtids = 4, set(), []
-    gtid_list: str | None = None
-    for line in lines:
-        if not line.startswith("#"):
-            continue
-        header = _HEADER_RE.match(line)
-        if header:
-            stamp = _event_time(header.group(1), header.group(2))
-            first = first or stamp
-            last = stamp
-            server_ids.add(int(header.group(3)))
-            end_pos = max(end_pos, int(header.group(4)))
-        if (gtid := _GTID_RE.search(line)) is not None:
-            gtids.append(gtid.group(1))
-        elif gtid_list is None and (listed := _GTID_LIST_RE.search(line)) is not None:
-            gtid_list = listed.group(1)
-    return {
-        "first_event_at": first,
-        "last_event_at": last,
-        "start_position": 4,
-        "end_position": end_pos,
-        "server_ids": sorted(server_ids),
-        "gtid_state_before": gtid_list or "",
-        "first_gtid": gtids[0] if gtids else None,
-        "last_gtid": gtids[-1] if gtids else None,
-        "transactions": len(gtids),
-    }
+    if proc.returncode != 0:
+        raise BackupFailed(f"mariadb-binlog cannot read {path.name}: {tail_text(proc.stderr, 3)}")
 
 
 def _fetch(policy: MariaDBPolicy, name: str, directory: Path) -> Path:
@@ -148,37 +117,35 @@ def _fetch(policy: MariaDBPolicy, name: str, directory: Path) -> Path:
     return target
 
 
+def store_binlog(session: BackupSession, path: Path, level: int) -> dict[str, Any]:
+    """Compress one complete local binlog into the backup; return its description."""
+    info = {"file": path.name, **describe_binlog(path)}
+    with session.artifact(f"{path.name}.zst", level, threads=1) as out, open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            out.write(chunk)
+    log.info(
+        "binlog shipped", file=path.name, bytes=info["size"], last_event_at=info["last_event_at"]
+    )
+    return info
+
+
 def ship_binlogs(policy: MariaDBPolicy, session: BackupSession) -> dict[str, Any]:
     """Rotate, then store every closed binlog not shipped yet; return manifest details."""
-    shipped = shipped_binlogs(session)
-    closed, current, server_id = server_binlogs(policy, rotate=True)
-    if shipped and _sequence(current) <= max(_sequence(n) for n in shipped):
-        # numbering went backwards: the server was restored or rebuilt, and its binlogs
-        # are new files that merely reuse old names
-        log.warning(
-            "binlog numbering restarted on the server; shipping its binlogs afresh",
-            current=current,
-            newest_shipped=max(shipped, key=_sequence),
+    if (holder := lock_holder(session.state_dir, follow_lock(policy.name))) is not None:
+        raise UsageError(
+            f"binlog follow is streaming the binlogs of {policy.name!r} ({holder}); "
+            "binlog backups are not needed while it runs"
         )
-        shipped = set()
+    closed, current, server_id = server_binlogs(policy, rotate=True)
+    shipped = shipped_binlogs(session.repo, policy.name, current)
     wanted = [name for name in closed if name not in shipped]
-    gaps = _purged_before(closed, shipped)
+    gaps = purged_before(closed, shipped)
     binlogs = []
     with tempfile.TemporaryDirectory(prefix="backupctl-binlog-") as tmp:
         for name in wanted:
             path = _fetch(policy, name, Path(tmp))
-            info = {"file": name, **describe_binlog(path)}
-            with (
-                session.artifact(f"{name}.zst", policy.backup.compression_level, threads=1) as out,
-                open(path, "rb") as fh,
-            ):
-                while chunk := fh.read(CHUNK):
-                    out.write(chunk)
-            binlogs.append(info)
+            binlogs.append(store_binlog(session, path, policy.backup.compression_level))
             path.unlink()
-            log.info(
-                "binlog shipped", file=name, bytes=info["size"], last_event_at=info["last_event_at"]
-            )
     if gaps:
         log.warning("binlogs were purged on the server before they were shipped", missing=gaps)
     return {
@@ -189,18 +156,18 @@ def ship_binlogs(policy: MariaDBPolicy, session: BackupSession) -> dict[str, Any
     }
 
 
-def _purged_before(closed: list[str], shipped: set[str]) -> list[str]:
+def purged_before(closed: list[str], shipped: set[str]) -> list[str]:
     """Binlogs between the newest shipped one and the oldest on the server: lost."""
     if not shipped or not closed:
         return []
-    newest_shipped = max(shipped, key=_sequence)
-    oldest_there = _sequence(closed[0])
+    newest_shipped = max(shipped, key=sequence)
+    oldest_there = sequence(closed[0])
     base = newest_shipped.rsplit(".", 1)[0]
     width = len(newest_shipped.rsplit(".", 1)[1])
-    return [f"{base}.{n:0{width}d}" for n in range(_sequence(newest_shipped) + 1, oldest_there)]
+    return [f"{base}.{n:0{width}d}" for n in range(sequence(newest_shipped) + 1, oldest_there)]
 
 
-def _sequence(name: str) -> int:
+def sequence(name: str) -> int:
     return int(name.rsplit(".", 1)[1])
 
 
@@ -214,6 +181,7 @@ def verify_binlogs(repo: Repository, manifest: Manifest, scratch: Path) -> list[
             with open(path, "wb") as fh:
                 for chunk in decompress(repo.iter_read(artifact.key), artifact.raw_bytes):
                     fh.write(chunk)
+            check_readable(path)
             described = describe_binlog(path)
         except BackupctlError as exc:
             checks.append(CheckResult(f"binlog {info['file']}", False, str(exc)))

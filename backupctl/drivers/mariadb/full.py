@@ -27,6 +27,9 @@ from backupctl.proc import grow_pipe, redact, require_tool, secret_file, tail_te
 from backupctl.storage.base import Repository
 
 if TYPE_CHECKING:
+    import threading
+
+    from backupctl.catalog.index import Catalog
     from backupctl.jobs import BackupSession
     from backupctl.runbook.step import Step
 
@@ -146,6 +149,13 @@ class MariaDBDriver(Driver):
         self, repo: Repository, manifest: Manifest, request: RestoreRequest
     ) -> list[Step]:
         return restore_steps(self.mpolicy, repo, manifest, request)
+
+    def follow(
+        self, repo: Repository, catalog: Catalog, state_dir: Path, stop: threading.Event
+    ) -> None:
+        from backupctl.drivers.mariadb.follow import BinlogFollower
+
+        BinlogFollower(self.mpolicy, repo, catalog, state_dir, stop).run()
 
     def recovery_window(self, repo: Repository, fulls: list[Manifest]) -> RecoveryWindow | None:
         if not fulls:

@@ -17,6 +17,7 @@ from typing import Any
 
 from backupctl.catalog.manifest import Manifest, scan_manifests
 from backupctl.drivers.mariadb.binlog import BINLOG_KIND
+from backupctl.drivers.mariadb.binlog_stream import read_streams
 from backupctl.errors import BackupctlError, UsageError
 from backupctl.pipeline import decompress
 from backupctl.proc import require_tool, tail_text
@@ -28,10 +29,12 @@ GTID_RE = re.compile(r"^\d+-\d+-\d+$")
 
 @dataclass(frozen=True)
 class ChainLink:
+    """One binlog of the chain: its stored parts (one object, or a stream's segments)."""
+
     file: str
-    key: str
-    raw_bytes: int
+    parts: tuple[tuple[str, int], ...]  # (object key, raw bytes)
     info: dict[str, Any]
+    streaming: bool = False  # the open end, still being written by binlog follow
 
 
 def _seq(name: str) -> int:
@@ -39,15 +42,19 @@ def _seq(name: str) -> int:
 
 
 def binlog_chain(repo: Repository, full: Manifest) -> tuple[list[ChainLink], str | None]:
-    """The shipped binlogs from ``full``'s coordinates on, stopping at the first gap (a file
-    never shipped, or whose object is gone from the repository).
+    """The stored binlogs from ``full``'s coordinates on, stopping at the first gap (a file
+    never stored, or whose object is gone from the repository).
 
-    Returns (links, the first missing file name or None).
+    Sealed binlogs come from binlog backups; the open end from ``binlog follow``'s
+    streams. Returns (links, the first missing file name or None).
     """
     start = (full.details.get("binlog") or {}).get("file")
     if not start:
         return [], None
-    shipped: dict[str, ChainLink] = {}
+    stored: dict[str, ChainLink] = {}
+    for stream in read_streams(repo, full.policy):
+        if stream.updated_at >= full.started_at and stream.segments:
+            stored[stream.file] = ChainLink(stream.file, tuple(stream.parts), stream.info, True)
     for manifest in scan_manifests(repo, full.policy):
         # binlogs with events after the backup were closed, so shipped, after it started;
         # older ones with the same names may come from before a restore reset the numbering
@@ -55,15 +62,17 @@ def binlog_chain(repo: Repository, full: Manifest) -> tuple[list[ChainLink], str
             continue
         for info in manifest.details.get("binlogs", []):
             artifact = manifest.artifact(f"{info['file']}.zst")
-            shipped[info["file"]] = ChainLink(info["file"], artifact.key, artifact.raw_bytes, info)
+            part = ((artifact.key, artifact.raw_bytes),)
+            stored[info["file"]] = ChainLink(info["file"], part, info)
     links: list[ChainLink] = []
     base, width = start.rsplit(".", 1)[0], len(start.rsplit(".", 1)[1])
-    newest = max((_seq(n) for n in shipped), default=_seq(start) - 1)
+    newest = max((_seq(n) for n in stored), default=_seq(start) - 1)
     for number in range(_seq(start), newest + 1):
         name = f"{base}.{number:0{width}d}"
-        if name not in shipped or not repo.exists(shipped[name].key):
+        link = stored.get(name)
+        if link is None or not all(repo.exists(key) for key, _size in link.parts):
             return links, name
-        links.append(shipped[name])
+        links.append(link)
     return links, None
 
 
@@ -179,8 +188,9 @@ class ReplayBinlogs(Step):
         for link in links:
             path = self.scratch / link.file
             with open(path, "wb") as fh:
-                for chunk in decompress(self.repo.iter_read(link.key), link.raw_bytes):
-                    fh.write(chunk)
+                for key, size in link.parts:
+                    for chunk in decompress(self.repo.iter_read(key), size):
+                        fh.write(chunk)
             files.append(str(path))
         binlog_tool = require_tool("mariadb-binlog", "mariadb-client")
         client = require_tool("mariadb", "mariadb-client")

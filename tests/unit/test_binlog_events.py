@@ -1,0 +1,91 @@
+"""Walking binlog files by event headers: growing files, GTIDs, corruption."""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+
+import pytest
+
+from backupctl.drivers.mariadb.binlog_events import (
+    FORMAT_DESCRIPTION,
+    GTID,
+    GTID_LIST,
+    HEADER,
+    MAGIC,
+    BinlogScan,
+    scan_file,
+)
+from backupctl.errors import BackupFailed
+
+XID = 16
+
+
+def event(kind: int, when: int, body: bytes, server_id: int = 7) -> bytes:
+    return HEADER.pack(when, kind, server_id, HEADER.size + len(body), 0, 0) + body
+
+
+def gtid(seq: int, domain: int, when: int) -> bytes:
+    return event(GTID, when, struct.pack("<QIB", seq, domain, 0) + b"\0" * 6)
+
+
+def binlog() -> bytes:
+    gtid_list = struct.pack("<I", 2) + struct.pack("<IIQ", 0, 7, 41) + struct.pack("<IIQ", 3, 9, 5)
+    return b"".join(
+        [
+            MAGIC,
+            event(FORMAT_DESCRIPTION, 1_700_000_000, b"\0" * 100),
+            event(GTID_LIST, 1_700_000_000, gtid_list),
+            gtid(42, 0, 1_700_000_010),
+            event(XID, 1_700_000_010, b"\0" * 12),
+            gtid(43, 0, 1_700_000_020),
+            event(XID, 1_700_000_020, b"\0" * 12),
+        ]
+    )
+
+
+def test_a_complete_file_is_described() -> None:
+    scan = BinlogScan()
+    scan.feed(io.BytesIO(binlog()))
+    info = scan.info()
+    assert info["first_event_at"] == "2023-11-14T22:13:20+00:00"
+    assert info["last_event_at"] == "2023-11-14T22:13:40+00:00"
+    assert info["gtid_state_before"] == "0-7-41,3-9-5"
+    assert (info["first_gtid"], info["last_gtid"]) == ("0-7-42", "0-7-43")
+    assert info["transactions"] == 2
+    assert info["end_position"] == info["size"] == len(binlog())
+    assert info["server_ids"] == [7]
+
+
+def test_a_growing_file_is_read_up_to_its_last_complete_event() -> None:
+    data = binlog()
+    cut = len(data) - 5  # the last XID event is half written
+    buffer = io.BytesIO(data[:cut])
+    scan = BinlogScan()
+    scan.feed(buffer)
+    last_xid = len(data) - (HEADER.size + 12)
+    assert scan.end == last_xid
+    assert scan.created == 1_700_000_000
+    assert scan.last_gtid == "0-7-43"
+    buffer.seek(0, 2)
+    buffer.write(data[cut:])
+    assert scan.feed(buffer) == HEADER.size + 12
+    assert scan.end == len(data)
+
+
+def test_a_file_cut_inside_an_event_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "mysql-bin.000001"
+    path.write_bytes(binlog()[:-3])
+    with pytest.raises(BackupFailed, match="ends inside an event"):
+        scan_file(path)
+
+
+def test_garbage_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "mysql-bin.000001"
+    path.write_bytes(b"not a binlog at all")
+    with pytest.raises(BackupFailed, match="not a binlog"):
+        scan_file(path)
+    path.write_bytes(MAGIC + HEADER.pack(0, 2, 1, 3, 0, 0))
+    with pytest.raises(BackupFailed, match="corrupt binlog event at offset 4"):
+        scan_file(path)
