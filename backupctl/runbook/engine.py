@@ -8,7 +8,7 @@ from pathlib import Path
 
 import structlog
 
-from backupctl.errors import BackupctlError
+from backupctl.errors import BackupctlError, UsageError
 from backupctl.runbook.journal import Journal, now_iso
 from backupctl.runbook.step import RunContext, Step, StepResult
 
@@ -59,6 +59,13 @@ class Runbook:
         Returns the results. Raises RunbookFailed after compensating, in reverse order,
         every step that ran (the failed one included: it may have done part of its work).
         """
+        for step, result in zip(self.steps, self.journal.steps, strict=True):
+            if result.status == "running" and not step.resumable:
+                raise UsageError(
+                    f"step {step.name} was interrupted part-way and cannot be run again "
+                    f"safely; undo the run instead: backupctl {self.journal.kind} "
+                    f"{self.journal.policy} --rollback"
+                )
         self.journal.state = "running"
         self.journal.save()
         for index, (step, result) in enumerate(zip(self.steps, self.journal.steps, strict=True)):

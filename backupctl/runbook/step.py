@@ -41,6 +41,9 @@ class Step(abc.ABC):
     """A unit of work. ``run`` must be safe to call again after a crash (resume)."""
 
     name: str = "step"
+    #: False when running again after being interrupted part-way would do harm (e.g.
+    #: apply transactions twice): such a run can only be rolled back, not resumed.
+    resumable: bool = True
 
     @abc.abstractmethod
     def describe(self, ctx: RunContext) -> str:

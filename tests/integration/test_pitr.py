@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.support.mariadb import MariaDBServer
+from tests.support.mariadb import MariaDBServer, start_server
 from tests.support.policies import mariadb_policy, restorable_policy
 
 
@@ -124,3 +124,40 @@ def test_pitr_after_a_restore_reset_the_binlog_numbering(
     result = backupctl("restore", "shop", "--to-time", moment, "--yes", policies=policy)
     assert result.code == 0, result.output
     assert [r[0] for r in server.sql("SELECT id FROM shop.t")] == [7]
+
+
+def test_pitr_under_gtid_strict_mode(tmp_path: Path, backupctl: Any) -> None:
+    """With gtid_strict_mode=ON on the source, replay runs under strict mode too, from the
+    full backup's GTID position, and the restored server keeps working in strict mode."""
+    server = start_server(tmp_path, extra_args=["--gtid-strict-mode=ON"])
+    try:
+        policy = restorable_policy(tmp_path, server)
+        server.sql(
+            "CREATE DATABASE shop",
+            "CREATE TABLE shop.t (id INT PRIMARY KEY)",
+            "INSERT INTO shop.t VALUES (1)",
+        )
+        assert backupctl("backup", "shop", policies=policy).code == 0
+        server.sql("INSERT INTO shop.t VALUES (2)", "INSERT INTO shop.t VALUES (3)")
+        good = server.sql("SELECT @@gtid_binlog_pos")[0][0]
+        moment = _moment()
+        server.sql("DELETE FROM shop.t")
+        assert backupctl("backup", "shop", "--type", "binlog", policies=policy).code == 0
+
+        plan = backupctl("restore", "shop", "--to-gtid", good, "--dry-run", policies=policy)
+        assert "gtid_strict_mode=ON from GTID 0-1-" in plan.stdout, plan.output
+        result = backupctl("restore", "shop", "--to-gtid", good, "--yes", "--json", policies=policy)
+        assert result.code == 0, result.output
+        replay = next(
+            s for s in json.loads(result.stdout)["steps"] if s["name"] == "replay-binlogs"
+        )
+        assert f"GTID position {good} under gtid_strict_mode" in replay["detail"]
+        assert [r[0] for r in server.sql("SELECT id FROM shop.t ORDER BY id")] == [1, 2, 3]
+
+        result = backupctl("restore", "shop", "--to-time", moment, "--yes", policies=policy)
+        assert result.code == 0, result.output
+        assert server.sql("SELECT @@gtid_strict_mode")[0][0] == 1
+        server.sql("INSERT INTO shop.t VALUES (4)")
+        assert [r[0] for r in server.sql("SELECT id FROM shop.t ORDER BY id")] == [1, 2, 3, 4]
+    finally:
+        server.instance.stop()

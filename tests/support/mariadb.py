@@ -93,9 +93,12 @@ def _require_mariadbd() -> None:
             )
 
 
-def _start_server(base_dir: Path) -> MariaDBServer:
+def start_server(base_dir: Path, extra_args: list[str] | None = None) -> MariaDBServer:
+    """Create and start a server under ``base_dir`` with a backup user; the caller stops it."""
     _require_mariadbd()
-    instance = MariaDBInstance.create(base_dir / "mariadb", binlog=True, networking=True)
+    instance = MariaDBInstance.create(
+        base_dir / "mariadb", binlog=True, networking=True, extra_args=extra_args
+    )
     instance.start()
     password = secrets.token_urlsafe(12)
     try:
@@ -112,7 +115,7 @@ def _start_server(base_dir: Path) -> MariaDBServer:
 @pytest.fixture(scope="session")
 def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
     """A shared, started server with binlog and a ``backup`` user (do not stop it)."""
-    server = _start_server(tmp_path_factory.mktemp("mariadb-session"))
+    server = start_server(tmp_path_factory.mktemp("mariadb-session"))
     try:
         yield server
     finally:
@@ -122,7 +125,7 @@ def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB
 @pytest.fixture
 def fresh_mariadb(tmp_path: Path) -> Iterator[MariaDBServer]:
     """A started server for this test alone; free to stop, kill or wipe."""
-    server = _start_server(tmp_path)
+    server = start_server(tmp_path)
     try:
         yield server
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backupctl.errors import BackupctlError, VerificationFailed
+from backupctl.errors import BackupctlError, UsageError, VerificationFailed
 from backupctl.runbook.engine import Runbook, RunbookFailed
 from backupctl.runbook.journal import Journal
 from backupctl.runbook.step import RunContext, Step, StepResult
@@ -113,6 +113,26 @@ def test_resume_continues_after_the_last_finished_step(tmp_path: Path) -> None:
     _runbook(tmp_path, steps, loaded).run()
     assert events == ["run b", "run c"]
     assert not Journal.load(tmp_path / "r.json").unfinished
+
+
+def test_a_step_that_cannot_resume_refuses_and_changes_nothing(tmp_path: Path) -> None:
+    events: list[str] = []
+    replay = Recording("replay", events)
+    replay.resumable = False
+    journal = Journal(
+        tmp_path / "r.json",
+        "run-1",
+        "restore",
+        "db",
+        {},
+        [StepResult("a", "ok"), StepResult("replay", "running"), StepResult("c")],
+    )
+    journal.save()
+    loaded = Journal.load(tmp_path / "r.json")
+    with pytest.raises(UsageError, match=r"replay was interrupted part-way.*--rollback"):
+        _runbook(tmp_path, [Recording("a", events), replay, Recording("c", events)], loaded).run()
+    assert events == []
+    assert Journal.load(tmp_path / "r.json").unfinished
 
 
 def test_rollback_undoes_what_an_interrupted_run_did(tmp_path: Path) -> None:

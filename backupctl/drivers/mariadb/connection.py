@@ -57,8 +57,8 @@ def client_options(conn: MariaDBConnection) -> str:
 def inventory(db: pymysql.connections.Connection) -> dict[str, Any]:
     """Return server version, datadir and every user table with row and size estimates."""
     with db.cursor() as cur:
-        cur.execute("SELECT VERSION(), @@datadir, @@log_bin, @@server_id")
-        version, datadir, log_bin, server_id = cur.fetchone()
+        cur.execute("SELECT VERSION(), @@datadir, @@log_bin, @@server_id, @@gtid_strict_mode")
+        version, datadir, log_bin, server_id, strict = cur.fetchone()
         placeholders = ",".join(["%s"] * len(SYSTEM_SCHEMAS))
         cur.execute(
             "SELECT table_schema, table_name, engine, COALESCE(table_rows, 0),"
@@ -89,5 +89,6 @@ def inventory(db: pymysql.connections.Connection) -> dict[str, Any]:
         "server_datadir": datadir,
         "log_bin": bool(log_bin),
         "server_id": int(server_id),
+        "gtid_strict_mode": bool(strict),
         "databases": [{"name": n, "tables": t} for n, t in databases.items()],
     }

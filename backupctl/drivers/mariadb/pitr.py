@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pymysql
+
 from backupctl.catalog.manifest import Manifest, scan_manifests
 from backupctl.drivers.mariadb.binlog import BINLOG_KIND
 from backupctl.drivers.mariadb.binlog_stream import read_streams
@@ -165,6 +167,7 @@ def newest_before_gtid(fulls: list[Manifest], gtid: str) -> Manifest:
 
 class ReplayBinlogs(Step):
     name = "replay-binlogs"
+    resumable = False  # a partial replay cannot be told apart from a complete one
 
     def __init__(
         self, repo: Repository, full: Manifest, target: ReplayTarget, socket: Path, scratch: Path
@@ -218,7 +221,21 @@ class ReplayBinlogs(Step):
             raise BackupctlError("binlog replay failed: " + tail_text(read_err + applier.stderr, 5))
         ctx["recovery_point"] = str(self.target)
         shutil.rmtree(self.scratch, ignore_errors=True)
-        return f"replayed {len(files)} binlog(s) up to {self.target}"
+        detail = f"replayed {len(files)} binlog(s) up to {self.target}"
+        if position := self._binlog_position():
+            ctx["recovery_gtid"] = position
+            detail += f"; GTID position {position} under gtid_strict_mode"
+        return detail
+
+    def _binlog_position(self) -> str:
+        """The recovery instance's GTID binlog position ("" when it keeps no binlog)."""
+        db = pymysql.connect(unix_socket=str(self.socket), user="root")
+        try:
+            with db.cursor() as cur:
+                cur.execute("SELECT @@gtid_binlog_pos")
+                return str(cur.fetchone()[0] or "")
+        finally:
+            db.close()
 
     def compensate(self, ctx: RunContext) -> str:
         shutil.rmtree(self.scratch, ignore_errors=True)

@@ -54,7 +54,10 @@ def restore_steps(
     }
     restore = policy.restore
     replay: list[Step] = []
+    strict_from = None
     if request.to_time is not None or request.to_gtid is not None:
+        if manifest.details.get("gtid_strict_mode"):
+            strict_from = (manifest.details.get("binlog") or {}).get("gtid") or ""
         target = ReplayTarget(request.to_time, request.to_gtid)
         target.check(repo, manifest)  # refuse before anything changes
         scratch = paths.live.parent / f".{paths.live.name}.binlogs-{request.run_id}"
@@ -63,7 +66,7 @@ def restore_steps(
         Extract(repo, manifest, paths, request.progress),
         Prepare(paths, policy.backup.mariabackup),
         MoveIntoPlace(paths),
-        StartRecoveryInstance(paths.live, run_dir, policy),
+        StartRecoveryInstance(paths.live, run_dir, policy, strict_from),
         *replay,
         VerifyRestored(paths.live, run_dir, manifest, policy, replayed=bool(replay)),
         StopRecoveryInstance(paths.live, run_dir, policy),

@@ -62,7 +62,11 @@ class HookStep(Step):
 
 
 def _instance(
-    datadir: Path, run_dir: Path, owner: dict[str, int] | None, policy: MariaDBPolicy
+    datadir: Path,
+    run_dir: Path,
+    owner: dict[str, int] | None,
+    policy: MariaDBPolicy,
+    strict_gtid: bool = False,
 ) -> MariaDBInstance:
     run_as = None
     if owner and owner["uid"] != 0:
@@ -71,6 +75,9 @@ def _instance(
     info = run_dir.lstat()
     if not stat.S_ISDIR(info.st_mode) or info.st_uid not in (os.geteuid(), owner and owner["uid"]):
         raise UsageError(f"{run_dir} exists and is not ours: refusing to use it")
+    # with gtid_strict_mode, replayed transactions go to a private binlog, so the server
+    # checks their order as the source did; otherwise binlogging would only cost time
+    binlog = [f"--log-bin={run_dir}/replay-bin", "--gtid-strict-mode=ON"]
     return MariaDBInstance.for_datadir(
         datadir,
         run_dir,
@@ -79,24 +86,55 @@ def _instance(
         run_as=run_as,
         buffer_pool=policy.restore.recovery_buffer_pool,
         # private socket in a 0700 directory, no network: nobody else can reach it
-        extra_args=["--skip-grant-tables", "--skip-slave-start", "--skip-log-bin"],
+        extra_args=[
+            "--skip-grant-tables",
+            "--skip-slave-start",
+            *(binlog if strict_gtid else ["--skip-log-bin"]),
+        ],
     )
 
 
 class StartRecoveryInstance(Step):
+    """Start the private instance. ``strict_gtid_from``: replay under gtid_strict_mode,
+    the instance's binlog state starting at this GTID position (the full backup's)."""
+
     name = "start-recovery-instance"
 
-    def __init__(self, datadir: Path, run_dir: Path, policy: MariaDBPolicy):
+    def __init__(
+        self,
+        datadir: Path,
+        run_dir: Path,
+        policy: MariaDBPolicy,
+        strict_gtid_from: str | None = None,
+    ):
         self.datadir, self.run_dir, self.policy = datadir, run_dir, policy
+        self.strict_gtid_from = strict_gtid_from
 
     def describe(self, ctx: RunContext) -> str:
-        return f"start a private mariadbd on {self.datadir} (no network, socket in {self.run_dir})"
+        strict = ""
+        if self.strict_gtid_from is not None:
+            strict = f", gtid_strict_mode=ON from GTID {self.strict_gtid_from or '(none)'}"
+        return (
+            f"start a private mariadbd on {self.datadir} "
+            f"(no network, socket in {self.run_dir}{strict})"
+        )
 
     def run(self, ctx: RunContext) -> str:
-        instance = _instance(self.datadir, self.run_dir, ctx.get("owner"), self.policy)
+        strict = self.strict_gtid_from is not None
+        instance = _instance(self.datadir, self.run_dir, ctx.get("owner"), self.policy, strict)
         instance.stop()  # a resumed run may find the instance a killed run started
         instance.start(timeout=600)
-        return f"recovery instance up on {instance.socket}"
+        if self.strict_gtid_from is None:
+            return f"recovery instance up on {instance.socket}"
+        db = instance.connect()
+        try:
+            with db.cursor() as cur:
+                cur.execute("RESET MASTER")
+                if self.strict_gtid_from:
+                    cur.execute("SET GLOBAL gtid_binlog_state = %s", (self.strict_gtid_from,))
+        finally:
+            db.close()
+        return f"recovery instance up on {instance.socket}, gtid_strict_mode=ON"
 
     def compensate(self, ctx: RunContext) -> str:
         if self.datadir.exists() and self.run_dir.exists():
