@@ -12,11 +12,11 @@ import click
 from backupctl.catalog.manifest import read_manifest
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
-from backupctl.drivers.mariadb.pitr import newest_before, newest_before_gtid
 from backupctl.drivers.registry import driver_for
 from backupctl.errors import UsageError, VerificationFailed
 from backupctl.restore import RestorePlan, execute, plan_restore, resume
 from backupctl.runbook.engine import RunbookFailed
+from backupctl.runbook.report import describe_point
 
 
 def _print_plan(plan: RestorePlan, in_place: bool) -> None:
@@ -111,12 +111,10 @@ def restore(
         raise UsageError("give --to-time or --to-gtid, not both")
     target = parse_time(to_time) if to_time else None
     # a restore starts from a full backup (binlogs are replayed on top of one)
-    full_kind = driver_for(chosen).default_kind
-    fulls = app.catalog().list(chosen.name, full_kind)
-    if backup_id is None and target is not None:
-        known = newest_before(fulls, target)
-    elif backup_id is None and to_gtid is not None:
-        known = newest_before_gtid(fulls, to_gtid)
+    driver = driver_for(chosen)
+    full_kind = driver.default_kind
+    if backup_id is None and (target is not None or to_gtid is not None):
+        known = driver.base_for_point(app.catalog().list(chosen.name, full_kind), target, to_gtid)
     else:
         known = app.catalog().get(chosen.name, backup_id, kind=full_kind)
     manifest = read_manifest(repo, known.policy, known.kind, known.backup_id)
@@ -151,6 +149,8 @@ def _finish(report: dict[str, Any], as_json: bool, app: AppContext) -> None:
     else:
         click.echo(f"restore {report['run_id']} of {report['policy']}: {report['state']}")
         print_report(report)
+        if report.get("recovery_point"):
+            click.echo(f"recovered to {describe_point(report['recovery_point'])}")
         if report.get("aside"):
             click.echo(f"previous datadir kept at {report['aside']}")
         click.echo(f"report: {app.state_dir / 'restores' / (report['run_id'] + '.md')}")

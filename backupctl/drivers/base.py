@@ -82,6 +82,12 @@ class Driver(abc.ABC):
         """Return the ordered steps that restore ``manifest`` as ``request`` asks."""
         raise UnsupportedOperation(f"the {self.name} driver cannot restore yet")
 
+    def base_for_point(
+        self, fulls: list[Manifest], to_time: datetime | None, to_gtid: str | None
+    ) -> Manifest:
+        """The backup to start a point-in-time restore from (fulls oldest first)."""
+        raise UnsupportedOperation(f"the {self.name} driver cannot restore to a point in time")
+
     def follow(
         self, repo: Repository, catalog: Catalog, state_dir: Path, stop: threading.Event
     ) -> None:

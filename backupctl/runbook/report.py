@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from backupctl.runbook.journal import Journal
+from backupctl.timefmt import utc_and_local
 
 
 def report_dir(state_dir: Path) -> Path:
@@ -30,6 +32,7 @@ def build_report(journal: Journal, manifest_summary: dict[str, Any]) -> dict[str
         "passed": journal.state == "completed",
         "error": journal.error,
         "aside": journal.values.get("aside") if journal.state == "completed" else None,
+        "recovery_point": journal.values.get("recovery_point"),
         "steps": [s.to_dict() for s in journal.steps],
         "checks": journal.values.get("checks", []),
     }
@@ -47,6 +50,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"- started {report['started_at']}, finished {report['finished_at']}, "
         f"{report['seconds']:.1f}s of steps",
     ]
+    if point := report.get("recovery_point"):
+        lines.append(f"- recovered to: {describe_point(point)}")
     if report.get("aside"):
         lines.append(f"- previous datadir kept at `{report['aside']}`")
     if report.get("error"):
@@ -61,6 +66,18 @@ def to_markdown(report: dict[str, Any]) -> str:
             detail = str(check["detail"]).replace("|", "\\|")
             lines.append(f"| {check['name']} | {'yes' if check['passed'] else 'NO'} | {detail} |")
     return "\n".join(lines) + "\n"
+
+
+def describe_point(point: dict[str, Any]) -> str:
+    """A recovery point for people: GTID, or the moment in UTC and local time."""
+    parts = []
+    if point.get("gtid"):
+        parts.append(f"GTID {point['gtid']}")
+    if point.get("time_utc"):
+        parts.append(utc_and_local(datetime.fromisoformat(point["time_utc"])))
+    if point.get("gtid_position"):
+        parts.append(f"server GTID position {point['gtid_position']}")
+    return ", ".join(parts)
 
 
 def write_report(state_dir: Path, report: dict[str, Any]) -> Path:

@@ -51,6 +51,10 @@ def test_restore_to_just_before_the_bad_delete(
 
     result = backupctl("restore", "shop", "--to-time", after_delete, "--yes", policies=policy)
     assert result.code == 0, result.output
+    moment = datetime.fromisoformat(after_delete)
+    utc_text = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    local_text = moment.astimezone().strftime("%H:%M:%S")
+    assert f"recovered to {utc_text} ({local_text}" in result.stdout
     assert [r[0] for r in server.sql("SELECT id FROM shop.orders ORDER BY id")] == [1]
 
     result = backupctl("restore", "shop", "--to-gtid", last_good_gtid, "--yes", policies=policy)

@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -18,7 +19,12 @@ from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.backupinfo import read_backup_info
 from backupctl.drivers.mariadb.binlog import BINLOG_KIND, ship_binlogs, verify_binlogs
 from backupctl.drivers.mariadb.extract import DATA_ARTIFACT, LOG_ARTIFACT, OK_MARK, extract, prepare
-from backupctl.drivers.mariadb.pitr import binlog_chain, latest_point
+from backupctl.drivers.mariadb.pitr import (
+    binlog_chain,
+    latest_point,
+    newest_before,
+    newest_before_gtid,
+)
 from backupctl.drivers.mariadb.restore_plan import restore_steps
 from backupctl.errors import BackupctlError, BackupFailed
 from backupctl.pipeline import CHUNK
@@ -149,6 +155,14 @@ class MariaDBDriver(Driver):
         self, repo: Repository, manifest: Manifest, request: RestoreRequest
     ) -> list[Step]:
         return restore_steps(self.mpolicy, repo, manifest, request)
+
+    def base_for_point(
+        self, fulls: list[Manifest], to_time: datetime | None, to_gtid: str | None
+    ) -> Manifest:
+        if to_gtid is not None:
+            return newest_before_gtid(fulls, to_gtid)
+        assert to_time is not None
+        return newest_before(fulls, to_time)
 
     def follow(
         self, repo: Repository, catalog: Catalog, state_dir: Path, stop: threading.Event

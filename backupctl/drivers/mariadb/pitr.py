@@ -11,7 +11,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from backupctl.pipeline import decompress
 from backupctl.proc import require_tool, tail_text
 from backupctl.runbook.step import RunContext, Step
 from backupctl.storage.base import Repository
+from backupctl.timefmt import utc_and_local
 
 GTID_RE = re.compile(r"^\d+-\d+-\d+$")
 
@@ -101,7 +102,14 @@ class ReplayTarget:
     gtid: str | None = None
 
     def __str__(self) -> str:
-        return f"GTID {self.gtid}" if self.gtid else (self.time.isoformat() if self.time else "")
+        return f"GTID {self.gtid}" if self.gtid else (utc_and_local(self.time) if self.time else "")
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "gtid": self.gtid,
+            "time_utc": self.time.astimezone(UTC).isoformat() if self.time else None,
+            "time_local": self.time.astimezone().isoformat() if self.time else None,
+        }
 
     def stop_args(self, full: Manifest) -> list[str]:
         """mariadb-binlog options that start after the backup and stop at the target."""
@@ -135,9 +143,9 @@ class ReplayTarget:
         assert self.time is not None
         latest = latest_point(links, full)
         if self.time < full.finished_at or self.time > latest:
-            window = f"{full.finished_at.isoformat()} .. {latest.isoformat()}"
+            window = f"{utc_and_local(full.finished_at)} .. {utc_and_local(latest)}"
             raise UsageError(
-                f"{self.time.isoformat()} is outside the recoverable window {window}{where}"
+                f"{utc_and_local(self.time)} is outside the recoverable window {window}{where}"
             )
         return links
 
@@ -219,11 +227,11 @@ class ReplayBinlogs(Step):
         read_err = reader.stderr.read().decode(errors="replace")
         if reader.wait() != 0 or applier.returncode != 0:
             raise BackupctlError("binlog replay failed: " + tail_text(read_err + applier.stderr, 5))
-        ctx["recovery_point"] = str(self.target)
+        ctx["recovery_point"] = self.target.to_dict()
         shutil.rmtree(self.scratch, ignore_errors=True)
         detail = f"replayed {len(files)} binlog(s) up to {self.target}"
         if position := self._binlog_position():
-            ctx["recovery_gtid"] = position
+            ctx["recovery_point"] = {**self.target.to_dict(), "gtid_position": position}
             detail += f"; GTID position {position} under gtid_strict_mode"
         return detail
 
