@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 import textwrap
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from backupctl.policy.loader import load_policies
 from backupctl.progress import ProgressFactory, no_progress
 from backupctl.restore import execute, plan_restore
 from backupctl.storage.factory import open_repository
+from backupctl.timefmt import utc_and_local
 from backupctl.verify import verify_backup
 
 Say = Callable[[str], None]
@@ -72,8 +75,8 @@ def write_policy(workdir: Path, instance: MariaDBInstance, password_file: Path) 
 def run_demo(
     workdir: Path, size_mb: float, say: Say, progress: ProgressFactory = no_progress
 ) -> DemoResult:
-    """Start a throwaway server, fill it, back it up, deep-verify the backup, wreck the
-    database and restore it in place.
+    """Start a throwaway server, fill it, back it up, deep-verify the backup, write more,
+    wreck the database, and restore it in place to just before the accident (PITR).
 
     The server is stopped before returning; ``workdir`` keeps the repository,
     policy and catalog for the user to look at. Raises BackupctlError subclasses.
@@ -109,17 +112,32 @@ def run_demo(
             scratch_root=workdir / "scratch",
             progress=progress,
         )
+        say("5. business goes on after the backup: 25 new orders")
+        _new_orders(instance, 25)
         before = _checksums(instance)
-        say("5. wrecking the database: DROP TABLE shop.order_items, DELETE half of shop.orders")
-        _wreck(instance)
-        say("6. restoring in place: stop, move aside, extract, prepare, verify, start")
-        plan = plan_restore(policy, repo, manifest, workdir / "state", progress=progress)
+        moment = _accident(instance)
+        say(
+            f"6. at {utc_and_local(moment)} an accident: DROP TABLE shop.order_items and "
+            "DELETE of half of shop.orders; shipping the binlogs (backup --type binlog)"
+        )
+        run_backup(policy, repo, catalog, workdir / "state", kind="binlog")
+        say(
+            "7. restoring in place to just before the accident: stop, move aside, extract, "
+            "prepare, replay binlogs, verify, start"
+        )
+        plan = plan_restore(
+            policy, repo, manifest, workdir / "state", progress=progress, to_time=moment
+        )
         report = execute(plan, policy, workdir / "state")
         after = _checksums(instance)
         same = after == before
         say(
-            f"7. after the restore, {len(after)} table checksums "
-            + ("equal those at backup time" if same else "DIFFER from those at backup time")
+            f"8. after the restore, {len(after)} table checksums "
+            + (
+                "equal those just before the accident (the 25 new orders included)"
+                if same
+                else "DIFFER from those just before the accident"
+            )
         )
         report["checksums_match_backup"] = same
     return DemoResult(workdir, policy_file, workdir / "repository", manifest, checks, report)
@@ -133,7 +151,25 @@ def _checksums(instance: MariaDBInstance) -> dict[str, int | None]:
         db.close()
 
 
-def _wreck(instance: MariaDBInstance) -> None:
+def _new_orders(instance: MariaDBInstance, count: int) -> None:
+    db = instance.connect()
+    try:
+        with db.cursor() as cur:
+            cur.execute(
+                "INSERT INTO shop.orders (id, customer_id, status, total, created_at,"
+                " shipping_address) SELECT (SELECT MAX(id) FROM shop.orders) + seq, 1, 'new',"
+                f" 9.99 * seq, NOW(), 'after the backup' FROM shop.seq_1_to_{count}"
+            )
+    finally:
+        db.close()
+
+
+def _accident(instance: MariaDBInstance) -> datetime:
+    """Wreck the database a moment after now; return that moment (whole seconds, as binlog
+    event times are, with a second of quiet on either side)."""
+    time.sleep(1.1)
+    moment = datetime.now(UTC).replace(microsecond=0)
+    time.sleep(1.1)
     db = instance.connect()
     try:
         with db.cursor() as cur:
@@ -141,3 +177,4 @@ def _wreck(instance: MariaDBInstance) -> None:
             cur.execute("DELETE FROM shop.orders WHERE id % 2 = 0")
     finally:
         db.close()
+    return moment

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -12,6 +13,7 @@ from backupctl.cli.context import AppContext
 from backupctl.cli.restore_cmd import print_report
 from backupctl.demo import run_demo
 from backupctl.errors import VerificationFailed
+from backupctl.runbook.report import describe_point
 from backupctl.verify import raise_if_failed
 
 
@@ -46,6 +48,7 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     click.echo("")
     click.echo(f"restore {report['run_id']}: {report['state']} in {report['seconds']:.1f}s")
     print_report(report)
+    click.echo(f"recovered to {describe_point(report['recovery_point'])}")
     click.echo(f"the wrecked datadir is kept at {report['aside']}")
     click.echo("")
     click.echo(f"repository: {result.repository}")
@@ -55,9 +58,11 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     click.echo(f"  {base} list")
     click.echo(f"  {base} verify demo-db --deep")
     click.echo(f"  {base} restore demo-db --dry-run")
+    local = datetime.fromisoformat(report["recovery_point"]["time_local"])
+    click.echo(f'  {base} restore demo-db --to-time "{local:%Y-%m-%d %H:%M:%S}" --dry-run')
     raise_if_failed(manifest, result.checks)
     if not report["checksums_match_backup"]:
-        raise VerificationFailed("the restored tables do not match the backup")
+        raise VerificationFailed("the restored tables differ from those before the accident")
 
 
 def register(cli: click.Group) -> None:

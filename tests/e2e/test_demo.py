@@ -26,9 +26,12 @@ def test_demo_backs_up_and_deep_verifies(tmp_path: Path) -> None:
         "taking a full backup",
         "PASS  prepare",
         "PASS  tables-present",
-        "wrecking the database",
+        "25 new orders",
+        "an accident: DROP TABLE shop.order_items",
+        "replay-binlogs",
         ": completed in",
-        "table checksums equal those at backup time",
+        "recovered to 20",
+        "table checksums equal those just before the accident (the 25 new orders included)",
         "PASS  check-table",
         "the wrecked datadir is kept at",
     ):
@@ -37,6 +40,12 @@ def test_demo_backs_up_and_deep_verifies(tmp_path: Path) -> None:
     policy, state = work / "policies" / "demo-db.yaml", work / "state"
     listed = run_backupctl(["--policies", str(policy), "--state-dir", str(state), "list", "--json"])
     backups = json.loads(listed.stdout)
-    assert len(backups) == 1 and backups[0]["policy"] == "demo-db"
+    assert [b["kind"] for b in backups] == ["full", "binlog"]
     assert backups[0]["backup_id"] in result.stdout
+    suggested = next(line for line in result.stdout.splitlines() if "--to-time" in line)
+    when = suggested.split('"')[1]
+    args = ["--policies", str(policy), "--state-dir", str(state), "restore", "demo-db"]
+    planned = run_backupctl([*args, "--to-time", when, "--dry-run"])
+    assert planned.code == 0, planned.output
+    assert "replay-binlogs: replay binlogs from mysql-bin." in planned.stdout
     assert not list(work.glob("mariadb/run/*.sock")), "the throwaway server was stopped"
