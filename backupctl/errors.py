@@ -62,6 +62,10 @@ class BackupFailed(BackupctlError):
     """A backup did not complete; nothing was recorded as complete."""
 
 
+class ServerUnreachable(BackupFailed):
+    """The server did not answer (down, restarting, network): worth retrying."""
+
+
 class ToolError(BackupctlError):
     """An external tool (mariabackup, mbstream, mariadbd) failed or is missing."""
 

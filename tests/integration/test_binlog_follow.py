@@ -19,7 +19,7 @@ from backupctl.drivers.mariadb.pitr import binlog_chain
 from backupctl.storage.local import LocalRepository
 from tests.support.cli import popen_backupctl
 from tests.support.mariadb import MariaDBServer
-from tests.support.policies import restorable_policy
+from tests.support.policies import mariadb_policy, restorable_policy
 
 
 def _seq(gtid: str) -> int:
@@ -153,3 +153,24 @@ def test_a_second_follower_is_refused(
     assert "binlog follow by pid" in second.stderr
     code, _err = first.signal(signal.SIGINT)
     assert code == 0
+
+
+def test_a_follower_that_cannot_log_in_says_so_at_once(
+    mariadb_server: MariaDBServer, tmp_path: Path, backupctl: Any
+) -> None:
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("not-the-password\n")
+    wrong.chmod(0o600)
+    connection = {
+        "host": "127.0.0.1",
+        "port": mariadb_server.port,
+        "user": mariadb_server.user,
+        "password_file": str(wrong),
+    }
+    policy = mariadb_policy(
+        tmp_path, mariadb_server, f"file://{tmp_path}/repo", connection=connection
+    )
+    result = backupctl("binlog", "follow", "shop", policies=policy, timeout=60)
+    assert result.code == 1
+    assert "Access denied" in result.stderr
+    assert "not-the-password" not in result.output

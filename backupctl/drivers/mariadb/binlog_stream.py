@@ -14,12 +14,12 @@ numbering.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from backupctl.errors import ObjectNotFound, RepositoryError
-from backupctl.pipeline import CompressingWriter
+from backupctl.pipeline import CHUNK, CompressingWriter
 from backupctl.storage import keys
 from backupctl.storage.base import Repository
 
@@ -81,15 +81,28 @@ def read_streams(repo: Repository, policy: str) -> list[StreamIndex]:
 
 
 def append_segment(
-    repo: Repository, index: StreamIndex, data: bytes, info: dict[str, Any], level: int
+    repo: Repository,
+    index: StreamIndex,
+    source: IO[bytes],
+    length: int,
+    info: dict[str, Any],
+    level: int,
 ) -> None:
-    """Store ``data`` (the binlog's bytes from ``index.end`` on), then the updated index."""
+    """Store ``length`` bytes of the binlog ``source`` from ``index.end`` on as one segment,
+    then the updated index (``info`` describes the binlog up to the segment's end)."""
     offset = index.end
     key = keys.join(index.prefix, f"{offset:012d}.zst")
     writer = repo.open_write(key)
     try:
         compressor = CompressingWriter(writer, level=level, threads=1)
-        compressor.write(data)
+        source.seek(offset)
+        remaining = length
+        while remaining > 0:
+            chunk = source.read(min(CHUNK, remaining))
+            if not chunk:
+                raise RepositoryError(f"binlog {index.file} shrank while being stored")
+            compressor.write(chunk)
+            remaining -= len(chunk)
         stats = compressor.finish()
         writer.commit()
     except BaseException:

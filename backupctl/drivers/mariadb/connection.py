@@ -6,10 +6,11 @@ from typing import Any
 
 import pymysql
 
-from backupctl.errors import BackupFailed
+from backupctl.errors import BackupFailed, ServerUnreachable
 from backupctl.policy.mariadb import MariaDBConnection
 from backupctl.proc import mysql_option_file
 
+_UNREACHABLE = {2002, 2003, 2006, 2013}  # no socket, refused/unreachable, gone, lost
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 
 
@@ -34,9 +35,8 @@ def connect(conn: MariaDBConnection) -> pymysql.connections.Connection:
     try:
         return pymysql.connect(**kwargs)
     except pymysql.MySQLError as exc:
-        raise BackupFailed(
-            f"cannot connect to MariaDB as {describe(conn)}: {_reason(exc)}"
-        ) from exc
+        error = ServerUnreachable if exc.args and exc.args[0] in _UNREACHABLE else BackupFailed
+        raise error(f"cannot connect to MariaDB as {describe(conn)}: {_reason(exc)}") from exc
 
 
 def _reason(exc: pymysql.MySQLError) -> str:

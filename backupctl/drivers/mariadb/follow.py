@@ -41,7 +41,7 @@ from backupctl.drivers.mariadb.binlog_stream import (
     read_streams,
     remove_stream,
 )
-from backupctl.errors import BackupctlError, LockHeldError
+from backupctl.errors import BackupctlError, LockHeldError, ServerUnreachable
 from backupctl.jobs import BackupSession, run_backup
 from backupctl.policy.mariadb import MariaDBPolicy
 from backupctl.proc import redact, require_tool, secret_file, tail_text
@@ -105,7 +105,11 @@ class BinlogFollower:
                 started = time.monotonic()
                 try:
                     self._follow_once()
+                except ServerUnreachable as exc:
+                    log.warning("binlog follow: server unreachable", error=str(exc))
                 except BackupctlError as exc:
+                    if not self.status.reconnects and self.status.last_flush_at is None:
+                        raise  # misconfigured from the start: say so instead of retrying
                     log.warning("binlog follow: cannot stream", error=str(exc))
                 if self.stop.is_set():
                     break
@@ -214,11 +218,8 @@ class BinlogFollower:
         index = state.index
         if state.scan.end <= index.end:
             return
-        fh.seek(index.end)
-        data = fh.read(state.scan.end - index.end)
-        append_segment(
-            self.repo, index, data, state.scan.info(), self.policy.backup.compression_level
-        )
+        level = self.policy.backup.compression_level
+        append_segment(self.repo, index, fh, state.scan.end - index.end, state.scan.info(), level)
         self.status.file, self.status.stored_position = name, index.end
         self.status.last_event_at = index.info.get("last_event_at")
         self.status.last_gtid = index.info.get("last_gtid") or self.status.last_gtid
