@@ -165,3 +165,34 @@ def test_pitr_under_gtid_strict_mode(tmp_path: Path, backupctl: Any) -> None:
         assert [r[0] for r in server.sql("SELECT id FROM shop.t ORDER BY id")] == [1, 2, 3, 4]
     finally:
         server.instance.stop()
+
+
+def test_binlogs_of_another_server_break_the_chain(
+    fresh_mariadb: MariaDBServer, tmp_path: Path, backupctl: Any
+) -> None:
+    """A policy pointed at another server without a new full backup ships binlogs that
+    reuse the names but not the history: the chain must stop there, not replay them."""
+    first, other = fresh_mariadb, start_server(tmp_path / "other")
+    try:
+        repo = f"file://{tmp_path / 'repo'}"
+        policy = mariadb_policy(tmp_path / "p1", first, repo)
+        first.sql(
+            "CREATE DATABASE shop",
+            "CREATE TABLE shop.t (id INT PRIMARY KEY)",
+            "INSERT INTO shop.t VALUES (1)",
+        )
+        assert backupctl("backup", "shop", policies=policy).code == 0
+        first.sql("INSERT INTO shop.t VALUES (2)")
+        assert backupctl("backup", "shop", "--type", "binlog", policies=policy).code == 0
+        other.sql("FLUSH BINARY LOGS", "FLUSH BINARY LOGS")
+        moved = mariadb_policy(tmp_path / "p2", other, repo)
+        assert backupctl("backup", "shop", "--type", "binlog", policies=moved).code == 0
+
+        listed = backupctl("list", "shop", policies=policy)
+        assert "binlog mysql-bin.000002 does not continue mysql-bin.000001" in listed.stdout
+        future = "2099-01-01T00:00:00+00:00"
+        refused = backupctl("restore", "shop", "--to-time", future, "--dry-run", policies=policy)
+        assert refused.code == 2
+        assert "does not continue mysql-bin.000001" in refused.stderr
+    finally:
+        other.instance.stop()

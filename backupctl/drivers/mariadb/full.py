@@ -175,8 +175,7 @@ class MariaDBDriver(Driver):
         if not fulls:
             return None
         links, gap = binlog_chain(repo, fulls[-1])
-        missing = f"binlog {gap} is missing from the repository" if gap else None
-        return RecoveryWindow(fulls[0].finished_at, latest_point(links, fulls[-1]), missing)
+        return RecoveryWindow(fulls[0].finished_at, latest_point(links, fulls[-1]), gap)
 
     def verify_deep(self, repo: Repository, manifest: Manifest, scratch: Path) -> list[CheckResult]:
         if manifest.kind == BINLOG_KIND:

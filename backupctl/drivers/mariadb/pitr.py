@@ -45,11 +45,13 @@ def _seq(name: str) -> int:
 
 
 def binlog_chain(repo: Repository, full: Manifest) -> tuple[list[ChainLink], str | None]:
-    """The stored binlogs from ``full``'s coordinates on, stopping at the first gap (a file
-    never stored, or whose object is gone from the repository).
+    """The stored binlogs from ``full``'s coordinates on, stopping at the first gap: a file
+    never stored, one whose object is gone from the repository, or one that does not
+    continue the previous one (its GTID state at start lacks the previous file's last
+    transaction: written by another server, or after a reset).
 
     Sealed binlogs come from binlog backups; the open end from ``binlog follow``'s
-    streams. Returns (links, the first missing file name or None).
+    streams. Returns (links, what breaks the chain or None).
     """
     start = (full.details.get("binlog") or {}).get("file")
     if not start:
@@ -74,9 +76,23 @@ def binlog_chain(repo: Repository, full: Manifest) -> tuple[list[ChainLink], str
         name = f"{base}.{number:0{width}d}"
         link = stored.get(name)
         if link is None or not all(repo.exists(key) for key, _size in link.parts):
-            return links, name
+            return links, f"binlog {name} is missing from the repository"
+        if links and (lost := _discontinuity(links[-1], link)):
+            return links, lost
         links.append(link)
     return links, None
+
+
+def _discontinuity(previous: ChainLink, link: ChainLink) -> str | None:
+    """Why ``link`` does not follow ``previous``, or None when it does."""
+    last = previous.info.get("last_gtid")
+    state = {g.strip() for g in (link.info.get("gtid_state_before") or "").split(",") if g}
+    if not last or not state or last in state:
+        return None
+    return (
+        f"binlog {link.file} does not continue {previous.file}: its GTID state "
+        f"({', '.join(sorted(state))}) lacks {last}, the last transaction of {previous.file}"
+    )
 
 
 def latest_point(links: list[ChainLink], full: Manifest) -> datetime:
@@ -126,7 +142,7 @@ class ReplayTarget:
     def check(self, repo: Repository, full: Manifest) -> list[ChainLink]:
         """Return the links needed to reach the target; raise UsageError outside the window."""
         links, gap = binlog_chain(repo, full)
-        where = f"; binlog {gap} is missing from the repository" if gap else ""
+        where = f"; {gap}" if gap else ""
         if self.gtid:
             if not GTID_RE.match(self.gtid):
                 raise UsageError(f"expected a GTID like 0-1-42, got {self.gtid!r}")
