@@ -62,6 +62,15 @@ class BackupFailed(BackupctlError):
     """A backup did not complete; nothing was recorded as complete."""
 
 
+class IncompleteBackup(BackupFailed):
+    """The backup ended but is not restorable (e.g. a PARTIAL snapshot): it is recorded
+    as failed, with ``details``, so it is listed as such and never chosen for restore."""
+
+    def __init__(self, message: str, details: dict[str, object]):
+        super().__init__(message)
+        self.details = details
+
+
 class ServerUnreachable(BackupFailed):
     """The server did not answer (down, restarting, network): worth retrying."""
 

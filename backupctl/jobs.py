@@ -27,7 +27,7 @@ from backupctl.catalog.manifest import (
 )
 from backupctl.drivers.base import Driver
 from backupctl.drivers.registry import driver_for
-from backupctl.errors import BackupctlError, UsageError
+from backupctl.errors import BackupctlError, IncompleteBackup, UsageError
 from backupctl.pipeline import CompressingWriter
 from backupctl.policy.common import PolicyBase
 from backupctl.progress import ProgressFactory, no_progress
@@ -137,7 +137,8 @@ def run_backup(
     ``produce`` writes the artifacts and returns the manifest's details; by default the
     driver's ``backup``. Returns the manifest. Raises LockHeldError when a run is in
     progress, UsageError for a kind the driver does not make, and the driver's errors;
-    whatever was written is removed before the error propagates.
+    whatever was written is removed before the error propagates, except for a backup
+    that ended unrestorable (IncompleteBackup): it is recorded as failed, then raised.
     """
     driver = driver_for(policy)
     kind = kind or driver.default_kind
@@ -155,6 +156,8 @@ def run_backup(
         finally:
             structlog.contextvars.unbind_contextvars("policy", "backup_id")
     catalog.record(manifest, repo.url)
+    if manifest.failure is not None:
+        raise IncompleteBackup(manifest.failure, manifest.details)
     return manifest
 
 
@@ -168,8 +171,12 @@ def _write_backup(driver: Driver, session: BackupSession, produce: Producer | No
     }
     repo.put_bytes(keys.join(session.prefix, STARTED), json.dumps(started).encode())
     log.info("backup started", kind=session.kind, repository=repo.url)
+    failure = None
     try:
-        details = driver.backup(session.kind, session) if produce is None else produce(session)
+        try:
+            details = driver.backup(session.kind, session) if produce is None else produce(session)
+        except IncompleteBackup as exc:  # recorded, as failed: listed, never restored
+            details, failure = dict(exc.details), str(exc)
         manifest = Manifest(
             backup_id=session.backup_id,
             policy=session.policy.name,
@@ -180,11 +187,15 @@ def _write_backup(driver: Driver, session: BackupSession, produce: Producer | No
             artifacts=session.artifacts,
             tool_versions={"backupctl": __version__, **session.tool_versions},
             details=details,
+            failure=failure,
         )
         repo.put_bytes(keys.join(session.prefix, MANIFEST), manifest.to_json().encode())
     except BaseException as exc:
         _remove_failed(repo, session.prefix, exc)
         raise
+    if failure is not None:
+        log.error("backup ended but is not restorable; recorded as failed", reason=failure)
+        return manifest
     log.info(
         "backup complete",
         raw_bytes=manifest.raw_bytes,

@@ -107,11 +107,17 @@ def plan_restore(
     progress: ProgressFactory = no_progress,
     to_time: datetime | None = None,
     to_gtid: str | None = None,
+    indices: list[str] | None = None,
 ) -> RestorePlan:
-    """Build the plan (nothing is changed or written). Raises UsageError for a ``to_time``
-    outside the recoverable window."""
+    """Build the plan (nothing is changed or written). Raises UsageError for a backup
+    recorded as failed, or a ``to_time`` outside the recoverable window."""
+    if manifest.failure is not None:
+        who = f"backup {manifest.backup_id} of {manifest.policy}"
+        raise UsageError(f"{who} is not restorable: {manifest.failure}")
     run_id = new_backup_id(datetime.now(UTC))
-    request = RestoreRequest(run_id, state_dir, target_datadir, progress, to_time, to_gtid)
+    request = RestoreRequest(
+        run_id, state_dir, target_datadir, progress, to_time, to_gtid, indices=indices
+    )
     runbook = _runbook(policy, repo, manifest, request)
     return RestorePlan(
         manifest, runbook, runbook.plan(), estimate(state_dir, policy.name, manifest.raw_bytes)

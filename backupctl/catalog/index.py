@@ -101,6 +101,7 @@ class Catalog:
         """
         items = self.list(policy, kind)
         if backup_id is None:
+            items = [m for m in items if m.restorable]
             if not items:
                 raise NotFoundError(
                     f"no complete backup of policy {policy!r} in the catalog "

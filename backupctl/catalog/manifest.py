@@ -44,6 +44,13 @@ class Manifest(BaseModel):
     artifacts: list[Artifact]
     tool_versions: dict[str, str] = Field(default_factory=dict)
     details: dict[str, Any] = Field(default_factory=dict)
+    failure: str | None = Field(
+        None, description="why this backup is not restorable (recorded failed backups only)"
+    )
+
+    @property
+    def restorable(self) -> bool:
+        return self.failure is None
 
     @property
     def raw_bytes(self) -> int:

@@ -18,7 +18,7 @@ from backupctl.errors import BackupctlError
 @click.option("--json", "as_json", is_flag=True, help="Print the backups as JSON.")
 @click.pass_obj
 def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
-    """List complete backups in the catalog, oldest first."""
+    """List backups in the catalog, oldest first (failed ones marked FAILED)."""
     manifests = app.catalog().list(policy)
     if as_json:
         render.emit_json([json.loads(m.to_json()) for m in manifests])
@@ -39,10 +39,15 @@ def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
             f"{(m.finished_at - m.started_at).total_seconds():.0f}s",
             render.human_bytes(m.raw_bytes),
             render.human_bytes(m.stored_bytes),
+            "ok" if m.restorable else "FAILED",
         )
         for m in manifests
     ]
-    render.table(("POLICY", "BACKUP ID", "TYPE", "FINISHED", "TOOK", "SIZE", "STORED"), rows)
+    headers = ("POLICY", "BACKUP ID", "TYPE", "FINISHED", "TOOK", "SIZE", "STORED", "STATE")
+    render.table(headers, rows)
+    for m in manifests:
+        if m.failure is not None:
+            click.echo(f"  {m.backup_id} is not restorable: {m.failure}")
     click.echo("")
     _windows(app, manifests)
 

@@ -114,7 +114,8 @@ def restore(
     driver = driver_for(chosen)
     full_kind = driver.default_kind
     if backup_id is None and (target is not None or to_gtid is not None):
-        known = driver.base_for_point(app.catalog().list(chosen.name, full_kind), target, to_gtid)
+        restorable = [m for m in app.catalog().list(chosen.name, full_kind) if m.restorable]
+        known = driver.base_for_point(restorable, target, to_gtid)
     else:
         known = app.catalog().get(chosen.name, backup_id, kind=full_kind)
     manifest = read_manifest(repo, known.policy, known.kind, known.backup_id)

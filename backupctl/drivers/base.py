@@ -47,6 +47,7 @@ class RestoreRequest:
     progress: ProgressFactory = no_progress
     to_time: datetime | None = None  # point-in-time recovery target (aware)
     to_gtid: str | None = None  # or: replay up to and including this GTID
+    indices: list[str] | None = None  # Elasticsearch: restore only these (patterns)
 
     @property
     def in_place(self) -> bool:
