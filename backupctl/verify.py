@@ -54,6 +54,9 @@ def verify_backup(
 ) -> list[CheckResult]:
     """Return every check run on ``manifest``; deep checks run only if checksums pass."""
     checks = check_artifacts(repo, manifest, progress)
+    if manifest.failure is not None:
+        checks.append(CheckResult("outcome", False, f"recorded as failed: {manifest.failure}"))
+    checks += driver_for(policy).verify_quick(repo, manifest)
     if deep and all(c.passed for c in checks):
         if scratch_root is not None:
             scratch_root.mkdir(parents=True, exist_ok=True)

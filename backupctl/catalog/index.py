@@ -109,6 +109,7 @@ class Catalog:
                 )
             return items[-1]
         for manifest in items:
-            if manifest.backup_id == backup_id:
+            # a backup is also known by its name at the source (an Elasticsearch snapshot)
+            if backup_id in (manifest.backup_id, manifest.details.get("snapshot")):
                 return manifest
         raise NotFoundError(f"policy {policy!r} has no backup {backup_id!r}")

@@ -66,6 +66,7 @@ def _register() -> None:
         demo_cmd,
         list_cmd,
         policy_cmd,
+        prune_cmd,
         restore_cmd,
         verify_cmd,
     )
@@ -77,6 +78,7 @@ def _register() -> None:
         list_cmd,
         verify_cmd,
         restore_cmd,
+        prune_cmd,
         catalog_cmd,
         demo_cmd,
     )

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from backupctl.catalog.index import Catalog
     from backupctl.catalog.manifest import Manifest
     from backupctl.jobs import BackupSession
+    from backupctl.retention import Decision
     from backupctl.runbook.step import Step
     from backupctl.storage.base import Repository
 
@@ -72,6 +73,18 @@ class Driver(abc.ABC):
     def backup(self, kind: str, session: BackupSession) -> dict[str, Any]:
         """Write the backup's artifacts through ``session``; return driver details for the
         manifest. Raises BackupFailed / ToolError; the caller removes what was written."""
+
+    def verify_quick(self, repo: Repository, manifest: Manifest) -> list[CheckResult]:
+        """Checks beyond the stored objects' checksums that need no restore (default: none)."""
+        return []
+
+    def retention(self, backups: list[Manifest], now: datetime) -> list[Decision]:
+        """Keep or delete each of the policy's backups (oldest first), with reasons."""
+        raise UnsupportedOperation(f"retention of {self.name} backups is not implemented yet")
+
+    def delete_backup(self, repo: Repository, manifest: Manifest) -> str:
+        """Delete what the backup keeps outside backupctl's repository; return a detail."""
+        return "nothing outside the repository"
 
     def verify_deep(self, repo: Repository, manifest: Manifest, scratch: Path) -> list[CheckResult]:
         """Restore ``manifest`` into ``scratch`` and check it; return named checks."""

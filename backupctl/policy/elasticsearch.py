@@ -64,7 +64,28 @@ class IndexCheck(StrictModel):
 
 
 class ElasticsearchRestore(StrictModel):
-    mode: Literal["replace", "rename"] = "replace"
+    mode: Literal["replace", "rename"] = Field(
+        "replace",
+        description="replace: close the existing indices and restore over them; "
+        "rename: restore beside them under new names",
+    )
+    delete_existing: bool = Field(
+        False, description="replace mode: delete the existing indices instead of closing them"
+    )
+    rename_pattern: str = Field("(.+)", description="rename mode: regex over index names")
+    rename_replacement: str = Field(
+        "restored-$1", description="rename mode: replacement ($1 = first group)"
+    )
+    switch_aliases: bool = Field(
+        False, description="rename mode: move the originals' aliases to the restored indices"
+    )
+    wait_for: Literal["green", "yellow"] = Field(
+        "yellow", description="health the restored indices must reach (yellow: all primaries)"
+    )
+    recovery_timeout: Duration = Field("1h", validate_default=True)
+    stop: list[str] = Field(default_factory=list, description="hooks that stop the services")
+    start: list[str] = Field(default_factory=list, description="hooks that start them again")
+    hook_timeout: Duration = Field("10m", validate_default=True)
     verify: list[IndexCheck] = Field(default_factory=list)
 
 
@@ -74,6 +95,9 @@ class ElasticsearchPolicy(PolicyBase):
     snapshot_repository: SnapshotRepository
     indices: list[str] = Field(default_factory=lambda: ["*"])
     include_global_state: bool = False
+    snapshot_timeout: Duration = Field(
+        "4h", validate_default=True, description="a snapshot running longer is aborted"
+    )
     schedule: ElasticsearchSchedule = ElasticsearchSchedule()
     retention: ElasticsearchRetention = ElasticsearchRetention()
     restore: ElasticsearchRestore = ElasticsearchRestore()

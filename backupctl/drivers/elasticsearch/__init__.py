@@ -1,23 +1,217 @@
-"""The ``elasticsearch`` driver. Policies validate today; backups arrive with issue #5."""
+"""The ``elasticsearch`` driver: snapshots taken, retained, verified and restored through the
+cluster's snapshot API. backupctl's repository keeps the manifests; the snapshot data
+lives in the cluster's snapshot repository."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
-from backupctl.drivers.base import Driver
-from backupctl.errors import UnsupportedOperation
-from backupctl.policy.elasticsearch import ElasticsearchPolicy
+import structlog
+
+from backupctl.catalog.manifest import Manifest
+from backupctl.checks import CheckResult
+from backupctl.drivers.base import Driver, RestoreRequest
+from backupctl.drivers.elasticsearch import restore_steps as steps
+from backupctl.drivers.elasticsearch.client import ElasticsearchError, body, call, make_client
+from backupctl.drivers.elasticsearch.indices import index_map
+from backupctl.drivers.elasticsearch.snapshots import (
+    delete_snapshot,
+    ensure_repository,
+    get_snapshot,
+    index_stats,
+    snapshot_name,
+    take_snapshot,
+)
+from backupctl.drivers.elasticsearch.verification import verify_indices
+from backupctl.errors import BackupctlError, IncompleteBackup, UsageError
+from backupctl.policy.elasticsearch import ElasticsearchPolicy, ElasticsearchRestore
+from backupctl.retention import CountRules, Decision, slm_decisions
+from backupctl.runbook.hook_step import HookStep
+from backupctl.runbook.step import RunContext
+from backupctl.storage.base import Repository
 
 if TYPE_CHECKING:
     from backupctl.jobs import BackupSession
+    from backupctl.runbook.step import Step
+
+log = structlog.get_logger()
 
 
 class ElasticsearchDriver(Driver):
+    """Elasticsearch: ``snapshot`` backups through the snapshot API."""
+
     name = "elasticsearch"
     policy_model = ElasticsearchPolicy
     kinds = ("snapshot",)
 
+    @property
+    def espolicy(self) -> ElasticsearchPolicy:
+        return cast(ElasticsearchPolicy, self.policy)
+
     def backup(self, kind: str, session: BackupSession) -> dict[str, Any]:
-        raise UnsupportedOperation(
-            f"policy {self.policy.name}: elasticsearch backups are not implemented yet (issue #5)"
+        policy = self.espolicy
+        es = make_client(policy.connection)
+        try:
+            version = body(call("cluster info", es.info))["version"]["number"]
+            session.tool_versions["elasticsearch"] = str(version)
+            repository = policy.snapshot_repository.name
+            action = ensure_repository(es, policy.snapshot_repository)
+            before = index_stats(es, policy.indices)
+            name = snapshot_name(policy.name, session.backup_id)
+            outcome = take_snapshot(
+                es,
+                repository,
+                name,
+                policy.indices,
+                policy.include_global_state,
+                {"backupctl_backup_id": session.backup_id, "backupctl_policy": policy.name},
+                policy.snapshot_timeout.total_seconds(),
+            )
+            after = index_stats(es, policy.indices)
+        finally:
+            es.close()
+        info = outcome.info
+        details: dict[str, Any] = {
+            "snapshot": name,
+            "uuid": info.get("uuid"),
+            "repository": repository,
+            "repository_action": action,
+            "state": outcome.state,
+            "shards": info.get("shards"),
+            "include_global_state": policy.include_global_state,
+            "snapshot_started_at": info.get("start_time"),
+            "snapshot_finished_at": info.get("end_time"),
+            "indices": _index_details(info.get("indices") or [], before, after),
+        }
+        if (failure := outcome.failure()) is not None:
+            raise IncompleteBackup(failure, details)
+        log.info("snapshot complete", snapshot=name, indices=len(details["indices"]))
+        return details
+
+    def verify_quick(self, repo: Repository, manifest: Manifest) -> list[CheckResult]:
+        """The snapshot is in the cluster's repository, SUCCESS, with the manifest's indices."""
+        es = make_client(self.espolicy.connection)
+        try:
+            info = get_snapshot(es, manifest.details["repository"], manifest.details["snapshot"])
+        finally:
+            es.close()
+        name = f"snapshot {manifest.details['snapshot']}"
+        if info is None:
+            where = manifest.details["repository"]
+            return [CheckResult(name, False, f"not found in snapshot repository {where}")]
+        state = info.get("state")
+        checks = [CheckResult(name, state == "SUCCESS", f"state {state}")]
+        missing = sorted(
+            set(manifest.details.get("indices") or {}) - set(info.get("indices") or [])
         )
+        detail = f"missing {', '.join(missing[:10])}" if missing else "every index of the manifest"
+        checks.append(CheckResult("snapshot indices", not missing, detail))
+        return checks
+
+    def verify_deep(self, repo: Repository, manifest: Manifest, scratch: Path) -> list[CheckResult]:
+        """Restore the snapshot under a throwaway prefix, compare counts, delete the copies."""
+        policy = self.espolicy
+        prefix = f"backupctl-verify-{secrets.token_hex(3)}-"
+        options = ElasticsearchRestore(
+            mode="rename",
+            rename_pattern="(.+)",
+            rename_replacement=f"{prefix}$1",
+            wait_for=policy.restore.wait_for,
+            recovery_timeout=policy.restore.recovery_timeout,
+        )
+        indices = index_map(manifest, options, None)
+        scratch_policy = policy.model_copy(update={"restore": options})
+        es = make_client(policy.connection)
+        try:
+            steps.RestoreSnapshot(es, scratch_policy, manifest, indices).run(
+                RunContext("verify-deep")
+            )
+            steps.WaitRecovered(es, scratch_policy, indices).run(RunContext("verify-deep"))
+            checks = verify_indices(es, manifest, indices, policy.restore.verify)
+            checks.insert(0, CheckResult("restore", True, f"restored under {prefix}*"))
+            return checks
+        except BackupctlError as exc:
+            return [CheckResult("restore", False, str(exc))]
+        finally:
+            _delete_copies(es, prefix)
+            es.close()
+
+    def restore_steps(
+        self, repo: Repository, manifest: Manifest, request: RestoreRequest
+    ) -> list[Step]:
+        if request.target_datadir is not None or request.to_time or request.to_gtid:
+            raise UsageError(
+                "elasticsearch restores take a snapshot and optionally --indices; "
+                "--target-datadir, --to-time and --to-gtid are for MariaDB"
+            )
+        policy = self.espolicy
+        options = policy.restore
+        indices = index_map(manifest, options, request.indices)
+        es = make_client(policy.connection)
+        env = {"BACKUPCTL_BACKUP_ID": manifest.backup_id, "BACKUPCTL_RUN_ID": request.run_id}
+        prepare: Step = (
+            steps.CheckTargetsFree(es, indices)
+            if indices.renamed
+            else steps.PrepareTargets(es, indices, options.delete_existing)
+        )
+        plan: list[Step] = [
+            HookStep(
+                "stop-services", policy, options.stop, options.start, env, options.hook_timeout
+            ),
+            prepare,
+            steps.RestoreSnapshot(es, policy, manifest, indices),
+            steps.WaitRecovered(es, policy, indices),
+            steps.VerifyIndices(es, policy, manifest, indices),
+        ]
+        if indices.renamed and options.switch_aliases:
+            plan.append(steps.SwitchAliases(es, indices))
+        plan.append(
+            HookStep(
+                "start-services", policy, options.start, options.stop, env, options.hook_timeout
+            )
+        )
+        return plan
+
+    def retention(self, backups: list[Manifest], now: datetime) -> list[Decision]:
+        rules = self.espolicy.retention
+        return slm_decisions(
+            backups, CountRules(rules.expire_after, rules.min_count, rules.max_count), now
+        )
+
+    def delete_backup(self, repo: Repository, manifest: Manifest) -> str:
+        """Delete the snapshot through the snapshot API (never by touching its files)."""
+        es = make_client(self.espolicy.connection)
+        try:
+            gone = delete_snapshot(es, manifest.details["repository"], manifest.details["snapshot"])
+        finally:
+            es.close()
+        return f"snapshot {manifest.details['snapshot']} " + (
+            "deleted" if gone else "was already gone"
+        )
+
+
+def _index_details(
+    names: list[str], before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Per index: documents before and after the snapshot ran, and primary store bytes."""
+    details = {}
+    for name in sorted(names):
+        entry: dict[str, Any] = {}
+        if name in before:
+            entry["docs"], entry["bytes"] = before[name]["docs"], before[name]["bytes"]
+        if name in after:
+            entry["docs_after"] = after[name]["docs"]
+            entry.setdefault("docs", after[name]["docs"])
+            entry.setdefault("bytes", after[name]["bytes"])
+        details[name] = entry
+    return details
+
+
+def _delete_copies(es: Any, prefix: str) -> None:
+    try:
+        call("delete verification copies", es.indices.delete, index=f"{prefix}*")
+    except ElasticsearchError as exc:
+        log.error("could not delete the verification copies", prefix=prefix, error=str(exc))

@@ -20,12 +20,12 @@ from backupctl.drivers.mariadb.instance import MAX_SOCKET_PATH
 from backupctl.drivers.mariadb.pitr import ReplayBinlogs, ReplayTarget
 from backupctl.drivers.mariadb.service_steps import (
     HealthCheck,
-    HookStep,
     StartRecoveryInstance,
     StopRecoveryInstance,
     VerifyRestored,
 )
 from backupctl.policy.mariadb import MariaDBPolicy
+from backupctl.runbook.hook_step import HookStep
 from backupctl.runbook.step import Step
 from backupctl.storage.base import Repository
 
@@ -74,10 +74,10 @@ def restore_steps(
     if not request.in_place:
         return [CheckTarget(paths), *middle]
     return [
-        HookStep("stop-services", policy, restore.stop, restore.start, env),
+        HookStep("stop-services", policy, restore.stop, restore.start, env, restore.hook_timeout),
         EnsureStopped(policy, paths),
         MoveAside(paths),
         *middle,
-        HookStep("start-services", policy, restore.start, restore.stop, env),
+        HookStep("start-services", policy, restore.start, restore.stop, env, restore.hook_timeout),
         HealthCheck(policy, restore.health_timeout),
     ]

@@ -19,46 +19,8 @@ from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.instance import MariaDBInstance
 from backupctl.drivers.mariadb.verification import verify_restored
 from backupctl.errors import BackupctlError, UsageError, VerificationFailed
-from backupctl.hooks import run_hooks
 from backupctl.policy.mariadb import MariaDBPolicy
 from backupctl.runbook.step import RunContext, Step
-
-
-class HookStep(Step):
-    """Run policy hooks; undo by running the opposite hooks."""
-
-    def __init__(
-        self,
-        name: str,
-        policy: MariaDBPolicy,
-        commands: list[str],
-        undo: list[str],
-        env: dict[str, str],
-    ):
-        self.name, self.policy, self.commands, self.undo, self.env = (
-            name,
-            policy,
-            commands,
-            undo,
-            env,
-        )
-
-    def describe(self, ctx: RunContext) -> str:
-        return f"run {len(self.commands)} hook(s)" if self.commands else "no hooks configured"
-
-    def hooks(self) -> list[str]:
-        return list(self.commands)
-
-    def _run(self, commands: list[str], step: str) -> str:
-        return run_hooks(
-            self.policy, commands, step=step, env=self.env, timeout=self.policy.restore.hook_timeout
-        )
-
-    def run(self, ctx: RunContext) -> str:
-        return self._run(self.commands, self.name)
-
-    def compensate(self, ctx: RunContext) -> str:
-        return self._run(self.undo, f"undo-{self.name}")
 
 
 def _instance(

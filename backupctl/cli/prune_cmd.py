@@ -1,0 +1,51 @@
+"""``backupctl prune [POLICY] [--dry-run]``: apply retention, saying why for each backup."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from backupctl.cli import render
+from backupctl.cli.context import AppContext
+from backupctl.errors import UnsupportedOperation
+from backupctl.prune import PruneResult, prune_policy
+
+
+@click.command("prune")
+@click.argument("policy", required=False)
+@click.option("--dry-run", is_flag=True, help="Say what would go, delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print every decision as JSON.")
+@click.pass_obj
+def prune(app: AppContext, policy: str | None, dry_run: bool, as_json: bool) -> None:
+    """Apply retention to POLICY (default: every policy), with the reason for each backup."""
+    chosen = [app.policy(policy)] if policy else app.policies()
+    now = datetime.now(UTC)
+    results: list[PruneResult] = []
+    skipped: list[str] = []
+    for item in chosen:
+        try:
+            results += prune_policy(
+                item, app.repository(item), app.catalog(), app.state_dir, now, dry_run
+            )
+        except UnsupportedOperation as exc:
+            if policy:
+                raise
+            skipped.append(f"{item.name}: {exc}")
+    if as_json:
+        render.emit_json({"dry_run": dry_run, "decisions": [r.to_dict() for r in results]})
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for r in results:
+        action = "keep" if r.keep else verb
+        click.echo(f"{r.policy} {r.backup_id} ({r.kind}): {action}: {r.reason}")
+        if r.done:
+            click.echo(f"    {r.done}")
+    for line in skipped:
+        click.echo(f"skipped {line}")
+    gone = sum(1 for r in results if not r.keep)
+    click.echo(f"{gone} backup(s) {verb}, {len(results) - gone} kept")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(prune)

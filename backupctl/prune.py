@@ -1,0 +1,80 @@
+"""Carrying out retention decisions: delete what the rules let go, say why for each."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from backupctl.catalog.index import Catalog
+from backupctl.catalog.manifest import MANIFEST
+from backupctl.drivers.registry import driver_for
+from backupctl.policy.common import PolicyBase
+from backupctl.retention import Decision
+from backupctl.scheduling.locks import policy_lock
+from backupctl.storage import keys
+from backupctl.storage.base import Repository
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    policy: str
+    backup_id: str
+    kind: str
+    keep: bool
+    reason: str
+    done: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def prune_policy(
+    policy: PolicyBase,
+    repo: Repository,
+    catalog: Catalog,
+    state_dir: Path,
+    now: datetime,
+    dry_run: bool = False,
+) -> list[PruneResult]:
+    """Apply ``policy``'s retention to its catalogued backups.
+
+    Deletes (unless ``dry_run``) under the policy's lock: first what the backup keeps
+    outside the repository (e.g. the snapshot, through the cluster's API), then its
+    manifest (so it is never listed half-deleted), then its other objects; then the
+    catalog forgets it. Raises UnsupportedOperation for drivers without retention yet,
+    LockHeldError while a backup of the policy runs.
+    """
+    driver = driver_for(policy)
+    backups = catalog.list(policy.name)
+    by_id = {m.backup_id: m for m in backups}
+    decisions: list[Decision] = driver.retention(backups, now)
+    results = []
+    if dry_run:
+        return [_result(by_id[d.backup_id].kind, policy.name, d) for d in decisions]
+    with policy_lock(state_dir, policy.name, purpose="prune"):
+        for decision in decisions:
+            manifest = by_id[decision.backup_id]
+            result = _result(manifest.kind, policy.name, decision)
+            if not decision.keep:
+                done = driver.delete_backup(repo, manifest)
+                _delete_objects(repo, manifest.prefix)
+                catalog.forget(policy.name, manifest.backup_id)
+                log.info("backup pruned", backup_id=manifest.backup_id, reason=decision.reason)
+                result = replace(result, done=done)
+            results.append(result)
+    return results
+
+
+def _result(kind: str, policy: str, decision: Decision) -> PruneResult:
+    return PruneResult(policy, decision.backup_id, kind, decision.keep, decision.reason)
+
+
+def _delete_objects(repo: Repository, prefix: str) -> None:
+    """Remove the manifest first (the backup stops being listed), then the rest."""
+    repo.delete(keys.join(prefix, MANIFEST))
+    repo.delete_prefix(prefix)
