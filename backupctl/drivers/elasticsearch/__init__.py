@@ -136,7 +136,7 @@ class ElasticsearchDriver(Driver):
         except BackupctlError as exc:
             return [CheckResult("restore", False, str(exc))]
         finally:
-            _delete_copies(es, prefix)
+            _delete_copies(es, indices.restored)
             es.close()
 
     def restore_steps(
@@ -210,8 +210,12 @@ def _index_details(
     return details
 
 
-def _delete_copies(es: Any, prefix: str) -> None:
+def _delete_copies(es: Any, names: list[str]) -> None:
+    """Delete the verification copies by name (clusters refuse wildcard deletes)."""
+    present: list[str] = []
     try:
-        call("delete verification copies", es.indices.delete, index=f"{prefix}*")
+        present = sorted(steps.index_states(es, names))
+        if present:
+            call("delete verification copies", es.indices.delete, index=",".join(present))
     except ElasticsearchError as exc:
-        log.error("could not delete the verification copies", prefix=prefix, error=str(exc))
+        log.error("could not delete the verification copies", indices=present, error=str(exc))

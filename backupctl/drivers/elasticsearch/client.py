@@ -45,7 +45,9 @@ def make_client(conn: ElasticsearchConnection) -> Elasticsearch:
     }
     api_key = resolve_secret(conn.api_key, conn.api_key_file, conn.api_key_env)
     if api_key:
-        kwargs["api_key"] = api_key
+        # "id:secret" as created, or the base64 "encoded" form Elasticsearch also prints
+        key_id, sep, secret = api_key.partition(":")
+        kwargs["api_key"] = (key_id, secret) if sep else api_key
     elif conn.username:
         kwargs["basic_auth"] = (conn.username, conn.resolve_password() or "")
     if conn.ca_certs is not None:

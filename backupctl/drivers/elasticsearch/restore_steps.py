@@ -186,7 +186,8 @@ class WaitRecovered(Step):
             health = body(
                 call(
                     "index health",
-                    self.es.cluster.health,
+                    # Elasticsearch answers 408 when the wait times out
+                    self.es.options(ignore_status=408).cluster.health,
                     index=names,
                     wait_for_status=wanted,
                     timeout=f"{min(remaining, 30)}s",
