@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -12,9 +13,12 @@ from backupctl.cli import render
 from backupctl.cli.context import AppContext
 from backupctl.cli.restore_cmd import print_report
 from backupctl.demo import run_demo
+from backupctl.demo_es import run_es_demo
 from backupctl.errors import VerificationFailed
 from backupctl.runbook.report import describe_point
 from backupctl.verify import raise_if_failed
+
+DEFAULT_ES_SNAPSHOT_DIR = "/var/backups/es"
 
 
 @click.command("demo")
@@ -63,6 +67,25 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     raise_if_failed(manifest, result.checks)
     if not report["checksums_match_backup"]:
         raise VerificationFailed("the restored tables differ from those before the accident")
+    _elasticsearch(workdir)
+
+
+def _elasticsearch(workdir: Path) -> None:
+    url = os.environ.get("BACKUPCTL_DEMO_ES_URL")
+    click.echo("")
+    if not url:
+        click.echo(
+            "Elasticsearch skipped: set BACKUPCTL_DEMO_ES_URL=http://HOST:9200 (and "
+            "BACKUPCTL_DEMO_ES_SNAPSHOT_DIR, a directory in the cluster's path.repo, "
+            f"default {DEFAULT_ES_SNAPSHOT_DIR}) to include it"
+        )
+        return
+    snapshot_dir = os.environ.get("BACKUPCTL_DEMO_ES_SNAPSHOT_DIR", DEFAULT_ES_SNAPSHOT_DIR)
+    report = run_es_demo(workdir, url, snapshot_dir, click.echo)
+    click.echo(f"restore {report['run_id']}: {report['state']} in {report['seconds']:.1f}s")
+    print_report(report)
+    if not report["documents_match"]:
+        raise VerificationFailed("the restored index does not have the snapshot's documents")
 
 
 def register(cli: click.Group) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run_backupctl
+from tests.support.elasticsearch import EsCluster
 
 
 @pytest.mark.skipif(
@@ -48,4 +49,24 @@ def test_demo_backs_up_and_deep_verifies(tmp_path: Path) -> None:
     planned = run_backupctl([*args, "--to-time", when, "--dry-run"])
     assert planned.code == 0, planned.output
     assert "replay-binlogs: replay binlogs from mysql-bin." in planned.stdout
+    assert "Elasticsearch skipped: set BACKUPCTL_DEMO_ES_URL" in result.stdout
     assert not list(work.glob("mariadb/run/*.sock")), "the throwaway server was stopped"
+
+
+@pytest.mark.skipif(
+    shutil.which("mariadbd", path="/usr/sbin:/usr/bin") is None,
+    reason="mariadb-server is not installed",
+)
+def test_demo_includes_elasticsearch_when_given_a_cluster(
+    tmp_path: Path, es_cluster: EsCluster
+) -> None:
+    work = tmp_path / "demo"
+    env = {
+        "BACKUPCTL_DEMO_ES_URL": es_cluster.url,
+        "BACKUPCTL_DEMO_ES_SNAPSHOT_DIR": str(es_cluster.snapshot_root),
+    }
+    args = ["--log-format", "json", "demo", "--workdir", str(work), "--size-mb", "4"]
+    result = run_backupctl(args, env=env)
+    assert result.code == 0, result.output
+    assert ": SUCCESS" in result.stdout
+    assert "is back with 500 documents (snapshot had 500)" in result.stdout
