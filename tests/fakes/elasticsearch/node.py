@@ -1,0 +1,72 @@
+"""One fake Elasticsearch node: its cluster state, repositories, controls and the lock
+that serialises requests (waits release it)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .cluster import Cluster
+from .faults import FakeControls
+from .snapshots import Snapshots
+from .values import new_uuid
+
+VERSION = "8.15.3"
+POLL_SECONDS = 0.01
+
+
+class Node:
+    def __init__(
+        self,
+        *,
+        cluster_name: str,
+        node_name: str,
+        path_repo: Sequence[Path | str],
+        data_nodes: int,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.clock: Callable[[], float] = time.monotonic
+        self.node_id = new_uuid()
+        self.node_name = node_name
+        self.version = VERSION
+        self.path_repo = [Path(os.path.normpath(os.path.abspath(p))) for p in path_repo]
+        self.controls = FakeControls(self.lock, self._hurry)
+        self.cluster = Cluster(cluster_name, self.clock, data_nodes)
+        self.snapshots = Snapshots(self)
+        self.bugs: list[str] = []  # tracebacks of the double's own failures
+
+    def tick(self) -> None:
+        """Let time pass: finish the snapshots whose duration has elapsed."""
+        self.snapshots.tick(self.clock())
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait (lock released) until ``predicate()``; False when ``timeout`` ran out.
+
+        Call with the lock held.
+        """
+        deadline = None if timeout is None else self.clock() + timeout
+        while True:
+            self.tick()
+            if predicate():
+                return True
+            remaining = POLL_SECONDS if deadline is None else deadline - self.clock()
+            if remaining <= 0:
+                return False
+            self.changed.wait(min(POLL_SECONDS, remaining))
+
+    def _hurry(self, what: str) -> None:
+        if what == "snapshots":
+            for run in self.snapshots.running.values():
+                run.finish_at = 0.0
+            self.tick()
+        else:
+            for idx in self.cluster.indices.values():
+                idx.recovering_until = 0.0
+        self.changed.notify_all()
+
+    def log_bug(self, message: str) -> None:
+        self.bugs.append(message)
