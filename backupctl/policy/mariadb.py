@@ -85,6 +85,11 @@ class MariaDBBackupOptions(StrictModel):
         validate_default=True,
         description="binlog follow: how often new events are stored in the repository",
     )
+    binlog_rotate_interval: Duration = Field(
+        "1h",
+        validate_default=True,
+        description="binlog follow: FLUSH BINARY LOGS this often, so binlogs get sealed",
+    )
 
 
 class MariaDBPolicy(PolicyBase):

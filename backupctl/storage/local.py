@@ -96,18 +96,25 @@ class LocalRepository(Repository):
         return self._path(key).is_file()
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        if not self.root.is_dir():
+        # walk only the directory the prefix names (its part up to the last "/")
+        base_dir = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self.root.joinpath(*validate_key(base_dir).split("/")) if base_dir else self.root
+        if not start.is_dir():
             return
         found: list[ObjectInfo] = []
-        for dirpath, _dirs, files in os.walk(self.root):
+        for dirpath, _dirs, files in os.walk(start):
             rel = Path(dirpath).relative_to(self.root)
             for name in files:
                 if PARTIAL_MARK in name:
                     continue
                 key = "/".join((*rel.parts, name))
-                if key.startswith(prefix):
+                if not key.startswith(prefix):
+                    continue
+                try:
                     size = (Path(dirpath) / name).stat().st_size
-                    found.append(ObjectInfo(key, size))
+                except FileNotFoundError:
+                    continue  # deleted while we listed: it is gone, so not listed
+                found.append(ObjectInfo(key, size))
         yield from sorted(found, key=lambda info: info.key)
 
     def delete(self, key: str) -> None:

@@ -117,9 +117,12 @@ def _fetch(policy: MariaDBPolicy, name: str, directory: Path) -> Path:
     return target
 
 
-def store_binlog(session: BackupSession, path: Path, level: int) -> dict[str, Any]:
-    """Compress one complete local binlog into the backup; return its description."""
-    info = {"file": path.name, **describe_binlog(path)}
+def store_binlog(
+    session: BackupSession, path: Path, level: int, described: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Compress one complete local binlog into the backup; return its description
+    (``described``, when the caller has already scanned the file)."""
+    info = {"file": path.name, **(described or describe_binlog(path))}
     with session.artifact(f"{path.name}.zst", level, threads=1) as out, open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             out.write(chunk)

@@ -20,29 +20,26 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import structlog
 
 from backupctl.catalog.index import Catalog
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.binlog import (
-    BINLOG_KIND,
     purged_before,
     sequence,
     server_binlogs,
     shipped_binlogs,
-    store_binlog,
 )
 from backupctl.drivers.mariadb.binlog_events import BinlogScan
+from backupctl.drivers.mariadb.binlog_seal import Sealer, SealJob
 from backupctl.drivers.mariadb.binlog_stream import (
     StreamIndex,
     append_segment,
     read_streams,
-    remove_stream,
 )
-from backupctl.errors import BackupctlError, LockHeldError, ServerUnreachable
-from backupctl.jobs import BackupSession, run_backup
+from backupctl.errors import BackupctlError, BackupFailed, ServerUnreachable
 from backupctl.policy.mariadb import MariaDBPolicy
 from backupctl.proc import redact, require_tool, secret_file, tail_text
 from backupctl.scheduling.locks import follow_lock, policy_lock
@@ -60,6 +57,7 @@ class _Open:
 
     scan: BinlogScan
     index: StreamIndex | None = None
+    submitted: bool = False  # closed, complete in its stream, handed to the sealer
 
 
 @dataclass
@@ -92,6 +90,7 @@ class BinlogFollower:
         self.work = state_dir / "binlog-follow" / policy.name
         self.spool = self.work / "spool"
         self.interval = policy.backup.binlog_flush_interval.total_seconds()
+        self.rotate_every = policy.backup.binlog_rotate_interval.total_seconds()
         self.status = FollowStatus()
         self._open: dict[str, _Open] = {}
         self._streams: dict[tuple[str, int], StreamIndex] = {}
@@ -100,31 +99,45 @@ class BinlogFollower:
     def run(self) -> None:
         """Follow until stopped. Raises LockHeldError when another follower runs."""
         with policy_lock(self.state_dir, follow_lock(self.policy.name), purpose="binlog follow"):
-            backoff = 1.0
-            while not self.stop.is_set():
-                started = time.monotonic()
-                try:
-                    self._follow_once()
-                except ServerUnreachable as exc:
-                    log.warning("binlog follow: server unreachable", error=str(exc))
-                except BackupctlError as exc:
-                    if not self.status.reconnects and self.status.last_flush_at is None:
-                        raise  # misconfigured from the start: say so instead of retrying
-                    log.warning("binlog follow: cannot stream", error=str(exc))
-                if self.stop.is_set():
-                    break
+            self.sealer = Sealer(
+                self.policy, self.repo, self.catalog, self.state_dir, max(self.interval, 1.0)
+            )
+            try:
+                self._supervise()
+            finally:
+                self.sealer.close()
+                self._note_sealed()
                 self.status.connected = False
-                self.status.reconnects += 1
                 self._write_status()
-                backoff = 1.0 if time.monotonic() - started > STABLE_AFTER else backoff
-                log.info("binlog follow: reconnecting", in_seconds=backoff)
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
             log.info("binlog follow stopped", stored_up_to=self.status.last_event_at)
+
+    def _supervise(self) -> None:
+        backoff = 1.0
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                self._follow_once()
+            except ServerUnreachable as exc:
+                log.warning("binlog follow: server unreachable", error=str(exc))
+            except BackupctlError as exc:
+                if not self.status.reconnects and self.status.last_flush_at is None:
+                    raise  # misconfigured from the start: say so instead of retrying
+                log.warning("binlog follow: cannot stream", error=str(exc))
+            if self.stop.is_set():
+                break
+            self.status.connected = False
+            self.status.reconnects += 1
+            self._write_status()
+            backoff = 1.0 if time.monotonic() - started > STABLE_AFTER else backoff
+            log.info("binlog follow: reconnecting", in_seconds=backoff)
+            self.stop.wait(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
 
     def _follow_once(self) -> None:
         start = self._start_file()
         # a restarted mariadb-binlog rewrites its files from the start: read them afresh
+        self.sealer.drop_pending()
+        self._note_sealed()
         shutil.rmtree(self.spool, ignore_errors=True)
         self.spool.mkdir(parents=True)
         self._open.clear()
@@ -132,9 +145,13 @@ class BinlogFollower:
         proc, err_path = self._spawn(start)
         log.info("binlog follow: streaming", start=start, flush_interval=self.interval)
         self.status.connected = True
+        rotated = time.monotonic()
         try:
             while proc.poll() is None and not self.stop.wait(self.interval):
                 self.flush()
+                if time.monotonic() - rotated >= self.rotate_every:
+                    self._rotate()
+                    rotated = time.monotonic()
         finally:
             if proc.poll() is None:
                 proc.terminate()
@@ -186,23 +203,50 @@ class BinlogFollower:
         return proc, err_path
 
     def flush(self) -> None:
-        """Store new complete events of every spooled binlog; seal the closed ones."""
+        """Store new complete events of every spooled binlog; hand closed ones (complete
+        in their streams by then) to the sealer."""
+        self._note_sealed()
         files = sorted(
             (p for p in self.spool.iterdir() if p.suffix[1:].isdigit()),
             key=lambda p: sequence(p.name),
         )
         for number, path in enumerate(files):
-            closed = number < len(files) - 1
             state = self._open.setdefault(path.name, _Open(BinlogScan()))
+            if state.submitted:
+                continue
             with open(path, "rb") as fh:
                 state.scan.feed(fh)
                 if state.scan.created is None:
                     continue  # not even its format description yet
-                if closed and self._seal(path, state):
-                    continue
-                self._store_tail(path.name, state, fh)
+                closed = number < len(files) - 1  # the server moved on to a newer binlog
+                streamed = (path.name, state.scan.created) in self._streams
+                if not closed or state.index is not None or streamed:
+                    # (a binlog seen only once closed, e.g. when catching up, goes to the
+                    # sealer directly rather than being stored twice)
+                    self._store_tail(path.name, state, fh)
+                size = fh.seek(0, 2)
+            if closed:
+                if state.scan.end != size:
+                    raise BackupFailed(
+                        f"{path.name} ends inside an event ({size - state.scan.end} stray bytes)"
+                    )
+                state.submitted = True
+                job = SealJob(path, state.scan.info(), self._server_id, state.index)
+                self.sealer.submit(job)
         self.status.last_flush_at = datetime.now(UTC).isoformat()
         self._write_status()
+
+    def _note_sealed(self) -> None:
+        for name in self.sealer.take_sealed():
+            self._open.pop(name, None)
+            self.status.sealed = [*self.status.sealed[-9:], name]
+
+    def _rotate(self) -> None:
+        """FLUSH BINARY LOGS, so no binlog stays open (and its stream grows) for long."""
+        try:
+            server_binlogs(self.policy, rotate=True)
+        except BackupctlError as exc:
+            log.warning("binlog follow: could not rotate the binlog", error=str(exc))
 
     def _store_tail(self, name: str, state: _Open, fh: IO[bytes]) -> None:
         assert state.scan.created is not None
@@ -225,43 +269,9 @@ class BinlogFollower:
         self.status.last_gtid = index.info.get("last_gtid") or self.status.last_gtid
         log.debug("binlog follow: segment stored", file=name, position=index.end)
 
-    def _seal(self, path: Path, state: _Open) -> bool:
-        """Store a closed binlog as a binlog backup; False while a backup holds the lock."""
-
-        def produce(session: BackupSession) -> dict[str, Any]:
-            info = store_binlog(session, path, self.policy.backup.compression_level)
-            return {
-                "server_id": self._server_id,
-                "binlogs": [info],
-                "purged_before_shipping": [],
-                "source": "follow",
-            }
-
-        try:
-            run_backup(
-                self.policy, self.repo, self.catalog, self.state_dir, BINLOG_KIND, produce=produce
-            )
-        except LockHeldError:
-            log.debug("binlog follow: policy busy, sealing later", file=path.name)
-            return False
-        if state.index is not None:
-            remove_stream(self.repo, state.index)
-        elif (stale := self._streams.get((path.name, state.scan.created or 0))) is not None:
-            remove_stream(self.repo, stale)
-        self.status.sealed = [*self.status.sealed[-9:], path.name]
-        info = state.scan.info()
-        if (
-            self.status.last_event_at is None
-            or (info["last_event_at"] or "") > self.status.last_event_at
-        ):
-            self.status.last_event_at = info["last_event_at"]
-            self.status.last_gtid = info["last_gtid"] or self.status.last_gtid
-        path.unlink()
-        del self._open[path.name]
-        return True
-
     def _write_status(self) -> None:
         data = {**self.status.__dict__, "pid": os.getpid(), "policy": self.policy.name}
+        self.work.mkdir(parents=True, exist_ok=True)
         tmp = self.work / "status.json.tmp"
         tmp.write_text(json.dumps(data, indent=1))
         tmp.replace(self.work / "status.json")
