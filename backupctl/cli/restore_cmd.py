@@ -27,7 +27,7 @@ def _print_plan(plan: RestorePlan, in_place: bool) -> None:
         f"{render.human_bytes(m.raw_bytes)}, {render.human_bytes(m.stored_bytes)} stored)"
     )
     click.echo(
-        "in place: the live datadir is replaced"
+        "in place: the live data is replaced"
         if in_place
         else f"into {plan.runbook.journal.params['target_datadir']} (live server untouched)"
     )
@@ -77,6 +77,11 @@ def print_report(report: dict[str, Any]) -> None:
     help='Point in time, e.g. "2026-11-21 14:02:00" (local time unless it has an offset).',
 )
 @click.option("--to-gtid", default=None, help="Replay up to and including this GTID, e.g. 0-1-42.")
+@click.option(
+    "--indices",
+    default=None,
+    help="Elasticsearch: restore only these indices (comma-separated patterns).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option(
     "--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal)."
@@ -92,6 +97,7 @@ def restore(
     target_datadir: Path | None,
     to_time: str | None,
     to_gtid: str | None,
+    indices: str | None,
     dry_run: bool,
     yes: bool,
     do_resume: bool,
@@ -119,8 +125,17 @@ def restore(
     else:
         known = app.catalog().get(chosen.name, backup_id, kind=full_kind)
     manifest = read_manifest(repo, known.policy, known.kind, known.backup_id)
+    only = [p.strip() for p in indices.split(",") if p.strip()] if indices else None
     plan = plan_restore(
-        chosen, repo, manifest, app.state_dir, target_datadir, app.progress, target, to_gtid
+        chosen,
+        repo,
+        manifest,
+        app.state_dir,
+        target_datadir,
+        app.progress,
+        target,
+        to_gtid,
+        indices=only,
     )
     if dry_run:
         render.emit_json(plan.to_dict()) if as_json else _print_plan(plan, target_datadir is None)
@@ -128,11 +143,11 @@ def restore(
     if target_datadir is None and not yes:
         if not sys.stdin.isatty():
             raise UsageError(
-                "an in-place restore replaces the live datadir: "
+                "an in-place restore replaces live data: "
                 "confirm with --yes (no terminal to ask on)"
             )
         _print_plan(plan, in_place=True)
-        click.confirm(f"replace the datadir of {chosen.name} now?", abort=True, err=True)
+        click.confirm(f"replace the live data of {chosen.name} now?", abort=True, err=True)
     try:
         report = execute(plan, chosen, app.state_dir)
     except RunbookFailed as exc:

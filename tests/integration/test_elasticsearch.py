@@ -265,3 +265,37 @@ def test_deep_verify_restores_a_copy_compares_and_cleans_up(
     gone = backupctl("verify", "search", policies=policy)
     assert gone.code == 3
     assert "not found in snapshot repository" in gone.output
+
+
+def test_indices_restores_only_the_chosen_ones(
+    es_cluster: EsCluster, tmp_path: Path, backupctl: Any
+) -> None:
+    client = es_cluster.client()
+    first, second = es_cluster.name("orders") + "-1", es_cluster.name("orders") + "-2"
+    _fill(client, first, 10)
+    _fill(client, second, 20)
+    policy = _policy(tmp_path, es_cluster)
+    _backup(backupctl, policy)
+    client.indices.delete(index=first)
+    _fill(client, second, 5)
+    result = backupctl("restore", "search", "--indices", "*-1", "--yes", policies=policy)
+    assert result.code == 0, result.output
+    assert _count(client, first) == 10
+    assert _count(client, second) == 25, "an index not asked for was restored"
+    nothing = backupctl("restore", "search", "--indices", "nope-*", "--yes", policies=policy)
+    assert nothing.code == 2 and "matches none of the snapshot's indices" in nothing.stderr
+
+
+def test_a_repository_the_cluster_refuses_is_explained(
+    es_cluster: EsCluster, tmp_path: Path, backupctl: Any
+) -> None:
+    _fill(es_cluster.client(), es_cluster.name("orders") + "-1", 1)
+    policy = _policy(tmp_path, es_cluster)
+    data = yaml.safe_load(policy.read_text())
+    data["snapshot_repository"]["settings"]["location"] = "/not/in/path/repo"
+    policy.write_text(yaml.safe_dump(data))
+    result = backupctl("backup", "search", policies=policy)
+    assert result.code == 1
+    assert "register snapshot repository" in result.stderr
+    assert "repository_exception" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -325,7 +325,7 @@ def test_on_a_terminal_the_operator_is_asked_first(restorable: Restorable) -> No
     out, err = proc.communicate(timeout=120)
     os.close(master)
     assert proc.returncode == 1, out + err
-    assert "replace the datadir of shop now?" in err
+    assert "replace the live data of shop now?" in err
     assert "fetch-extract" in out  # the plan was shown before the question
     assert restorable.live_tables() == before
     assert not (restorable.cli.state_dir / "runbooks").exists()
