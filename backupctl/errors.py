@@ -71,6 +71,12 @@ class IncompleteBackup(BackupFailed):
         self.details = details
 
 
+class NothingChanged(BackupctlError):
+    """The source has not changed since its last backup: nothing was stored (exit 0)."""
+
+    exit_code = 0
+
+
 class ServerUnreachable(BackupFailed):
     """The server did not answer (down, restarting, network): worth retrying."""
 

@@ -27,7 +27,7 @@ from backupctl.catalog.manifest import (
 )
 from backupctl.drivers.base import Driver
 from backupctl.drivers.registry import driver_for
-from backupctl.errors import BackupctlError, IncompleteBackup, UsageError
+from backupctl.errors import BackupctlError, IncompleteBackup, NothingChanged, UsageError
 from backupctl.pipeline import CompressingWriter
 from backupctl.policy.common import PolicyBase
 from backupctl.progress import ProgressFactory, no_progress
@@ -190,6 +190,10 @@ def _write_backup(driver: Driver, session: BackupSession, produce: Producer | No
             failure=failure,
         )
         repo.put_bytes(keys.join(session.prefix, MANIFEST), manifest.to_json().encode())
+    except NothingChanged as exc:
+        repo.delete_prefix(session.prefix)
+        log.info("nothing changed; nothing stored", reason=str(exc))
+        raise
     except BaseException as exc:
         _remove_failed(repo, session.prefix, exc)
         raise

@@ -8,6 +8,7 @@ import click
 
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
+from backupctl.errors import NothingChanged
 from backupctl.jobs import run_backup
 
 
@@ -19,14 +20,21 @@ from backupctl.jobs import run_backup
 def backup(app: AppContext, policy: str, kind: str | None, as_json: bool) -> None:
     """Run one backup of POLICY now."""
     chosen = app.policy(policy)
-    manifest = run_backup(
-        chosen,
-        app.repository(chosen),
-        app.catalog(),
-        app.state_dir,
-        kind=kind,
-        progress=app.progress,
-    )
+    try:
+        manifest = run_backup(
+            chosen,
+            app.repository(chosen),
+            app.catalog(),
+            app.state_dir,
+            kind=kind,
+            progress=app.progress,
+        )
+    except NothingChanged as exc:
+        if as_json:
+            render.emit_json({"policy": chosen.name, "changed": False, "reason": str(exc)})
+        else:
+            click.echo(f"{chosen.name}: {exc}; nothing stored")
+        return
     if as_json:
         click.echo(json.dumps(json.loads(manifest.to_json()), indent=2, sort_keys=True))
         return
