@@ -67,6 +67,9 @@ def prune_policy(
                 log.info("backup pruned", backup_id=manifest.backup_id, reason=decision.reason)
                 result = replace(result, done=done)
             results.append(result)
+        kept = [by_id[r.backup_id] for r in results if r.keep]
+        if swept := driver.collect_garbage(repo, kept):
+            log.info("unreferenced objects removed", policy=policy.name, count=swept)
     return results
 
 

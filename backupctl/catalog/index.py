@@ -108,8 +108,13 @@ class Catalog:
                     "(run `backupctl catalog sync` on a new host)"
                 )
             return items[-1]
+        found = None
         for manifest in items:
-            # a backup is also known by its name at the source (an Elasticsearch snapshot)
-            if backup_id in (manifest.backup_id, manifest.details.get("snapshot")):
-                return manifest
+            # a backup is also known by its name at the source: an Elasticsearch
+            # snapshot, a model version
+            names = (manifest.details.get("snapshot"), manifest.details.get("version"))
+            if backup_id == manifest.backup_id or backup_id in names:
+                found = manifest  # the newest of that name wins
+        if found is not None:
+            return found
         raise NotFoundError(f"policy {policy!r} has no backup {backup_id!r}")

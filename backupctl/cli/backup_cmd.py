@@ -10,6 +10,7 @@ from backupctl.cli import render
 from backupctl.cli.context import AppContext
 from backupctl.errors import NothingChanged
 from backupctl.jobs import run_backup
+from backupctl.units import human_bytes
 
 
 @click.command("backup")
@@ -41,7 +42,7 @@ def backup(app: AppContext, policy: str, kind: str | None, as_json: bool) -> Non
     seconds = (manifest.finished_at - manifest.started_at).total_seconds()
     click.echo(
         f"backup {manifest.backup_id} of {manifest.policy} complete: "
-        f"{render.human_bytes(manifest.raw_bytes)} -> {render.human_bytes(manifest.stored_bytes)} "
+        f"{human_bytes(manifest.raw_bytes)} -> {human_bytes(manifest.stored_bytes)} "
         f"stored in {seconds:.1f}s ({chosen.repository.url})"
     )
 

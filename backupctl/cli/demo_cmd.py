@@ -16,6 +16,7 @@ from backupctl.demo import run_demo
 from backupctl.demo_es import run_es_demo
 from backupctl.errors import VerificationFailed
 from backupctl.runbook.report import describe_point
+from backupctl.units import human_bytes
 from backupctl.verify import raise_if_failed
 
 DEFAULT_ES_SNAPSHOT_DIR = "/var/backups/es"
@@ -43,8 +44,8 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     manifest = result.manifest
     click.echo("")
     click.echo(
-        f"backup {manifest.backup_id}: {render.human_bytes(manifest.raw_bytes)} streamed, "
-        f"{render.human_bytes(manifest.stored_bytes)} stored (zstd), "
+        f"backup {manifest.backup_id}: {human_bytes(manifest.raw_bytes)} streamed, "
+        f"{human_bytes(manifest.stored_bytes)} stored (zstd), "
         f"{(manifest.finished_at - manifest.started_at).total_seconds():.1f}s"
     )
     render.checks(result.checks)

@@ -9,8 +9,9 @@ import click
 from backupctl.catalog.manifest import Manifest
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
-from backupctl.drivers.registry import driver_for
+from backupctl.drivers.registry import driver_class, driver_for
 from backupctl.errors import BackupctlError
+from backupctl.units import human_bytes
 
 
 @click.command("list")
@@ -37,19 +38,27 @@ def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
             m.kind,
             render.human_time(m.finished_at),
             f"{(m.finished_at - m.started_at).total_seconds():.0f}s",
-            render.human_bytes(m.raw_bytes),
-            render.human_bytes(m.stored_bytes),
+            human_bytes(m.raw_bytes),
+            human_bytes(m.stored_bytes),
             "ok" if m.restorable else "FAILED",
+            _note(m),
         )
         for m in manifests
     ]
-    headers = ("POLICY", "BACKUP ID", "TYPE", "FINISHED", "TOOK", "SIZE", "STORED", "STATE")
+    headers = ("POLICY", "BACKUP ID", "TYPE", "FINISHED", "TOOK", "SIZE", "STORED", "STATE", "NOTE")
     render.table(headers, rows)
     for m in manifests:
         if m.failure is not None:
             click.echo(f"  {m.backup_id} is not restorable: {m.failure}")
     click.echo("")
     _windows(app, manifests)
+
+
+def _note(manifest: Manifest) -> str:
+    try:
+        return driver_class(manifest.driver).note(manifest)
+    except BackupctlError:
+        return ""
 
 
 def register(cli: click.Group) -> None:

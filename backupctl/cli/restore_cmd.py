@@ -17,6 +17,7 @@ from backupctl.errors import UsageError, VerificationFailed
 from backupctl.restore import RestorePlan, execute, plan_restore, resume
 from backupctl.runbook.engine import RunbookFailed
 from backupctl.runbook.report import describe_point
+from backupctl.units import human_bytes
 
 
 def _print_plan(plan: RestorePlan, in_place: bool) -> None:
@@ -24,7 +25,7 @@ def _print_plan(plan: RestorePlan, in_place: bool) -> None:
     click.echo(
         f"restore {m.policy} from backup {m.backup_id} "
         f"(finished {render.human_time(m.finished_at)}, "
-        f"{render.human_bytes(m.raw_bytes)}, {render.human_bytes(m.stored_bytes)} stored)"
+        f"{human_bytes(m.raw_bytes)}, {human_bytes(m.stored_bytes)} stored)"
     )
     click.echo(
         "in place: the live data is replaced"
@@ -143,8 +144,7 @@ def restore(
     if target_datadir is None and not yes:
         if not sys.stdin.isatty():
             raise UsageError(
-                "an in-place restore replaces live data: "
-                "confirm with --yes (no terminal to ask on)"
+                "an in-place restore replaces live data: confirm with --yes (no terminal to ask on)"
             )
         _print_plan(plan, in_place=True)
         click.confirm(f"replace the live data of {chosen.name} now?", abort=True, err=True)

@@ -82,6 +82,15 @@ class Driver(abc.ABC):
         """Keep or delete each of the policy's backups (oldest first), with reasons."""
         raise UnsupportedOperation(f"retention of {self.name} backups is not implemented yet")
 
+    @classmethod
+    def note(cls, manifest: Manifest) -> str:
+        """A short note on a backup for listings (e.g. its version)."""
+        return ""
+
+    def collect_garbage(self, repo: Repository, kept: list[Manifest]) -> int:
+        """After pruning: remove shared objects no kept backup needs; return how many."""
+        return 0
+
     def delete_backup(self, repo: Repository, manifest: Manifest) -> str:
         """Delete what the backup keeps outside backupctl's repository; return a detail."""
         return "nothing outside the repository"

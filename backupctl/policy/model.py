@@ -26,6 +26,13 @@ class ModelRestore(StrictModel):
     hook_timeout: Duration = Field("30m", validate_default=True)
 
 
+class ModelBackupOptions(StrictModel):
+    compression_level: int = Field(
+        1, ge=1, le=19, description="zstd level (weights compress little)"
+    )
+    parallel: int = Field(4, ge=1, le=64, description="files stored at once")
+
+
 class ModelPolicy(PolicyBase):
     driver: Literal["model"]
     path: Path
@@ -35,6 +42,7 @@ class ModelPolicy(PolicyBase):
     schedule: ModelSchedule = ModelSchedule()
     retention: ModelRetention = ModelRetention()
     restore: ModelRestore = ModelRestore()
+    backup: ModelBackupOptions = ModelBackupOptions()
 
     @field_validator("path")
     @classmethod

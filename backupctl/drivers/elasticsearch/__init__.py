@@ -91,6 +91,10 @@ class ElasticsearchDriver(Driver):
         log.info("snapshot complete", snapshot=name, indices=len(details["indices"]))
         return details
 
+    @classmethod
+    def note(cls, manifest: Manifest) -> str:
+        return f"snapshot {manifest.details.get('snapshot')} {manifest.details.get('state')}"
+
     def verify_quick(self, repo: Repository, manifest: Manifest) -> list[CheckResult]:
         """The snapshot is in the cluster's repository, SUCCESS, with the manifest's indices."""
         es = make_client(self.espolicy.connection)
