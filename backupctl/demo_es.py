@@ -59,7 +59,7 @@ def run_es_demo(workdir: Path, url: str, snapshot_dir: str, say: Say) -> dict[st
     assert isinstance(policy, ElasticsearchPolicy)
     es = make_client(policy.connection)
     try:
-        say(f"9. Elasticsearch at {url}: indexing {DOCS} documents into {index}")
+        say(f"14. Elasticsearch at {url}: indexing {DOCS} documents into {index}")
         call("create demo index", es.indices.create, index=index)
         actions: list[dict[str, Any]] = []
         for n in range(DOCS):
@@ -68,12 +68,12 @@ def run_es_demo(workdir: Path, url: str, snapshot_dir: str, say: Say) -> dict[st
         state = workdir / "state"
         repo = open_repository(policy.repository)
         manifest = run_backup(policy, repo, Catalog(state / "catalog.sqlite"), state)
-        say(f"10. snapshot {manifest.details['snapshot']}: {manifest.details['state']}")
+        say(f"15. snapshot {manifest.details['snapshot']}: {manifest.details['state']}")
         call("delete demo index", es.indices.delete, index=index)
-        say(f"11. index {index} deleted; restoring it from the snapshot")
+        say(f"16. index {index} deleted; restoring it from the snapshot")
         report = execute(plan_restore(policy, repo, manifest, state), policy, state)
         count = call("count", es.count, index=index)["count"]
-        say(f"12. {index} is back with {count} documents (snapshot had {DOCS})")
+        say(f"17. {index} is back with {count} documents (snapshot had {DOCS})")
         report["documents_match"] = count == DOCS
         return report
     finally:

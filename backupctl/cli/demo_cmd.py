@@ -14,6 +14,7 @@ from backupctl.cli.context import AppContext
 from backupctl.cli.restore_cmd import print_report
 from backupctl.demo import run_demo
 from backupctl.demo_es import run_es_demo
+from backupctl.demo_models import run_model_demo
 from backupctl.errors import VerificationFailed
 from backupctl.runbook.report import describe_point
 from backupctl.units import human_bytes
@@ -68,6 +69,12 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     raise_if_failed(manifest, result.checks)
     if not report["checksums_match_backup"]:
         raise VerificationFailed("the restored tables differ from those before the accident")
+    click.echo("")
+    models = run_model_demo(workdir, click.echo)
+    click.echo(f"restore {models['run_id']}: {models['state']} in {models['seconds']:.1f}s")
+    print_report(models)
+    if not models["matches"]:
+        raise VerificationFailed("the rolled back model differs from the stored version")
     _elasticsearch(workdir)
 
 

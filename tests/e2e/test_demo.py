@@ -41,7 +41,7 @@ def test_demo_backs_up_and_deep_verifies(tmp_path: Path) -> None:
     policy, state = work / "policies" / "demo-db.yaml", work / "state"
     listed = run_backupctl(["--policies", str(policy), "--state-dir", str(state), "list", "--json"])
     backups = json.loads(listed.stdout)
-    assert [b["kind"] for b in backups] == ["full", "binlog"]
+    assert [b["kind"] for b in backups] == ["full", "binlog", "version", "version", "version"]
     assert backups[0]["backup_id"] in result.stdout
     suggested = next(line for line in result.stdout.splitlines() if "--to-time" in line)
     when = suggested.split('"')[1]
@@ -49,6 +49,8 @@ def test_demo_backs_up_and_deep_verifies(tmp_path: Path) -> None:
     planned = run_backupctl([*args, "--to-time", when, "--dry-run"])
     assert planned.code == 0, planned.output
     assert "replay-binlogs: replay binlogs from mysql-bin." in planned.stdout
+    assert "model version v3:" in result.stdout
+    assert "the served directory is v2 again, byte for byte" in result.stdout
     assert "Elasticsearch skipped: set BACKUPCTL_DEMO_ES_URL" in result.stdout
     assert not list(work.glob("mariadb/run/*.sock")), "the throwaway server was stopped"
 
