@@ -221,16 +221,15 @@ class ReplayBinlogs(Step):
             files.append(str(path))
         binlog_tool = require_tool("mariadb-binlog", "mariadb-client")
         client = require_tool("mariadb", "mariadb-client")
-        reader = subprocess.Popen(
-            [
-                binlog_tool,
-                "--no-defaults",
-                *self.target.stop_args(self.full),
-                *files,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        # mariadb-binlog's messages go to a file: a pipe read only at the end could fill
+        # up and stall the replay
+        err_path = self.scratch / "mariadb-binlog.err"
+        with open(err_path, "wb") as err:
+            reader = subprocess.Popen(
+                [binlog_tool, "--no-defaults", *self.target.stop_args(self.full), *files],
+                stdout=subprocess.PIPE,
+                stderr=err,
+            )
         applier = subprocess.run(
             [client, "--no-defaults", f"--socket={self.socket}", "-uroot", "--binary-mode"],
             stdin=reader.stdout,
@@ -238,9 +237,9 @@ class ReplayBinlogs(Step):
             text=True,
             check=False,
         )
-        assert reader.stdout is not None and reader.stderr is not None
+        assert reader.stdout is not None
         reader.stdout.close()
-        read_err = reader.stderr.read().decode(errors="replace")
+        read_err = err_path.read_text(errors="replace")
         if reader.wait() != 0 or applier.returncode != 0:
             raise BackupctlError("binlog replay failed: " + tail_text(read_err + applier.stderr, 5))
         ctx["recovery_point"] = self.target.to_dict()
