@@ -42,6 +42,7 @@ class RestorePlan:
             "run_id": self.runbook.journal.run_id,
             "backup": summary(m),
             "target_datadir": self.runbook.journal.params["target_datadir"],
+            "target_dir": self.runbook.journal.params.get("target_dir"),
             "estimate_seconds": self.estimate_seconds,
             "steps": [
                 {"name": s.name, "does": s.description, "hooks": s.hooks} for s in self.steps
@@ -79,7 +80,7 @@ def _runbook(
     steps = driver_for(policy).restore_steps(repo, manifest, request)
     if journal is None:
         target = request.target_datadir
-        live: Path | None = target or getattr(policy, "datadir", None)
+        live: Path | None = target or request.target_dir or getattr(policy, "datadir", None)
         journal = Journal(
             path=journal_dir(request.state_dir) / f"{request.run_id}.json",
             run_id=request.run_id,
@@ -92,6 +93,10 @@ def _runbook(
                 "datadir": str(live) if live else None,
                 "to_time": request.to_time.isoformat() if request.to_time else None,
                 "to_gtid": request.to_gtid,
+                "at": request.at,
+                "target_dir": str(request.target_dir) if request.target_dir else None,
+                "path": str(request.path) if request.path else None,
+                "indices": request.indices,
             },
             steps=[StepResult(s.name) for s in steps],
         )
@@ -108,6 +113,10 @@ def plan_restore(
     to_time: datetime | None = None,
     to_gtid: str | None = None,
     indices: list[str] | None = None,
+    *,
+    at: str | None = None,
+    target_dir: Path | None = None,
+    path: Path | None = None,
 ) -> RestorePlan:
     """Build the plan (nothing is changed or written). Raises UsageError for a backup
     recorded as failed, or a ``to_time`` outside the recoverable window."""
@@ -116,7 +125,16 @@ def plan_restore(
         raise UsageError(f"{who} is not restorable: {manifest.failure}")
     run_id = new_backup_id(datetime.now(UTC))
     request = RestoreRequest(
-        run_id, state_dir, target_datadir, progress, to_time, to_gtid, indices=indices
+        run_id,
+        state_dir,
+        target_datadir,
+        progress,
+        to_time,
+        to_gtid,
+        indices=indices,
+        at=at,
+        target_dir=target_dir,
+        path=path,
     )
     runbook = _runbook(policy, repo, manifest, request)
     return RestorePlan(
@@ -151,7 +169,16 @@ def resume(
         target = Path(params["target_datadir"]) if params["target_datadir"] else None
         to_time = datetime.fromisoformat(params["to_time"]) if params.get("to_time") else None
         request = RestoreRequest(
-            journal.run_id, state_dir, target, progress, to_time, params.get("to_gtid")
+            journal.run_id,
+            state_dir,
+            target,
+            progress,
+            to_time,
+            params.get("to_gtid"),
+            indices=params.get("indices"),
+            at=params.get("at"),
+            target_dir=_optional_path(params.get("target_dir")),
+            path=_optional_path(params.get("path")),
         )
         runbook = _runbook(policy, repo, manifest, request, journal)
         log.info("resuming interrupted restore", run_id=journal.run_id, rollback=rollback)
@@ -177,6 +204,10 @@ def _drive(
     report = build_report(runbook.journal, summary(manifest))
     write_report(state_dir, report)
     return report
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 def _refuse_if_unfinished(state_dir: Path, policy: str) -> None:

@@ -8,6 +8,7 @@ import click
 
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
+from backupctl.drivers.registry import driver_class
 from backupctl.errors import NothingChanged
 from backupctl.jobs import run_backup
 from backupctl.units import human_bytes
@@ -45,6 +46,8 @@ def backup(app: AppContext, policy: str, kind: str | None, as_json: bool) -> Non
         f"{human_bytes(manifest.raw_bytes)} -> {human_bytes(manifest.stored_bytes)} "
         f"stored in {seconds:.1f}s ({chosen.repository.url})"
     )
+    if note := driver_class(manifest.driver).note(manifest):
+        click.echo(f"  {note}")
 
 
 def register(cli: click.Group) -> None:

@@ -35,7 +35,7 @@ class AppContext:
         return Catalog(self.state_dir / "catalog.sqlite")
 
     def repository(self, policy: PolicyBase) -> Repository:
-        return open_repository(policy.repository)
+        return open_repository(policy.manifest_repository)
 
     @property
     def progress(self) -> ProgressFactory:

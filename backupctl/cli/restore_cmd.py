@@ -27,11 +27,13 @@ def _print_plan(plan: RestorePlan, in_place: bool) -> None:
         f"(finished {render.human_time(m.finished_at)}, "
         f"{human_bytes(m.raw_bytes)}, {human_bytes(m.stored_bytes)} stored)"
     )
-    click.echo(
-        "in place: the live data is replaced"
-        if in_place
-        else f"into {plan.runbook.journal.params['target_datadir']} (live server untouched)"
-    )
+    params = plan.runbook.journal.params
+    if in_place:
+        click.echo("in place: the live data is replaced")
+    elif params.get("target_dir"):
+        click.echo(f"into {params['target_dir']} (live files untouched)")
+    else:
+        click.echo(f"into {params['target_datadir']} (live server untouched)")
     for number, step in enumerate(plan.steps, 1):
         click.echo(f"  {number:2}. {step.name}: {step.description}")
         for hook in step.hooks:
@@ -50,6 +52,14 @@ def parse_time(text: str) -> datetime:
         hint = 'use "YYYY-MM-DD HH:MM:SS" with an optional +HH:MM offset'
         raise UsageError(f"cannot read the time {text!r}: {hint}") from None
     return moment.astimezone() if moment.tzinfo is None else moment
+
+
+def _as_time(text: str) -> datetime | None:
+    """``text`` as a time when it reads as one (``--at`` also takes commit ids)."""
+    try:
+        return parse_time(text)
+    except UsageError:
+        return None
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -83,6 +93,30 @@ def print_report(report: dict[str, Any]) -> None:
     default=None,
     help="Elasticsearch: restore only these indices (comma-separated patterns).",
 )
+@click.option(
+    "--at",
+    default=None,
+    help="config-git: the commit (or backup id), or a time (local unless it has an offset): "
+    "the newest commit at or before it.",
+)
+@click.option(
+    "--path",
+    "only_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="config-git: restore only this file or directory (absolute).",
+)
+@click.option(
+    "--target-dir",
+    type=click.Path(path_type=Path, resolve_path=True),
+    default=None,
+    help="config-git: write the files into this new or empty directory.",
+)
+@click.option(
+    "--previous",
+    is_flag=True,
+    help="model: the version stored before the one served now (a rollback).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option(
     "--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal)."
@@ -99,6 +133,10 @@ def restore(
     to_time: str | None,
     to_gtid: str | None,
     indices: str | None,
+    at: str | None,
+    only_path: Path | None,
+    target_dir: Path | None,
+    previous: bool,
     dry_run: bool,
     yes: bool,
     do_resume: bool,
@@ -116,11 +154,26 @@ def restore(
         return
     if to_time and to_gtid:
         raise UsageError("give --to-time or --to-gtid, not both")
+    if at is not None and (backup_id or to_time or to_gtid):
+        raise UsageError("give --at, or BACKUP_ID / --to-time / --to-gtid, not both")
+    if (target_dir or only_path) and at is None:
+        raise UsageError(
+            "--target-dir and --path go with --at TIME|COMMIT (config-git restores; "
+            "--at also takes a backup id)"
+        )
     target = parse_time(to_time) if to_time else None
     # a restore starts from a full backup (binlogs are replayed on top of one)
     driver = driver_for(chosen)
     full_kind = driver.default_kind
-    if backup_id is None and (target is not None or to_gtid is not None):
+    if previous:
+        if backup_id or at or to_time or to_gtid:
+            raise UsageError("--previous picks the backup itself: give no BACKUP_ID or time")
+        restorable = [m for m in app.catalog().list(chosen.name, full_kind) if m.restorable]
+        known = driver.previous_backup(restorable)
+    elif at is not None:
+        restorable = [m for m in app.catalog().list(chosen.name, full_kind) if m.restorable]
+        known = driver.backup_at(restorable, at, _as_time(at))
+    elif backup_id is None and (target is not None or to_gtid is not None):
         restorable = [m for m in app.catalog().list(chosen.name, full_kind) if m.restorable]
         known = driver.base_for_point(restorable, target, to_gtid)
     else:
@@ -137,11 +190,15 @@ def restore(
         target,
         to_gtid,
         indices=only,
+        at=at,
+        target_dir=target_dir,
+        path=only_path,
     )
+    in_place = target_datadir is None and target_dir is None
     if dry_run:
-        render.emit_json(plan.to_dict()) if as_json else _print_plan(plan, target_datadir is None)
+        render.emit_json(plan.to_dict()) if as_json else _print_plan(plan, in_place)
         return
-    if target_datadir is None and not yes:
+    if in_place and not yes:
         if not sys.stdin.isatty():
             raise UsageError(
                 "an in-place restore replaces live data: confirm with --yes (no terminal to ask on)"

@@ -49,6 +49,9 @@ class RestoreRequest:
     to_time: datetime | None = None  # point-in-time recovery target (aware)
     to_gtid: str | None = None  # or: replay up to and including this GTID
     indices: list[str] | None = None  # Elasticsearch: restore only these (patterns)
+    at: str | None = None  # config-git: the commit, backup id or time asked for (--at)
+    target_dir: Path | None = None  # config-git: write the files into this empty directory
+    path: Path | None = None  # config-git: only this file or directory (absolute)
 
     @property
     def in_place(self) -> bool:
@@ -110,6 +113,15 @@ class Driver(abc.ABC):
     ) -> Manifest:
         """The backup to start a point-in-time restore from (fulls oldest first)."""
         raise UnsupportedOperation(f"the {self.name} driver cannot restore to a point in time")
+
+    def backup_at(self, backups: list[Manifest], at: str, moment: datetime | None) -> Manifest:
+        """The backup ``--at`` names (a driver's own id for it, or ``moment``, the text
+        read as a time when it is one), among ``backups`` (oldest first)."""
+        raise UnsupportedOperation(f"--at is not for {self.name} policies")
+
+    def previous_backup(self, backups: list[Manifest]) -> Manifest:
+        """The backup before the one in service now (``restore --previous``)."""
+        raise UnsupportedOperation(f"--previous is for model policies, not {self.name}")
 
     def follow(
         self, repo: Repository, catalog: Catalog, state_dir: Path, stop: threading.Event

@@ -54,6 +54,12 @@ class PolicyBase(StrictModel):
         """The file this policy was loaded from, if any."""
         return self._source
 
+    @property
+    def manifest_repository(self) -> RepositorySpec:
+        """Where backupctl keeps this policy's manifests: its ``repository``, unless the
+        driver's repository is something else (config-git: inside its Git repository)."""
+        return self.repository
+
     def resolve_hook(self, command: str) -> Path:
         """Return the path of a hook script; relative paths resolve beside ``policies/``."""
         path = Path(command)

@@ -23,7 +23,9 @@ def build_report(journal: Journal, manifest_summary: dict[str, Any]) -> dict[str
         "kind": journal.kind,
         "policy": journal.policy,
         "backup": manifest_summary,
-        "mode": "target" if journal.params.get("target_datadir") else "in-place",
+        "mode": "target"
+        if journal.params.get("target_datadir") or journal.params.get("target_dir")
+        else "in-place",
         "datadir": journal.values.get("datadir") or journal.params.get("datadir"),
         "started_at": journal.started_at,
         "finished_at": journal.finished_at,
@@ -75,6 +77,8 @@ def describe_point(point: dict[str, Any]) -> str:
         parts.append(f"GTID {point['gtid']}")
     if point.get("time_utc"):
         parts.append(utc_and_local(datetime.fromisoformat(point["time_utc"])))
+    if point.get("commit"):
+        parts.append(f"commit {point['commit']}")
     if point.get("gtid_position"):
         parts.append(f"server GTID position {point['gtid_position']}")
     return ", ".join(parts)

@@ -103,7 +103,10 @@ def test_seven_versions_keep_five_and_each_restores_byte_identical(
         assert result.code == 0, result.output
         assert tree_hash(scan_tree(served)) == hashes[version]
         assert stat.S_IMODE((served / "run.sh").stat().st_mode) == 0o755
-    assert (tmp_path / "reloads").read_text().splitlines()[-1] == "reloaded v5"
+    previous = backupctl("restore", "llm", "--previous", "--yes", policies=policy)
+    assert previous.code == 0, previous.output
+    assert tree_hash(scan_tree(served)) == hashes["v4"]
+    assert (tmp_path / "reloads").read_text().splitlines()[-1] == "reloaded v4"
 
 
 def test_a_failing_performance_gate_leaves_the_service_alone(

@@ -217,7 +217,7 @@ def test_example_policies_validate(tmp_path: Path) -> None:
         assert f"ok  {name} " in result.stdout
 
 
-def test_drivers_without_backups_yet_say_so(tmp_path: Path) -> None:
+def test_a_model_directory_that_is_missing_is_said_plainly(tmp_path: Path) -> None:
     policy = tmp_path / "llm.yaml"
     policy.write_text(
         "version: 1\nname: llm\ndriver: model\npath: /srv/models/llm\n"
@@ -226,7 +226,7 @@ def test_drivers_without_backups_yet_say_so(tmp_path: Path) -> None:
     result = run_backupctl(
         ["--policies", str(policy), "--state-dir", str(tmp_path / "s"), "backup", "llm"]
     )
-    assert result.code == 2
-    assert "model backups are not implemented yet (issue #6)" in result.stderr
+    assert result.code == 1
+    assert "model directory /srv/models/llm does not exist" in result.stderr
     assert "Traceback" not in result.output
     assert not list((tmp_path / "repo").rglob("manifest.json"))

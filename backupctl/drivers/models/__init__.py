@@ -15,7 +15,7 @@ from backupctl.drivers.base import Driver, RestoreRequest
 from backupctl.drivers.models import steps
 from backupctl.drivers.models.blobs import BLOB_DIR, blob_key, upload_many
 from backupctl.drivers.models.tree import read_version, scan_tree, tree_hash
-from backupctl.errors import NothingChanged, UsageError
+from backupctl.errors import NotFoundError, NothingChanged, UsageError
 from backupctl.policy.model import ModelPolicy
 from backupctl.retention import Decision
 from backupctl.runbook.hook_step import HookStep
@@ -87,6 +87,20 @@ class ModelDriver(Driver):
         }
         log.info("model version stored", version=version, new_bytes=details["new_bytes"])
         return details
+
+    def previous_backup(self, backups: list[Manifest]) -> Manifest:
+        """The newest stored version older than the one served now (by its version)."""
+        policy = self.mpolicy
+        current = read_version(policy.path, policy.version_from, scan_tree(policy.path))
+        ordered = sorted(backups, key=lambda m: (m.finished_at, m.backup_id))
+        serving = [i for i, m in enumerate(ordered) if m.details.get("version") == current]
+        candidates = ordered[: serving[-1]] if serving else ordered
+        candidates = [m for m in candidates if m.details.get("version") != current]
+        if not candidates:
+            raise NotFoundError(
+                f"no stored version of {policy.name} before the one served now ({current})"
+            )
+        return candidates[-1]
 
     @classmethod
     def note(cls, manifest: Manifest) -> str:
