@@ -50,9 +50,14 @@ class CompressingWriter:
     """Compress raw bytes with zstd into ``writer`` while hashing what is stored."""
 
     def __init__(self, writer: ObjectWriter, level: int = 3, threads: int = 0):
+        """``threads``: 0 = one per CPU, 1 = compress in the calling thread."""
         self._sink = _HashingSink(writer)
         threads = threads or (os.cpu_count() or 1)
-        cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
+        # zstd's multi-threaded mode (any threads > 0) costs a worker and its buffers
+        # (~17 MiB) even for one thread: one thread means the single-threaded mode
+        cctx = zstandard.ZstdCompressor(
+            level=level, threads=0 if threads == 1 else threads, write_checksum=True
+        )
         self._zstd = cctx.stream_writer(
             self._sink,  # type: ignore[arg-type]
             closefd=False,

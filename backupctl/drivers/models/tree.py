@@ -2,8 +2,8 @@
 symlinks, with a tree hash over all of them.
 
 Hashing every file of a multi-GB model on each check would cost more than the copy of
-what changed, so a file whose size, mtime and inode equal the previous version's reuses
-that version's hash (as rsync and restic do).
+what changed, so a file whose size, mtime, ctime and inode equal the previous version's
+reuses that version's hash (as restic does).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Entry:
     sha256: str = ""
     target: str = ""  # symlinks
     mtime_ns: int = 0
+    ctime_ns: int = 0
     inode: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +89,7 @@ def _file_entry(path: Path, rel: str, info: os.stat_result, before: Entry | None
         and before.kind == "file"
         and before.size == info.st_size
         and before.mtime_ns == info.st_mtime_ns
+        and before.ctime_ns == info.st_ctime_ns  # a restored mtime still changes ctime
         and before.inode == info.st_ino
     )
     digest = before.sha256 if same and before is not None else file_sha256(path)
@@ -98,6 +100,7 @@ def _file_entry(path: Path, rel: str, info: os.stat_result, before: Entry | None
         size=info.st_size,
         sha256=digest,
         mtime_ns=info.st_mtime_ns,
+        ctime_ns=info.st_ctime_ns,
         inode=info.st_ino,
     )
 
