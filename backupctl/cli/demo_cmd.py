@@ -12,9 +12,6 @@ import click
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
 from backupctl.cli.restore_cmd import print_report
-from backupctl.demo import run_demo
-from backupctl.demo_es import run_es_demo
-from backupctl.demo_models import run_model_demo
 from backupctl.errors import VerificationFailed
 from backupctl.runbook.report import describe_point
 from backupctl.units import human_bytes
@@ -40,6 +37,8 @@ DEFAULT_ES_SNAPSHOT_DIR = "/var/backups/es"
 @click.pass_obj
 def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     """A self-contained tour on a throwaway MariaDB and a local repository."""
+    from backupctl.demo import run_demo  # (imported here: every other command starts faster)
+    from backupctl.demo_models import run_model_demo
     workdir = workdir or Path(tempfile.mkdtemp(prefix="backupctl-demo-"))
     result = run_demo(workdir, size_mb, click.echo, progress=app.progress)
     manifest = result.manifest
@@ -88,6 +87,8 @@ def _elasticsearch(workdir: Path) -> None:
             f"default {DEFAULT_ES_SNAPSHOT_DIR}) to include it"
         )
         return
+    from backupctl.demo_es import run_es_demo
+
     snapshot_dir = os.environ.get("BACKUPCTL_DEMO_ES_SNAPSHOT_DIR", DEFAULT_ES_SNAPSHOT_DIR)
     report = run_es_demo(workdir, url, snapshot_dir, click.echo)
     click.echo(f"restore {report['run_id']}: {report['state']} in {report['seconds']:.1f}s")

@@ -51,7 +51,7 @@ def _problems_from(exc: ValidationError, doc: YamlDocument, file: str) -> list[P
 
 def parse_policy(path: Path) -> tuple[PolicyBase | None, list[PolicyProblem]]:
     """Return the validated policy in ``path`` (or None) and every problem found in it."""
-    from backupctl.drivers.registry import DRIVERS
+    from backupctl.drivers.registry import POLICY_MODELS
 
     file = str(path)
     doc = load_yaml(path)
@@ -60,12 +60,12 @@ def parse_policy(path: Path) -> tuple[PolicyBase | None, list[PolicyProblem]]:
     if not isinstance(doc.data, dict):
         return None, [PolicyProblem(file, 1, "", "a policy must be a mapping of fields")]
     driver = doc.data.get("driver")
-    if driver not in DRIVERS:
-        known = ", ".join(sorted(DRIVERS))
+    if driver not in POLICY_MODELS:
+        known = ", ".join(sorted(POLICY_MODELS))
         got = "missing" if driver is None else f"{driver!r}"
         line = doc.line_of(("driver",))
         return None, [PolicyProblem(file, line, "driver", f"expected one of {known}, got {got}")]
-    model = DRIVERS[driver].policy_model
+    model = POLICY_MODELS[driver]
     try:
         policy = model.model_validate(doc.data)
     except ValidationError as exc:

@@ -13,9 +13,9 @@ def policy_json_schema() -> dict[str, Any]:
 
     from pydantic import Field
 
-    from backupctl.drivers.registry import DRIVERS
+    from backupctl.drivers.registry import POLICY_MODELS
 
-    models = tuple(cls.policy_model for cls in DRIVERS.values())
+    models = tuple(POLICY_MODELS.values())
     union = Annotated[Union[models], Field(discriminator="driver")]  # type: ignore[valid-type]  # noqa: UP007
     schema = TypeAdapter(union).json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
