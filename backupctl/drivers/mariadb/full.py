@@ -30,6 +30,7 @@ from backupctl.errors import BackupctlError, BackupFailed
 from backupctl.pipeline import CHUNK
 from backupctl.policy.mariadb import MariaDBPolicy
 from backupctl.proc import grow_pipe, redact, require_tool, secret_file, tail_text
+from backupctl.retention import Decision, chain_decisions
 from backupctl.storage.base import Repository
 
 if TYPE_CHECKING:
@@ -155,6 +156,10 @@ class MariaDBDriver(Driver):
         self, repo: Repository, manifest: Manifest, request: RestoreRequest
     ) -> list[Step]:
         return restore_steps(self.mpolicy, repo, manifest, request)
+
+    def retention(self, backups: list[Manifest], now: datetime) -> list[Decision]:
+        rules = self.mpolicy.retention
+        return chain_decisions(backups, "full", BINLOG_KIND, rules.full, rules.binlog, now)
 
     def base_for_point(
         self, fulls: list[Manifest], to_time: datetime | None, to_gtid: str | None
