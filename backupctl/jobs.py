@@ -146,7 +146,7 @@ def run_backup(
         raise UsageError(
             f"the {driver.name} driver makes {', '.join(driver.kinds)} backups, not {kind!r}"
         )
-    with policy_lock(state_dir, policy.name):
+    with policy_lock(state_dir, policy.name), repo.lock(policy.name, f"backup {kind}"):
         clean_incomplete(repo, policy.name)
         now = datetime.now(UTC)
         session = BackupSession(repo, policy, kind, new_backup_id(now), now, state_dir, progress)

@@ -56,7 +56,7 @@ def prune_policy(
     results = []
     if dry_run:
         return [_result(by_id[d.backup_id].kind, policy.name, d) for d in decisions]
-    with policy_lock(state_dir, policy.name, purpose="prune"):
+    with policy_lock(state_dir, policy.name, purpose="prune"), repo.lock(policy.name, "prune"):
         for decision in decisions:
             manifest = by_id[decision.backup_id]
             result = _result(manifest.kind, policy.name, decision)

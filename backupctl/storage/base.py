@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -81,6 +82,15 @@ class Repository(abc.ABC):
     @abc.abstractmethod
     def delete(self, key: str) -> None:
         """Remove ``key``; removing a missing key is not an error."""
+
+    @contextmanager
+    def lock(self, policy: str, purpose: str) -> Iterator[None]:
+        """Hold ``policy`` exclusively across every host sharing this repository.
+
+        Default: nothing beyond the local lock (a local repository has one host).
+        Raises LockHeldError when another host holds it.
+        """
+        yield
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove every object under ``prefix`` (a 'directory'); return how many went."""

@@ -9,6 +9,7 @@ retry layer, around each request, for transient errors only.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -28,8 +29,10 @@ from botocore.exceptions import (
 
 from backupctl.errors import ObjectNotFound, RepositoryError
 from backupctl.retry import DEFAULT_POLICY, RetryPolicy, describe_error, retrying
+from backupctl.storage import keys
 from backupctl.storage.base import ObjectInfo, ObjectWriter, Repository
 from backupctl.storage.keys import validate_key
+from backupctl.storage.lease import DEFAULT_LEASE, LeaseLock, held
 from backupctl.storage.spec import RepositorySpec
 
 MIB = 1 << 20
@@ -326,6 +329,15 @@ class S3Repository(Repository):
     def delete(self, key: str) -> None:
         """Remove ``key`` (a missing key is fine). Raises RepositoryError."""
         self._call("delete_object", Key=self._full_key(key))
+
+    #: seconds a host's lock lasts without a heartbeat (its holder died or lost the network)
+    lock_lease: float = DEFAULT_LEASE
+
+    @contextmanager
+    def lock(self, policy: str, purpose: str) -> Iterator[None]:
+        key = self._full_key(keys.join(policy, "lock.json"))
+        with held(LeaseLock(self.client, self.bucket, key, purpose, self.lock_lease)):
+            yield
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove every object under ``prefix`` and abort its unfinished multipart uploads
