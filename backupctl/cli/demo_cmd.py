@@ -39,6 +39,7 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     """A self-contained tour on a throwaway MariaDB and a local repository."""
     from backupctl.demo import run_demo  # (imported here: every other command starts faster)
     from backupctl.demo_models import run_model_demo
+
     workdir = workdir or Path(tempfile.mkdtemp(prefix="backupctl-demo-"))
     result = run_demo(workdir, size_mb, click.echo, progress=app.progress)
     manifest = result.manifest
