@@ -83,16 +83,22 @@ class Catalog:
                 "DELETE FROM backups WHERE policy = ? AND backup_id = ?", (policy, backup_id)
             )
 
-    def list(self, policy: str | None = None, kind: str | None = None) -> list[Manifest]:
-        """Return manifests, oldest first."""
-        query, args = "SELECT manifest, repository FROM backups WHERE 1=1", list[str]()
+    def raw(self, policy: str | None = None, kind: str | None = None) -> list[str]:
+        """The stored manifest JSON documents, oldest first (no parsing: for --json)."""
+        query, args = "SELECT manifest FROM backups WHERE 1=1", list[str]()
         if policy:
             query, args = query + " AND policy = ?", [*args, policy]
         if kind:
             query, args = query + " AND kind = ?", [*args, kind]
         with self._connect() as db:
             rows = db.execute(query + " ORDER BY finished_at, backup_id", args).fetchall()
-        return [parse_manifest(row[0].encode(), f"catalog {self.path}") for row in rows]
+        return [str(row[0]) for row in rows]
+
+    def list(self, policy: str | None = None, kind: str | None = None) -> list[Manifest]:
+        """Return manifests, oldest first."""
+        return [
+            parse_manifest(raw.encode(), f"catalog {self.path}") for raw in self.raw(policy, kind)
+        ]
 
     def get(self, policy: str, backup_id: str | None = None, kind: str | None = None) -> Manifest:
         """Return one backup, or the newest one when ``backup_id`` is None.
