@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(mariadb-server mariadb-backup mariadb-client zstd git)
+if [ "${1:-}" = "--test" ]; then
+    packages+=(chromium)  # the tests render drill reports in a headless browser
+fi
 if ! command -v python3 >/dev/null || ! python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     packages+=(python3 python3-venv python3-pip)
 fi

@@ -64,6 +64,7 @@ def _register() -> None:
         binlog_cmd,
         catalog_cmd,
         demo_cmd,
+        drill_cmd,
         list_cmd,
         policy_cmd,
         prune_cmd,
@@ -81,6 +82,7 @@ def _register() -> None:
         prune_cmd,
         catalog_cmd,
         demo_cmd,
+        drill_cmd,
     )
     for module in modules:
         module.register(cli)

@@ -76,6 +76,28 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     if not models["matches"]:
         raise VerificationFailed("the rolled back model differs from the stored version")
     _elasticsearch(workdir)
+    _drill(app, result.policy_file, workdir / "state")
+
+
+def _drill(app: AppContext, policy_file: Path, state_dir: Path) -> None:
+    """End with a recovery drill of the demo database, like the quarterly one."""
+    from backupctl.drills import store
+    from backupctl.drills.runner import run_drill
+    from backupctl.policy.loader import load_policies
+
+    policy = load_policies(policy_file)[0]
+    repo = app.repository(policy)
+    click.echo("")
+    click.echo(f"recovery drill of {policy.name}: restore into a sandbox, verify, measure")
+    report = run_drill(policy, repo, state_dir, app.progress)
+    html, _problems = store.save(report, repo, state_dir)
+    click.echo(
+        f"drill {report['drill_id']}: {'PASSED' if report['passed'] else 'FAILED'}, "
+        f"RTO {report['rto_seconds']:.1f}s, RPO {report['rpo_seconds']:.1f}s"
+    )
+    click.echo(f"drill report: {html}")
+    if not report["passed"]:
+        raise VerificationFailed(f"the demo's drill failed: {report['reason']}")
 
 
 def _elasticsearch(workdir: Path) -> None:

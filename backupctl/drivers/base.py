@@ -58,6 +58,16 @@ class RestoreRequest:
         return self.target_datadir is None
 
 
+@dataclass(frozen=True)
+class DrillPlan:
+    """How a driver proves a backup restores, in a sandbox: the steps, the moment the
+    restored data reaches (for RPO), and the step whose success means "verified" (RTO)."""
+
+    steps: list[Step]
+    recovery_point: datetime
+    verified_after: str
+
+
 class Driver(abc.ABC):
     """Base of every driver. Subclasses set ``name``, ``policy_model`` and ``kinds``."""
 
@@ -107,6 +117,17 @@ class Driver(abc.ABC):
     ) -> list[Step]:
         """Return the ordered steps that restore ``manifest`` as ``request`` asks."""
         raise UnsupportedOperation(f"the {self.name} driver cannot restore yet")
+
+    @classmethod
+    def can_drill(cls) -> bool:
+        return cls.drill_plan is not Driver.drill_plan
+
+    def drill_plan(
+        self, repo: Repository, manifest: Manifest, request: RestoreRequest
+    ) -> DrillPlan:
+        """Steps that restore ``manifest`` into the sandbox ``request.target_dir`` (and
+        nowhere else: live services are never touched), verify it, and clean up."""
+        raise UnsupportedOperation(f"the {self.name} driver has no recovery drill yet")
 
     def base_for_point(
         self, fulls: list[Manifest], to_time: datetime | None, to_gtid: str | None

@@ -52,6 +52,10 @@ def test_demo_backs_up_and_deep_verifies(tmp_path: Path) -> None:
     assert "model version v3:" in result.stdout
     assert "the served directory is v2 again, byte for byte" in result.stdout
     assert "Elasticsearch skipped: set BACKUPCTL_DEMO_ES_URL" in result.stdout
+    drill = next(line for line in result.stdout.splitlines() if line.startswith("drill report:"))
+    html = Path(drill.split(": ", 1)[1])
+    assert html.is_file() and "<svg" in html.read_text()
+    assert ": PASSED, RTO " in result.stdout
     assert not list(work.glob("mariadb/run/*.sock")), "the throwaway server was stopped"
 
 

@@ -13,7 +13,7 @@ import structlog
 
 from backupctl.catalog.manifest import Manifest
 from backupctl.checks import CheckResult
-from backupctl.drivers.base import Driver, RestoreRequest
+from backupctl.drivers.base import DrillPlan, Driver, RestoreRequest
 from backupctl.drivers.elasticsearch import restore_steps as steps
 from backupctl.drivers.elasticsearch.client import ElasticsearchError, body, call, make_client
 from backupctl.drivers.elasticsearch.indices import index_map
@@ -178,6 +178,13 @@ class ElasticsearchDriver(Driver):
             )
         )
         return plan
+
+    def drill_plan(
+        self, repo: Repository, manifest: Manifest, request: RestoreRequest
+    ) -> DrillPlan:
+        from backupctl.drivers.elasticsearch.drill import drill_plan
+
+        return drill_plan(self.espolicy, manifest, request)
 
     def retention(self, backups: list[Manifest], now: datetime) -> list[Decision]:
         rules = self.espolicy.retention

@@ -14,7 +14,7 @@ import structlog
 
 from backupctl.catalog.manifest import Manifest
 from backupctl.checks import CheckResult
-from backupctl.drivers.base import Driver, RecoveryWindow, RestoreRequest
+from backupctl.drivers.base import DrillPlan, Driver, RecoveryWindow, RestoreRequest
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.backupinfo import read_backup_info
 from backupctl.drivers.mariadb.binlog import BINLOG_KIND, ship_binlogs, verify_binlogs
@@ -156,6 +156,13 @@ class MariaDBDriver(Driver):
         self, repo: Repository, manifest: Manifest, request: RestoreRequest
     ) -> list[Step]:
         return restore_steps(self.mpolicy, repo, manifest, request)
+
+    def drill_plan(
+        self, repo: Repository, manifest: Manifest, request: RestoreRequest
+    ) -> DrillPlan:
+        from backupctl.drivers.mariadb.drill import drill_plan
+
+        return drill_plan(self.mpolicy, repo, manifest, request)
 
     def retention(self, backups: list[Manifest], now: datetime) -> list[Decision]:
         rules = self.mpolicy.retention

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 import structlog
 
 from backupctl.catalog.manifest import Artifact, Manifest, scan_manifests
-from backupctl.drivers.base import Driver, RestoreRequest
+from backupctl.drivers.base import DrillPlan, Driver, RestoreRequest
 from backupctl.drivers.models import steps
 from backupctl.drivers.models.blobs import BLOB_DIR, blob_key, upload_many
 from backupctl.drivers.models.tree import read_version, scan_tree, tree_hash
@@ -134,6 +134,32 @@ class ModelDriver(Driver):
             steps.Apply(policy, staging, aside, env),
             HookStep("start-services", policy, options.start, [], env, timeout),
         ]
+
+    def drill_plan(
+        self, repo: Repository, manifest: Manifest, request: RestoreRequest
+    ) -> DrillPlan:
+        """Materialise the version in the sandbox, check hashes, run the validate and
+        performance hooks on it; never apply it to the service."""
+        if request.target_dir is None:
+            raise UsageError("a drill needs a sandbox directory")
+        policy = self.mpolicy
+        staging = request.target_dir / "model"
+        env = {
+            "BACKUPCTL_BACKUP_ID": manifest.backup_id,
+            "BACKUPCTL_RUN_ID": request.run_id,
+            "BACKUPCTL_VERSION": str(manifest.details["version"]),
+            "BACKUPCTL_STAGING": str(staging),
+            "BACKUPCTL_MODEL_DIR": str(staging),
+            "BACKUPCTL_DRILL": "1",
+        }
+        options = policy.restore
+        drill_steps: list[Step] = [
+            steps.Materialise(repo, manifest, staging),
+            steps.CheckHashes(manifest, staging),
+            HookStep("validate", policy, options.verify, [], env, options.hook_timeout),
+            steps.PerfGate(policy, env),
+        ]
+        return DrillPlan(drill_steps, manifest.finished_at, "perf-test")
 
     def retention(self, backups: list[Manifest], now: datetime) -> list[Decision]:
         keep = self.mpolicy.retention.keep_versions

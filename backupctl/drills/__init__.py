@@ -1,0 +1,1 @@
+"""Recovery drills: restore into a sandbox, verify, measure RTO and RPO, report."""
