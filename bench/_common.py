@@ -163,6 +163,35 @@ def fresh_dir(path: Path) -> Path:
     return path
 
 
+@contextmanager
+def workdir_cleanup(workdir: Path, keep: bool, on_interrupt: str) -> Iterator[None]:
+    """Run a benchmark's body: Ctrl-C exits 130 saying ``on_interrupt``; a failure keeps
+    ``workdir`` for its logs; otherwise (and after Ctrl-C) it is removed unless ``keep``."""
+    failed = False
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(f"interrupted; {on_interrupt}", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception:
+        failed = True
+        print(f"failed; logs are kept in {workdir}", file=sys.stderr)
+        raise
+    finally:
+        if not (keep or failed):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def print_summary(tables: str, verdict_lines: list[str], json_out: Path) -> None:
+    """The end of every benchmark's output: tables, one verdict per line, the results file."""
+    print()
+    print(tables)
+    print()
+    for line in verdict_lines:
+        print(line)
+    print(f"\nresults: {json_out}")
+
+
 def make_workdir(requested: Path | None, prefix: str) -> Path:
     """Return an empty work directory: ``requested`` (created) or a new one in /tmp."""
     if requested is None:

@@ -59,11 +59,13 @@ from _common import (  # first: it puts the repository root on sys.path
     fresh_dir,
     install_signal_handlers,
     make_workdir,
+    print_summary,
     quiet_logging,
     read_vmhwm_kb,
     run_backupctl,
     stop_process,
     tool_version,
+    workdir_cleanup,
 )
 
 from backupctl.catalog.manifest import Manifest, scan_manifests
@@ -1037,8 +1039,7 @@ def main(argv: list[str] | None = None) -> int:
     phases = phases_of(args)
     cmd = default_backupctl_cmd()
     results: list[IntervalResult] = []
-    failed = False
-    try:
+    with workdir_cleanup(workdir, args.keep, "the follower and the MariaDB server were stopped"):
         with bench_server(workdir, args.buffer_pool) as server:
             env = environment(server.instance, cmd, workdir)
             env["mariadb_binlog"] = tool_version(["mariadb-binlog", "--version"])
@@ -1047,22 +1048,7 @@ def main(argv: list[str] | None = None) -> int:
             for interval in args.flush_interval:
                 results.append(bench_interval(server, workdir, cmd, interval, phases, args.keep))
         write_results(json_out, args, env, results)
-    except KeyboardInterrupt:
-        print("interrupted; the follower and the MariaDB server were stopped", file=sys.stderr)
-        return 130
-    except Exception:
-        failed = True
-        print(f"failed; logs are kept in {workdir}", file=sys.stderr)
-        raise
-    finally:
-        if not (args.keep or failed):
-            shutil.rmtree(workdir, ignore_errors=True)
-    print()
-    print(markdown_tables(results))
-    print()
-    for line in verdicts(results):
-        print(line)
-    print(f"\nresults: {json_out}")
+    print_summary(markdown_tables(results), verdicts(results), json_out)
     return 0
 
 

@@ -52,9 +52,11 @@ from _common import (  # first: it puts the repository root on sys.path
     fresh_dir,
     install_signal_handlers,
     make_workdir,
+    print_summary,
     quiet_logging,
     run_backupctl,
     stop_process,
+    workdir_cleanup,
     write_secret,
 )
 
@@ -436,8 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
     json_out = args.json_out or REPO_ROOT / "bench" / "results" / f"full-backup-{stamp}.json"
     results: list[SizeResult] = []
-    failed = False
-    try:
+    with workdir_cleanup(workdir, args.keep, "the MariaDB server was stopped"):
         with bench_setup(
             workdir, args.buffer_pool, default_backupctl_cmd(), args.raw_fsync
         ) as setup:
@@ -446,22 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             for target_mb in args.sizes:
                 results.append(bench_size(setup, target_mb, args.repeat, args.warmup))
         write_results(json_out, args, env, results)
-    except KeyboardInterrupt:
-        print("interrupted; the MariaDB server was stopped", file=sys.stderr)
-        return 130
-    except Exception:
-        failed = True
-        print(f"failed; logs are kept in {workdir}", file=sys.stderr)
-        raise
-    finally:
-        if not (args.keep or failed):
-            shutil.rmtree(workdir, ignore_errors=True)
-    print()
-    print(markdown_table(results))
-    print()
-    for line in verdicts(results):
-        print(line)
-    print(f"\nresults: {json_out}")
+    print_summary(markdown_table(results), verdicts(results), json_out)
     return 0
 
 

@@ -61,10 +61,12 @@ from _common import (  # first: it puts the repository root on sys.path
     environment,
     install_signal_handlers,
     make_workdir,
+    print_summary,
     quiet_logging,
     read_vmhwm_kb,
     stop_process,
     tool_version,
+    workdir_cleanup,
 )
 
 from backupctl.drivers.mariadb.instance import MariaDBInstance, checksum_tables
@@ -893,8 +895,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = make_workdir(args.workdir, "bench-replay-")
     stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
     json_out = args.json_out or REPO_ROOT / "bench" / "results" / f"replay-{stamp}.json"
-    failed = False
-    try:
+    with workdir_cleanup(workdir, args.keep, "the MariaDB servers were stopped"):
         with bench_setup(
             workdir, args.buffer_pool, args.recovery_buffer_pool, default_backupctl_cmd()
         ) as setup:
@@ -903,22 +904,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"MariaDB {env['mariadb']}, {env['cpus']} CPUs, workdir {workdir}", flush=True)
             result = bench(setup, args.binlog_mb, args.repeat, args.warmup)
         write_results(json_out, args, env, result)
-    except KeyboardInterrupt:
-        print("interrupted; the MariaDB servers were stopped", file=sys.stderr)
-        return 130
-    except Exception:
-        failed = True
-        print(f"failed; logs are kept in {workdir}", file=sys.stderr)
-        raise
-    finally:
-        if not (args.keep or failed):
-            shutil.rmtree(workdir, ignore_errors=True)
-    print()
-    print(markdown_tables(result))
-    print()
-    for line in verdicts(result):
-        print(line)
-    print(f"\nresults: {json_out}")
+    print_summary(markdown_tables(result), verdicts(result), json_out)
     return 0
 
 

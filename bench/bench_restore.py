@@ -55,9 +55,11 @@ from _common import (  # first: it puts the repository root on sys.path
     fill_database,
     install_signal_handlers,
     make_workdir,
+    print_summary,
     quiet_logging,
     run_backupctl,
     stop_process,
+    workdir_cleanup,
 )
 
 from backupctl.drivers.mariadb.instance import MariaDBInstance
@@ -603,29 +605,13 @@ def main(argv: list[str] | None = None) -> int:
     workdir = make_workdir(args.workdir, "bench-restore-")
     stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
     json_out = args.json_out or REPO_ROOT / "bench" / "results" / f"restore-{stamp}.json"
-    failed = False
-    try:
+    with workdir_cleanup(workdir, args.keep, "the MariaDB server was stopped"):
         with bench_setup(workdir, args.buffer_pool, default_backupctl_cmd()) as setup:
             env = environment(setup.instance, setup.backupctl_cmd, workdir)
             print(f"MariaDB {env['mariadb']}, {env['cpus']} CPUs, workdir {workdir}", flush=True)
             result = bench(setup, args.size, args.repeat, args.warmup)
         write_results(json_out, args, env, result)
-    except KeyboardInterrupt:
-        print("interrupted; the MariaDB server was stopped", file=sys.stderr)
-        return 130
-    except Exception:
-        failed = True
-        print(f"failed; logs are kept in {workdir}", file=sys.stderr)
-        raise
-    finally:
-        if not (args.keep or failed):
-            shutil.rmtree(workdir, ignore_errors=True)
-    print()
-    print(markdown_tables(result))
-    print()
-    for line in verdicts(result):
-        print(line)
-    print(f"\nresults: {json_out}")
+    print_summary(markdown_tables(result), verdicts(result), json_out)
     return 0
 
 
