@@ -69,6 +69,9 @@ def _register() -> None:
         policy_cmd,
         prune_cmd,
         restore_cmd,
+        run_due_cmd,
+        scheduler_cmd,
+        systemd_cmd,
         verify_cmd,
     )
 
@@ -83,6 +86,9 @@ def _register() -> None:
         catalog_cmd,
         demo_cmd,
         drill_cmd,
+        run_due_cmd,
+        scheduler_cmd,
+        systemd_cmd,
     )
     for module in modules:
         module.register(cli)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from backupctl.policy.types import Duration, Schedule
+from backupctl.scheduling.expressions import validate_timezone
 from backupctl.storage.keys import NAME_RE
 from backupctl.storage.spec import RepositorySpec
 
@@ -28,6 +30,33 @@ class DrillSpec(StrictModel):
     select: Literal["latest", "random"] = "latest"
 
 
+TimeZoneName = Annotated[str, AfterValidator(validate_timezone)]
+
+
+class ScheduleBase(StrictModel):
+    """Base of each driver's ``schedule:`` block.
+
+    Subclasses declare one optional expression field per schedule key and map each key
+    to the backup kind it runs in ``backup_kinds`` (e.g. model ``check`` -> ``version``).
+    """
+
+    #: schedule key -> backup kind (``backup POLICY --type KIND``)
+    backup_kinds: ClassVar[dict[str, str]] = {}
+
+    timezone: TimeZoneName | None = Field(
+        None,
+        description="IANA timezone the expressions are read in (default: the host's local time)",
+        examples=["Europe/Berlin", "UTC"],
+    )
+
+    def entries(self) -> Iterator[tuple[str, str, str]]:
+        """Yield ``(schedule key, backup kind, expression)`` for every key that is set."""
+        for key, kind in self.backup_kinds.items():
+            expression = getattr(self, key)
+            if expression is not None:
+                yield key, kind, expression
+
+
 class PolicyBase(StrictModel):
     """Fields common to every driver. Subclasses add one options model per driver."""
 
@@ -37,6 +66,10 @@ class PolicyBase(StrictModel):
     repository: RepositorySpec
     objectives: Objectives = Objectives()
     drill: DrillSpec = DrillSpec()
+    schedule: ScheduleBase = ScheduleBase()
+    prune_after_backup: bool = Field(
+        True, description="scheduled runs apply retention after each successful backup"
+    )
 
     _source: Path | None = PrivateAttr(None)
 

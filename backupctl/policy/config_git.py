@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from backupctl.policy.common import PolicyBase, StrictModel
+from backupctl.policy.common import PolicyBase, ScheduleBase
 from backupctl.policy.types import Schedule
 from backupctl.storage.spec import RepositorySpec
 
@@ -15,7 +15,9 @@ from backupctl.storage.spec import RepositorySpec
 MANIFEST_DIR = "backupctl"
 
 
-class ConfigGitSchedule(StrictModel):
+class ConfigGitSchedule(ScheduleBase):
+    backup_kinds: ClassVar[dict[str, str]] = {"check": "commit"}
+
     check: Schedule | None = None
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, HttpUrl, SecretStr, model_validator
 
-from backupctl.policy.common import PolicyBase, StrictModel
+from backupctl.policy.common import PolicyBase, ScheduleBase, StrictModel
 from backupctl.policy.types import Duration, PasswordSource, Schedule, check_secret_file
 
 
@@ -41,7 +41,9 @@ class SnapshotRepository(StrictModel):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
-class ElasticsearchSchedule(StrictModel):
+class ElasticsearchSchedule(ScheduleBase):
+    backup_kinds: ClassVar[dict[str, str]] = {"snapshot": "snapshot"}
+
     snapshot: Schedule | None = None
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from backupctl.policy.common import PolicyBase, StrictModel
+from backupctl.policy.common import PolicyBase, ScheduleBase, StrictModel
 from backupctl.policy.types import Duration, PasswordSource, Schedule, ScheduleOrContinuous
 
 EXPECT_RE = re.compile(r"^\s*(==|=|!=|>=|<=|>|<)\s*(.+?)\s*$")
@@ -32,7 +32,9 @@ class MariaDBConnection(PasswordSource):
         return self
 
 
-class MariaDBSchedule(StrictModel):
+class MariaDBSchedule(ScheduleBase):
+    backup_kinds: ClassVar[dict[str, str]] = {"full": "full", "binlog": "binlog"}
+
     full: Schedule | None = None
     binlog: ScheduleOrContinuous | None = None
 

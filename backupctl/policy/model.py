@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from backupctl.policy.common import PolicyBase, StrictModel
+from backupctl.policy.common import PolicyBase, ScheduleBase, StrictModel
 from backupctl.policy.types import Duration, Schedule
 
 
-class ModelSchedule(StrictModel):
+class ModelSchedule(ScheduleBase):
+    backup_kinds: ClassVar[dict[str, str]] = {"check": "version"}
+
     check: Schedule | None = None
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from apscheduler.triggers.cron import CronTrigger
+import zoneinfo
+
+from apscheduler.triggers.base import BaseTrigger
+
+from backupctl.scheduling.cron import CronError, parse_cron
+from backupctl.scheduling.triggers import cron_trigger
 
 ALIASES: dict[str, str] = {
     "hourly": "0 * * * *",
@@ -31,12 +36,25 @@ def validate_expression(expression: str, *, allow_continuous: bool = False) -> s
             f"got {expression!r}"
         )
     try:
-        CronTrigger.from_crontab(cron, timezone="UTC")
-    except ValueError as exc:
+        parse_cron(cron)
+    except CronError as exc:
         raise ValueError(f"invalid cron expression {expression!r}: {exc}") from None
     return expression
 
 
-def trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
-    """Return an APScheduler trigger for a (validated) expression."""
-    return CronTrigger.from_crontab(to_cron(expression), timezone=timezone)
+def validate_timezone(name: str) -> str:
+    """Return ``name`` if it is an IANA timezone (``Europe/Berlin``, ``UTC``), else raise
+    ValueError saying so."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown timezone {name!r}: expected an IANA name like Europe/Berlin or UTC"
+        ) from None
+    return name
+
+
+def trigger(expression: str, timezone: str | None = "UTC") -> BaseTrigger:
+    """Return an APScheduler trigger for a (validated) expression, with cron's meaning
+    (day of week 0 is Sunday); ``timezone`` None means the host's local time."""
+    return cron_trigger(parse_cron(to_cron(expression)), timezone)

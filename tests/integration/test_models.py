@@ -188,3 +188,20 @@ def test_a_backup_killed_mid_upload_lists_nothing_and_the_next_one_completes(
     assert len(json.loads(backupctl("list", "llm", "--json", policies=policy).stdout)) == 1
     check = backupctl("verify", "llm", policies=policy)
     assert check.code == 0, check.output
+
+
+def test_a_prune_with_an_out_of_date_catalog_keeps_every_stored_versions_blobs(
+    tmp_path: Path, backupctl: Any
+) -> None:
+    served = tmp_path / "models" / "llm"
+    policy = _policy(tmp_path, served)
+    _model(served, "v1", {"head.bin": os.urandom(4096)})
+    assert backupctl("backup", "llm", policies=policy).code == 0
+    (backupctl.state_dir / "catalog.sqlite").unlink()  # a new host, before catalog sync
+    _model(served, "v2", {"head.bin": os.urandom(4096)})
+    assert backupctl("backup", "llm", policies=policy).code == 0
+    assert backupctl("prune", "llm", policies=policy).code == 0
+    assert backupctl("catalog", "sync", policies=policy).code == 0
+    result = backupctl("restore", "llm", "v1", "--yes", policies=policy)
+    assert result.code == 0, result.output
+    assert (served / "VERSION").read_text().strip() == "v1"

@@ -180,8 +180,11 @@ class ModelDriver(Driver):
         return decisions[::-1]
 
     def collect_garbage(self, repo: Repository, kept: list[Manifest]) -> int:
-        """Delete blobs no kept version references (call under the policy's lock)."""
-        wanted = {a.key for m in kept for a in m.artifacts}
+        """Delete blobs no version in the repository references (call under the policy's
+        lock). The repository's manifests decide, not the catalog: a host whose catalog
+        is behind must not take blobs from versions it does not know."""
+        stored = scan_manifests(repo, self.policy.name)
+        wanted = {a.key for m in stored for a in m.artifacts}
         removed = 0
         for info in list(repo.list(keys.join(self.policy.name, BLOB_DIR) + "/")):
             if info.key not in wanted:
