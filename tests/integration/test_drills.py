@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.support.elasticsearch import EsCluster
 from tests.support.mariadb import MariaDBServer
+from tests.support.model_policies import model_policy
 from tests.support.policies import mariadb_policy
 
 
@@ -158,22 +158,16 @@ def _model_policy(tmp_path: Path, served: Path) -> Path:
     perf.write_text('#!/bin/sh\necho \'{"passed": true, "tokens_per_s": 99}\'\n')
     for hook in (verify, perf):
         hook.chmod(0o755)
-    data = {
-        "version": 1,
-        "name": "llm",
-        "driver": "model",
-        "path": str(served),
-        "version_from": "VERSION",
-        "repository": f"file://{tmp_path / 'repo'}",
-        "schedule": {"check": "*/15 * * * *"},
-        "retention": {"keep_versions": 5},
-        "objectives": {"rpo": "24h", "rto": "1h"},
-        "restore": {"verify": [str(verify)], "perf_test": [str(perf)]},
-    }
-    path = tmp_path / "policies" / "llm.yaml"
-    path.parent.mkdir(parents=True)
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return model_policy(
+        tmp_path / "policies",
+        "llm",
+        served,
+        tmp_path / "repo",
+        {"check": "*/15 * * * *"},
+        retention={"keep_versions": 5},
+        objectives={"rpo": "24h", "rto": "1h"},
+        restore={"verify": [str(verify)], "perf_test": [str(perf)]},
+    )
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:

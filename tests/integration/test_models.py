@@ -15,6 +15,7 @@ import yaml
 
 from backupctl.drivers.models.tree import scan_tree, tree_hash
 from tests.support.cli import popen_backupctl
+from tests.support.model_policies import model_policy
 
 
 def _model(root: Path, version: str, changed: dict[str, bytes] | None = None) -> None:
@@ -38,22 +39,16 @@ def _policy(tmp_path: Path, served: Path, **restore: Any) -> Path:
     reload = hooks / "reload.sh"
     reload.write_text(f'#!/bin/sh\necho "reloaded $(cat {served}/VERSION)" >> {tmp_path}/reloads\n')
     reload.chmod(0o755)
-    data = {
-        "version": 1,
-        "name": "llm",
-        "driver": "model",
-        "path": str(served),
-        "version_from": "VERSION",
-        "repository": f"file://{tmp_path / 'repo'}",
-        "schedule": {"check": "*/15 * * * *"},
-        "retention": {"keep_versions": 5},
-        "objectives": {"rpo": "24h", "rto": "1h"},
-        "restore": {"start": [str(reload)], **restore},
-    }
-    path = tmp_path / "policies" / "llm.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return model_policy(
+        tmp_path / "policies",
+        "llm",
+        served,
+        tmp_path / "repo",
+        {"check": "*/15 * * * *"},
+        retention={"keep_versions": 5},
+        objectives={"rpo": "24h", "rto": "1h"},
+        restore={"start": [str(reload)], **restore},
+    )
 
 
 def _hook(tmp_path: Path, name: str, body: str) -> str:
