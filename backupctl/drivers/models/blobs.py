@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,8 +24,6 @@ def blob_key(policy: str, sha256: str) -> str:
 def upload_blob(repo: Repository, key: str, path: Path, expected: str, level: int) -> Artifact:
     """Compress ``path`` into ``key``; refuse it if its content no longer hashes to
     ``expected`` (it changed while we read it)."""
-    import hashlib
-
     digest = hashlib.sha256()
     writer = repo.open_write(key)
     try:
@@ -62,8 +61,6 @@ def upload_many(
 
 def fetch_blob(repo: Repository, artifact: Artifact, entry: Entry, target: Path) -> None:
     """Write the file ``entry`` from its blob to ``target``, checking its sha256."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open(target, "wb") as fh:
         for chunk in decompress(repo.iter_read(artifact.key), artifact.raw_bytes):
