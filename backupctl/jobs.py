@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,7 +28,15 @@ from backupctl.catalog.manifest import (
 )
 from backupctl.drivers.base import Driver
 from backupctl.drivers.registry import driver_for
-from backupctl.errors import BackupctlError, IncompleteBackup, NothingChanged, UsageError
+from backupctl.errors import (
+    BackupctlError,
+    IncompleteBackup,
+    LockHeldError,
+    NothingChanged,
+    UsageError,
+)
+from backupctl.observability.events import RunEvent
+from backupctl.observability.runs import RunReporter
 from backupctl.pipeline import CompressingWriter
 from backupctl.policy.common import PolicyBase
 from backupctl.progress import ProgressFactory, no_progress
@@ -131,14 +140,17 @@ def run_backup(
     kind: str | None = None,
     progress: ProgressFactory = no_progress,
     produce: Producer | None = None,
+    reporter: RunReporter | None = None,
 ) -> Manifest:
     """Take one backup of ``policy`` and record it.
 
     ``produce`` writes the artifacts and returns the manifest's details; by default the
-    driver's ``backup``. Returns the manifest. Raises LockHeldError when a run is in
-    progress, UsageError for a kind the driver does not make, and the driver's errors;
-    whatever was written is removed before the error propagates, except for a backup
-    that ended unrestorable (IncompleteBackup): it is recorded as failed, then raised.
+    driver's ``backup``. Every run, whatever its outcome, is reported to ``reporter``
+    (default: recorded in the run history, logged, notified). Returns the manifest.
+    Raises LockHeldError when a run is in progress, UsageError for a kind the driver
+    does not make, and the driver's errors; whatever was written is removed before the
+    error propagates, except for a backup that ended unrestorable (IncompleteBackup):
+    it is recorded as failed, then raised.
     """
     driver = driver_for(policy)
     kind = kind or driver.default_kind
@@ -146,6 +158,49 @@ def run_backup(
         raise UsageError(
             f"the {driver.name} driver makes {', '.join(driver.kinds)} backups, not {kind!r}"
         )
+    started = datetime.now(UTC)
+    event = partial(RunEvent, policy.name, driver.name, kind, started_at=started)
+    report = (reporter or RunReporter(state_dir)).report
+    try:
+        manifest = _locked_backup(policy, repo, catalog, state_dir, kind, progress, produce)
+    except NothingChanged as exc:
+        report(policy, event("unchanged", finished_at=datetime.now(UTC), error=str(exc)))
+        raise
+    except LockHeldError as exc:
+        report(policy, event("skipped", finished_at=datetime.now(UTC), error=str(exc)))
+        raise
+    except IncompleteBackup as exc:
+        report(policy, event("failure", finished_at=datetime.now(UTC), error=_line(exc)))
+        raise
+    except BaseException as exc:
+        reason = _line(exc) or f"interrupted ({type(exc).__name__})"
+        report(policy, event("failure", finished_at=datetime.now(UTC), error=reason))
+        raise
+    done = event(
+        "success",
+        finished_at=manifest.finished_at,
+        backup_id=manifest.backup_id,
+        bytes=manifest.stored_bytes,
+    )
+    report(policy, done)
+    return manifest
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _locked_backup(
+    policy: PolicyBase,
+    repo: Repository,
+    catalog: Catalog,
+    state_dir: Path,
+    kind: str,
+    progress: ProgressFactory,
+    produce: Producer | None,
+) -> Manifest:
+    driver = driver_for(policy)
     with policy_lock(state_dir, policy.name), repo.lock(policy.name, f"backup {kind}"):
         clean_incomplete(repo, policy.name)
         now = datetime.now(UTC)

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 packages=(mariadb-server mariadb-backup mariadb-client zstd git)
 if [ "${1:-}" = "--test" ]; then
     packages+=(chromium)  # the tests render drill reports in a headless browser
+    # promtool (checks and unit-tests deploy/prometheus/backupctl-rules.yml) only comes in
+    # Debian's prometheus package; without an init system (containers) its server stays off
+    packages+=(prometheus)
 fi
 if ! command -v python3 >/dev/null || ! python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     packages+=(python3 python3-venv python3-pip)

@@ -38,6 +38,18 @@ from backupctl.settings import default_policies, default_state_dir
     default=None,
     help="Default: console on a terminal, JSON lines otherwise.",
 )
+@click.option(
+    "--metrics-textfile",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="BACKUPCTL_METRICS_TEXTFILE",
+    help="Rewrite this node-exporter textfile (*.prom) after every run.",
+)
+@click.option(
+    "--pushgateway",
+    envvar="BACKUPCTL_PUSHGATEWAY",
+    metavar="URL",
+    help="Push the metrics to this Prometheus Pushgateway after every run.",
+)
 @click.option("-v", "--verbose", count=True, help="More logging; tracebacks for bugs.")
 @click.version_option(__version__, prog_name="backupctl")
 @click.pass_context
@@ -46,6 +58,8 @@ def cli(
     policies: Path | None,
     state_dir: Path | None,
     log_format: str | None,
+    metrics_textfile: Path | None,
+    pushgateway: str | None,
     verbose: int,
 ) -> None:
     """Backups that prove they restore: MariaDB, Elasticsearch, models, configs."""
@@ -55,6 +69,8 @@ def cli(
         state_dir=state_dir or default_state_dir(),
         log_format=fmt,
         verbose=verbose,
+        metrics_textfile=metrics_textfile,
+        pushgateway=pushgateway,
     )
 
 
@@ -66,11 +82,13 @@ def _register() -> None:
         demo_cmd,
         drill_cmd,
         list_cmd,
+        metrics_cmd,
         policy_cmd,
         prune_cmd,
         restore_cmd,
         run_due_cmd,
         scheduler_cmd,
+        status_cmd,
         systemd_cmd,
         verify_cmd,
     )
@@ -80,6 +98,8 @@ def _register() -> None:
         backup_cmd,
         binlog_cmd,
         list_cmd,
+        status_cmd,
+        metrics_cmd,
         verify_cmd,
         restore_cmd,
         prune_cmd,

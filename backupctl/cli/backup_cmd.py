@@ -30,6 +30,7 @@ def backup(app: AppContext, policy: str, kind: str | None, as_json: bool) -> Non
             app.state_dir,
             kind=kind,
             progress=app.progress,
+            reporter=app.reporter(),
         )
     except NothingChanged as exc:
         if as_json:

@@ -81,21 +81,19 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
 
 def _drill(app: AppContext, policy_file: Path, state_dir: Path) -> None:
     """End with a recovery drill of the demo database, like the quarterly one."""
-    from backupctl.drills import store
-    from backupctl.drills.runner import run_drill
+    from backupctl.drills.runner import run_and_store
     from backupctl.policy.loader import load_policies
 
     policy = load_policies(policy_file)[0]
     repo = app.repository(policy)
     click.echo("")
     click.echo(f"recovery drill of {policy.name}: restore into a sandbox, verify, measure")
-    report = run_drill(policy, repo, state_dir, app.progress)
-    html, _problems = store.save(report, repo, state_dir)
+    report = run_and_store(policy, repo, state_dir, app.progress)
     click.echo(
         f"drill {report['drill_id']}: {'PASSED' if report['passed'] else 'FAILED'}, "
         f"RTO {report['rto_seconds']:.1f}s, RPO {report['rpo_seconds']:.1f}s"
     )
-    click.echo(f"drill report: {html}")
+    click.echo(f"drill report: {report['html_report']}")
     if not report["passed"]:
         raise VerificationFailed(f"the demo's drill failed: {report['reason']}")
 

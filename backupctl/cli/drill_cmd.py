@@ -10,7 +10,7 @@ from backupctl.cli import render
 from backupctl.cli.context import AppContext
 from backupctl.drills import store
 from backupctl.drills.report import seconds_text, verdict
-from backupctl.drills.runner import run_drill
+from backupctl.drills.runner import run_and_store
 from backupctl.drivers.registry import driver_class
 from backupctl.errors import BackupctlError, VerificationFailed
 from backupctl.policy.common import PolicyBase
@@ -44,16 +44,8 @@ def run(app: AppContext, policies: tuple[str, ...], as_json: bool) -> None:
     reports: list[dict[str, Any]] = []
     for policy in chosen:
         repo, problem = _repo_or_none(app, policy)
-        if repo is None:
-            report = {"policy": policy.name, "passed": False, "reason": f"cannot start: {problem}"}
-            reports.append(report)
-            continue
-        report = run_drill(policy, repo, app.state_dir, app.progress)
-        html, problems = store.save(report, repo, app.state_dir)
-        report["html_report"] = str(html)
-        if problems:
-            report["storage_problems"] = problems
-        reports.append(report)
+        target = repo if repo is not None else str(problem)
+        reports.append(run_and_store(policy, target, app.state_dir, app.progress, app.reporter()))
     if as_json:
         render.emit_json(reports if len(reports) != 1 else reports[0])
     else:
@@ -67,9 +59,6 @@ def run(app: AppContext, policies: tuple[str, ...], as_json: bool) -> None:
 
 
 def _print(report: dict[str, Any]) -> None:
-    if "drill_id" not in report:
-        click.echo(f"{report['policy']}: FAILED: {report['reason']}")
-        return
     objectives = report["objectives"]
     click.echo(f"drill {report['drill_id']} of {report['policy']}: {verdict(report)}")
     click.echo(f"  backup {report['backup_id'] or '-'}, recovery point {report['recovery_point']}")
@@ -83,6 +72,8 @@ def _print(report: dict[str, Any]) -> None:
         click.echo(f"  {step['name']}: {step['status']} {step['seconds']:.1f}s")
     if report.get("reason"):
         click.echo(f"  reason: {report['reason']}")
+    for note in report.get("notes") or []:
+        click.echo(f"  note: {note}")
     click.echo(f"  report: {report['html_report']}")
 
 

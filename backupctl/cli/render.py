@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,12 +20,22 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Print a plain, aligned table (easy to read and to grep)."""
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    colours: Mapping[str, str] | None = None,
+) -> None:
+    """Print a plain, aligned table (easy to read and to grep). Cells equal to a key of
+    ``colours`` are shown in that colour (click strips it when not on a terminal)."""
     cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    for row in cells:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    colours = colours or {}
+    for n, row in enumerate(cells):
+        padded = [
+            click.style(c.ljust(w), fg=colours[c]) if n and c in colours else c.ljust(w)
+            for c, w in zip(row, widths, strict=True)
+        ]
+        click.echo("  ".join(padded).rstrip())
 
 
 def checks(results: Sequence[CheckResult]) -> None:

@@ -48,13 +48,17 @@ def run_due_command(app: AppContext, catch_up: bool, as_json: bool, now_text: st
     is skipped. Exit 1 when a job failed (after running the others).
     """
     policies = app.policies()
+    reporter = app.reporter()
     runner = JobRunner(
         app.state_dir,
         app.repository,
         app.catalog,
         clock=_fixed_clock(now_text) if now_text else utc_now,
+        reporter=reporter,
     )
     report = run_due(plan_jobs(policies), {p.name: p for p in policies}, runner, catch_up)
+    if not report.results:  # each run refreshed the metrics; with none, refresh them now
+        reporter.refresh_metrics()
     if as_json:
         render.emit_json(report.to_dict())
     else:

@@ -122,6 +122,7 @@ def to_html(report: dict[str, Any], history: list[dict[str, Any]]) -> str:
     ]
     if report.get("reason"):
         facts.append(("reason", report["reason"]))
+    facts += [("note", note) for note in report.get("notes") or []]
     fact_rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)
     checks = [{**c, "passed": "yes" if c["passed"] else "NO"} for c in report["checks"]]
     return (

@@ -40,8 +40,15 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"- RTO: {seconds_text(report['rto_seconds'])} "
         f"(objective {seconds_text(objectives.get('rto_seconds'))})",
     ]
+    selection = report.get("selection") or {}
+    if selection.get("mode") == "random":
+        lines.append(
+            f"- selection: random among {selection.get('candidates')} backups "
+            f"(newest {selection.get('newest_backup_id') or '-'})"
+        )
     if report.get("reason"):
         lines.append(f"- reason: {report['reason']}")
+    lines += [f"- note: {note}" for note in report.get("notes") or []]
     lines += ["", "| step | status | seconds | detail |", "|---|---|---:|---|"]
     for step in report["steps"]:
         detail = _cell(step.get("detail", ""))

@@ -66,6 +66,9 @@ class DrillPlan:
     steps: list[Step]
     recovery_point: datetime
     verified_after: str
+    #: the drilled data reaches the policy's newest recoverable point even when the backup
+    #: drilled is an older one (MariaDB replays the unbroken binlog chain to its end)
+    reaches_newest: bool = False
 
 
 class Driver(abc.ABC):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from backupctl.policy.types import Duration, Schedule
+from backupctl.policy.types import Duration, Schedule, check_secret_file, resolve_secret
 from backupctl.scheduling.expressions import validate_timezone
 from backupctl.storage.keys import NAME_RE
 from backupctl.storage.spec import RepositorySpec
@@ -26,11 +29,74 @@ class Objectives(StrictModel):
 
 
 class DrillSpec(StrictModel):
-    schedule: Schedule = "quarterly"
-    select: Literal["latest", "random"] = "latest"
+    """When the recovery drill runs and which backup it restores."""
+
+    schedule: Schedule | None = Field(
+        "quarterly",
+        description="when run-due and the scheduler drill this policy (null: never); read in "
+        "the schedule block's timezone",
+    )
+    select: Literal["latest", "random"] = Field(
+        "latest",
+        description="latest: the newest restorable backup; random: any restorable backup "
+        "finished within `window` (a MariaDB drill still replays the binlogs to the newest point)",
+    )
+    window: Duration | None = Field(
+        None, description="how far back `select: random` may reach (default: every kept backup)"
+    )
 
 
 TimeZoneName = Annotated[str, AfterValidator(validate_timezone)]
+
+#: run outcomes a notification can be sent for
+NotifyOn = Literal["failure", "success", "unchanged", "skipped"]
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.username or parts.password:  # checked first: never echo them
+        raise ValueError("put credentials in token_file or token_env, not in the URL")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
+class NotifyTarget(StrictModel):
+    """A webhook told about runs: AlertManager's ``/api/v2/alerts`` or any JSON receiver."""
+
+    url: Annotated[str, AfterValidator(_http_url)] = Field(
+        description="where to POST", examples=["http://alertmanager:9093/api/v2/alerts"]
+    )
+    format: Literal["webhook", "alertmanager"] = Field(
+        "webhook",
+        description="webhook: the run event as JSON; alertmanager: a list of alerts "
+        "(a failure fires BackupctlRunFailed, a later success resolves it)",
+    )
+    when: list[NotifyOn] = Field(
+        ["failure"], min_length=1, description="which run outcomes are sent"
+    )
+    token_file: Path | None = Field(None, description="file holding a bearer token")
+    token_env: str | None = Field(None, description="environment variable holding one")
+    timeout: Duration = Field(timedelta(seconds=10), description="per attempt")
+    attempts: int = Field(3, ge=1, le=10, description="tries in all, with backoff between")
+
+    @field_validator("token_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            check_secret_file(value)
+        return value
+
+    @field_validator("token_env")
+    @classmethod
+    def _env_is_set(cls, value: str | None) -> str | None:
+        if value is not None and value not in os.environ:
+            raise ValueError(f"environment variable {value} is not set")
+        return value
+
+    def token(self) -> str | None:
+        """The bearer token from its source, or None. Raises SecretError."""
+        return resolve_secret(None, self.token_file, self.token_env)
 
 
 class ScheduleBase(StrictModel):
@@ -69,6 +135,9 @@ class PolicyBase(StrictModel):
     schedule: ScheduleBase = ScheduleBase()
     prune_after_backup: bool = Field(
         True, description="scheduled runs apply retention after each successful backup"
+    )
+    notify: list[NotifyTarget] = Field(
+        [], description="webhooks told about this policy's runs (failures by default)"
     )
 
     _source: Path | None = PrivateAttr(None)

@@ -33,7 +33,7 @@ def crontab_lines(
         if timezone:
             lines.append(f"CRON_TZ={timezone}")
         for job in jobs:
-            command = [*head, "--log-format", "json", "backup", job.policy, "--type", job.kind]
+            command = [*head, "--log-format", "json", *job.command]
             lines.append(f"{job.cron} {user} {' '.join(command)}")
     lines += [f"# {c.note}" for c in plan.continuous]
     return lines

@@ -46,6 +46,8 @@ class SchedulerDaemon:
     ):
         self._load, self._runner, self._trigger_factory = load, runner, trigger_factory
         self._running: set[str] = set()
+        #: the policies scheduled now (what the metrics describe)
+        self.policies: list[PolicyBase] = []
         self._lock = threading.Lock()
         self._policy_locks: dict[str, threading.Lock] = {}
         self._stopping = threading.Event()
@@ -93,6 +95,7 @@ class SchedulerDaemon:
 
     def _apply(self, policies: list[PolicyBase]) -> JobPlan:
         plan = plan_jobs(policies, self._trigger_factory)
+        self.policies = list(policies)
         by_name = {p.name: p for p in policies}
         self._runner.register(plan.jobs)
         wanted = {job.id for job in plan.jobs}

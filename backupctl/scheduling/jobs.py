@@ -6,19 +6,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from apscheduler.triggers.base import BaseTrigger
 
+from backupctl.drivers.registry import driver_class
 from backupctl.policy.common import PolicyBase
 from backupctl.scheduling.cron import CronSpec, parse_cron
 from backupctl.scheduling.expressions import CONTINUOUS, to_cron
 from backupctl.scheduling.triggers import TriggerFactory, cron_trigger
 
+Action = Literal["backup", "drill"]
+#: the schedule key (and job kind) of a policy's recovery drill: ``shop-db:drill``
+DRILL = "drill"
+
 
 @dataclass(frozen=True)
 class ScheduledJob:
-    """``backup POLICY --type KIND`` whenever ``expression`` matches, in ``timezone``
-    (None: the host's local time, as cron and systemd read it)."""
+    """``backup POLICY --type KIND`` (or, for ``action`` drill, ``drill run POLICY``)
+    whenever ``expression`` matches, in ``timezone`` (None: the host's local time, as cron
+    and systemd read it)."""
 
     policy: str
     key: str
@@ -28,6 +35,7 @@ class ScheduledJob:
     spec: CronSpec = field(repr=False)
     trigger: BaseTrigger = field(repr=False, compare=False)
     source: Path | None = field(default=None, compare=False)
+    action: Action = "backup"
 
     @property
     def id(self) -> str:
@@ -43,6 +51,19 @@ class ScheduledJob:
         """The first time the schedule matches strictly after ``after`` (None: never)."""
         slot: datetime | None = self.trigger.get_next_fire_time(after, after)
         return slot
+
+    @property
+    def command(self) -> list[str]:
+        """The backupctl command (after the global options) that runs this job by hand."""
+        if self.action == DRILL:
+            return ["drill", "run", self.policy]
+        return ["backup", self.policy, "--type", self.kind]
+
+    @property
+    def title(self) -> str:
+        """``full backup of policy shop-db`` / ``recovery drill of policy shop-db``."""
+        what = "recovery drill" if self.action == DRILL else f"{self.kind} backup"
+        return f"{what} of policy {self.policy}"
 
     def describe(self) -> str:
         zone = f" {self.timezone}" if self.timezone else ""
@@ -81,13 +102,19 @@ def plan_jobs(
     """Every scheduled job of ``policies`` (by policy name, then in the schedule block's
     order, so a full backup comes before the binlogs due at the same time).
 
-    Expressions were validated when the policies were loaded.
+    A policy whose driver can drill also gets its ``drill.schedule`` as a job (key
+    ``drill``), after its backups. Expressions were validated when the policies were loaded.
     """
     jobs: list[ScheduledJob] = []
     continuous: list[ContinuousSchedule] = []
     for policy in sorted(policies, key=lambda p: p.name):
         schedule = policy.schedule
-        for key, kind, expression in schedule.entries():
+        entries: list[tuple[str, str, str, Action]] = [
+            (key, kind, expression, "backup") for key, kind, expression in schedule.entries()
+        ]
+        if policy.drill.schedule is not None and driver_class(policy.driver).can_drill():
+            entries.append((DRILL, DRILL, policy.drill.schedule, "drill"))
+        for key, kind, expression, action in entries:
             if expression == CONTINUOUS:
                 continuous.append(ContinuousSchedule(policy.name, key, kind))
                 continue
@@ -102,6 +129,7 @@ def plan_jobs(
                     spec=spec,
                     trigger=trigger_factory(spec, schedule.timezone),
                     source=policy.source,
+                    action=action,
                 )
             )
     return JobPlan(jobs, continuous)

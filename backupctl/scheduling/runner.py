@@ -1,4 +1,4 @@
-"""Running one scheduled job: claim it, back up, prune, record the outcome.
+"""Running one scheduled job: claim it, back up and prune (or drill), record the outcome.
 
 ``run-due`` and the ``scheduler`` daemon both run jobs through ``JobRunner``, so they
 keep the same state file and behave the same way.
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
@@ -21,10 +21,11 @@ from backupctl.catalog.index import Catalog
 from backupctl.catalog.manifest import Manifest
 from backupctl.errors import BackupctlError, LockHeldError, NothingChanged, UnsupportedOperation
 from backupctl.jobs import run_backup
+from backupctl.observability.runs import RunReporter
 from backupctl.policy.common import PolicyBase
 from backupctl.prune import prune_policy
 from backupctl.scheduling.due import Claim, claim_job, next_due, register_jobs
-from backupctl.scheduling.jobs import ScheduledJob
+from backupctl.scheduling.jobs import DRILL, ScheduledJob
 from backupctl.scheduling.state import ScheduleState
 from backupctl.storage.base import Repository
 
@@ -32,8 +33,10 @@ log = structlog.get_logger()
 
 Outcome = Literal["ok", "unchanged", "failed", "skipped"]
 Clock = Callable[[], datetime]
-#: (policy, repository, catalog, state dir, kind) -> the manifest of the backup taken
-BackupFunction = Callable[[PolicyBase, Repository, Catalog, Path, str], Manifest]
+#: (policy, repository, catalog, state dir, kind, reporter) -> the manifest of the backup
+BackupFunction = Callable[[PolicyBase, Repository, Catalog, Path, str, RunReporter], Manifest]
+#: (policy, repository, state dir, reporter) -> the drill's stored report
+DrillFunction = Callable[[PolicyBase, Repository, Path, RunReporter], dict[str, Any]]
 
 
 def utc_now() -> datetime:
@@ -41,9 +44,22 @@ def utc_now() -> datetime:
 
 
 def _run_backup(
-    policy: PolicyBase, repo: Repository, catalog: Catalog, state_dir: Path, kind: str
+    policy: PolicyBase,
+    repo: Repository,
+    catalog: Catalog,
+    state_dir: Path,
+    kind: str,
+    reporter: RunReporter,
 ) -> Manifest:
-    return run_backup(policy, repo, catalog, state_dir, kind=kind)
+    return run_backup(policy, repo, catalog, state_dir, kind=kind, reporter=reporter)
+
+
+def _run_drill(
+    policy: PolicyBase, repo: Repository, state_dir: Path, reporter: RunReporter
+) -> dict[str, Any]:
+    from backupctl.drills.runner import run_and_store  # drivers load only when drilling
+
+    return run_and_store(policy, repo, state_dir, reporter=reporter)
 
 
 @dataclass(frozen=True)
@@ -85,10 +101,20 @@ class JobRunner:
     catalog: Callable[[], Catalog]
     clock: Clock = utc_now
     backup: BackupFunction = _run_backup
+    drill: DrillFunction = _run_drill
+    #: told about every backup and drill (default: the run history, log and webhooks)
+    reporter: RunReporter | None = None
     state: ScheduleState = field(init=False)
 
     def __post_init__(self) -> None:
         self.state = ScheduleState(self.state_dir)
+        if self.reporter is None:
+            self.reporter = RunReporter(self.state_dir)
+
+    @property
+    def _reporter(self) -> RunReporter:
+        assert self.reporter is not None  # set in __post_init__
+        return self.reporter
 
     def register(self, jobs: list[ScheduledJob]) -> None:
         """Record jobs never seen before, so their first slot is the next one from now."""
@@ -126,7 +152,12 @@ class JobRunner:
         backup_id, pruned = None, 0
         try:
             repo = self.repository(policy)
-            manifest = self.backup(policy, repo, self.catalog(), self.state_dir, job.kind)
+            if job.action == DRILL:
+                outcome, detail, backup_id = self._drill(policy, repo)
+                return self._finish(job, claim, started, outcome, detail, backup_id)
+            manifest = self.backup(
+                policy, repo, self.catalog(), self.state_dir, job.kind, self._reporter
+            )
         except NothingChanged as exc:
             outcome, detail = "unchanged", str(exc)
         except LockHeldError as exc:
@@ -141,6 +172,18 @@ class JobRunner:
             pruned, prune_error = self._prune(job, policy, repo)
             if prune_error is not None:
                 outcome, detail = "failed", f"{detail}; prune failed: {prune_error}"
+        return self._finish(job, claim, started, outcome, detail, backup_id, pruned)
+
+    def _finish(
+        self,
+        job: ScheduledJob,
+        claim: Claim,
+        started: datetime,
+        outcome: Outcome,
+        detail: str,
+        backup_id: str | None,
+        pruned: int = 0,
+    ) -> JobResult:
         result = self._result(job, claim, outcome, detail, started, backup_id, pruned)
         log.log(
             _LEVELS[outcome],
@@ -153,6 +196,15 @@ class JobRunner:
             seconds=round((result.finished_at - started).total_seconds(), 1),
         )
         return result
+
+    def _drill(self, policy: PolicyBase, repo: Repository) -> tuple[Outcome, str, str | None]:
+        """Run the policy's drill: (outcome, detail, the backup drilled). A failed drill is a
+        failed job; its report is stored like one run by hand."""
+        report = self.drill(policy, repo, self.state_dir, self._reporter)
+        name = f"drill {report.get('drill_id', '-')}"
+        if report.get("passed"):
+            return "ok", f"{name} passed; report {report.get('html_report')}", report["backup_id"]
+        return "failed", f"{name} failed: {report.get('reason')}", report.get("backup_id")
 
     @staticmethod
     def _result(

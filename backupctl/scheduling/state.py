@@ -13,11 +13,9 @@ lose each other's updates and a reader never sees half a file.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from backupctl.errors import BackupctlError
+from backupctl.statefile import locked, write_atomic
 
 STATE_VERSION = 1
 
@@ -160,15 +159,10 @@ class ScheduleState:
 
         Holds the state file's lock meanwhile: keep the block short (never a backup).
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with locked(self._lock_path):
             jobs = self.read()
             yield jobs
             self._write(jobs)
-        finally:
-            os.close(fd)  # releases the flock
 
     def _write(self, jobs: dict[str, JobState]) -> None:
         data = {
@@ -176,21 +170,6 @@ class ScheduleState:
             "jobs": {name: jobs[name].to_dict() for name in sorted(jobs)},
         }
         try:
-            handle, tmp = tempfile.mkstemp(prefix=".state.", dir=self.directory)
-            try:
-                with os.fdopen(handle, "w") as out:
-                    json.dump(data, out, indent=2, sort_keys=True)
-                    out.write("\n")
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            dir_fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            write_atomic(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
         except OSError as exc:
             raise ScheduleStateError(f"cannot write {self.path}: {exc.strerror}") from exc

@@ -77,12 +77,11 @@ def job_units(job: ScheduledJob, policy: PolicyBase, options: UnitOptions) -> li
 
 
 def _service(job: ScheduledJob, policy: PolicyBase, options: UnitOptions) -> str:
-    command = [options.backupctl, *options.global_args, "--log-format", "json", "backup"]
-    command += [job.policy, "--type", job.kind]
+    command = [options.backupctl, *options.global_args, "--log-format", "json", *job.command]
     writable = " ".join(f"-{path}" for path in _writable_paths(policy, options.state_dir))
     return (
         "[Unit]\n"
-        f"Description=backupctl {job.kind} backup of policy {job.policy}\n"
+        f"Description=backupctl {job.title}\n"
         "Wants=network-online.target\n"
         "After=network-online.target\n\n"
         "[Service]\n"
@@ -99,7 +98,7 @@ def _timer(job: ScheduledJob, name: str, delay: timedelta | None) -> str:
     calendar = spec_to_oncalendar(job.spec, job.timezone)
     return (
         "[Unit]\n"
-        f"Description=Schedule of the backupctl {job.kind} backup of policy {job.policy}\n\n"
+        f"Description=Schedule of the backupctl {job.title}\n\n"
         "[Timer]\n"
         + "".join(f"OnCalendar={spec}\n" for spec in calendar)
         + "Persistent=true\n"

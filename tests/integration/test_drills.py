@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +296,169 @@ def test_a_corrupted_backup_fails_the_drill_at_the_step_that_found_it(
     assert report["steps"][0]["status"] in ("compensated", "failed")
     assert "drill of llm failed: step 'materialise' failed" in result.stderr
     assert _leftovers(backupctl.state_dir) == []
+
+
+def test_a_corrupted_mariadb_backup_fails_the_drill_where_it_is_read(
+    fresh_mariadb: MariaDBServer, tmp_path: Path, backupctl: Any
+) -> None:
+    server = fresh_mariadb
+    policy = _shop(tmp_path, server)
+    _backed_up_shop(server, policy, backupctl)
+    listed = json.loads(backupctl("list", "shop", "--json", policies=policy).stdout)
+    full = next(m for m in listed if m["kind"] == "full")
+    stream = max(full["artifacts"], key=lambda a: a["stored_bytes"])
+    path = tmp_path / "repo" / stream["key"]
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    path.write_bytes(bytes(data))
+    checksum = _checksum(server)
+
+    result = backupctl("drill", "run", "shop", "--json", policies=policy)
+    assert result.code == 3, result.output
+    report = json.loads(result.stdout)
+    assert not report["passed"] and report["rto_seconds"] is None
+    assert report["reason"].startswith("step 'fetch-extract' failed"), report["reason"]
+    statuses = {s["name"]: s["status"] for s in report["steps"]}
+    assert statuses["fetch-extract"] in ("failed", "compensated")
+    assert statuses["verify"] == "pending"  # nothing after the damage ran
+    assert "Traceback" not in result.output
+    assert _checksum(server) == checksum  # the live server never noticed
+    assert _leftovers(backupctl.state_dir) == []
+
+
+def _configs(tmp_path: Path) -> tuple[Path, Path]:
+    from tests.integration.test_config_git import _etc, _policy
+
+    etc = _etc(tmp_path)
+    return etc, _policy(tmp_path, etc)
+
+
+def test_a_config_history_drill_checks_git_and_restores_the_newest_state(
+    tmp_path: Path, backupctl: Any
+) -> None:
+    etc, policy = _configs(tmp_path)
+    assert backupctl("backup", "configs", policies=policy).code == 0
+    (etc / "nginx" / "nginx.conf").write_bytes(b"worker_processes 4;\n")
+    assert backupctl("backup", "configs", policies=policy).code == 0
+    newest = json.loads(backupctl("list", "configs", "--json", policies=policy).stdout)[-1]
+
+    result = backupctl("drill", "run", "--json", policies=policy)  # every policy: configs too
+    assert result.code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["policy"] == "configs" and report["backup_id"] == newest["backup_id"]
+    names = [s["name"] for s in report["steps"]]
+    assert names == [
+        "check-history",
+        "prepare-target",
+        "extract-files",
+        "verify-files",
+        "remove-files",
+    ]
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["git-fsck"]["passed"] and checks["history"]["passed"]
+    assert all(c["passed"] for c in report["checks"])
+    assert report["recovery_point"] == newest["details"]["committed_at"]
+    assert report["rto_seconds"] > 0
+    assert _leftovers(backupctl.state_dir) == []
+    stored = tmp_path / "history.git" / "backupctl" / "configs" / "drills" / report["drill_id"]
+    assert (stored / "report.json").is_file()  # beside the history, in its repository
+
+
+def test_a_damaged_git_object_fails_the_config_drill_at_check_history(
+    tmp_path: Path, backupctl: Any
+) -> None:
+    _etc, policy = _configs(tmp_path)
+    assert backupctl("backup", "configs", policies=policy).code == 0
+    objects = tmp_path / "history.git" / "objects"
+    loose = sorted(p for p in objects.glob("??/*") if p.is_file())
+    assert loose, "expected loose objects after one commit"
+    for path in loose:  # every object damaged: whichever git reads first is bad
+        path.chmod(0o644)
+        path.write_bytes(b"garbage, not a zlib stream")
+
+    result = backupctl("drill", "run", "configs", "--json", policies=policy)
+    assert result.code == 3, result.output
+    report = json.loads(result.stdout)
+    assert report["reason"].startswith("step 'check-history' failed"), report["reason"]
+    fsck = next(c for c in report["checks"] if c["name"] == "git-fsck")
+    assert not fsck["passed"] and fsck["detail"]
+    assert "Traceback" not in result.output
+    assert _leftovers(backupctl.state_dir) == []
+
+
+def test_random_selection_drills_an_older_version_and_does_not_judge_its_rpo(
+    tmp_path: Path, backupctl: Any
+) -> None:
+    import random
+
+    from backupctl.drills.runner import run_drill, select_backup
+    from backupctl.policy.loader import load_policies
+    from backupctl.storage.factory import open_repository
+
+    served = tmp_path / "srv" / "llm"
+    served.mkdir(parents=True)
+    (served / "VERSION").write_text("v1\n")
+    policy_file = _model_policy(tmp_path, served)
+    ids = []
+    for version in ("v1", "v2", "v3"):
+        (served / "VERSION").write_text(f"{version}\n")
+        result = backupctl("backup", "llm", "--json", policies=policy_file)
+        assert result.code == 0, result.output
+        ids.append(json.loads(result.stdout)["backup_id"])
+    policy = load_policies(policy_file)[0]
+    policy = policy.model_copy(
+        update={"drill": policy.drill.model_copy(update={"select": "random"})}
+    )
+    repo = open_repository(policy.repository)
+    now = datetime.now(UTC)
+
+    picks = set()
+    for seed in range(40):
+        picked = select_backup(repo, policy, now, random.Random(seed)).manifest
+        assert picked is not None
+        picks.add(picked.backup_id)
+    assert picks == set(ids)  # every kept version can be drilled
+    narrow = policy.model_copy(
+        update={"drill": policy.drill.model_copy(update={"window": timedelta(0)})}
+    )
+    fallback = select_backup(repo, narrow, now, random.Random(1))
+    assert fallback.manifest is not None and fallback.manifest.backup_id == ids[-1]
+
+    seed = next(s for s in range(100) if random.Random(s).choice(ids) == ids[0])
+    report = run_drill(policy, repo, backupctl.state_dir, rng=random.Random(seed))
+    assert report["passed"], report["reason"]
+    assert report["backup_id"] == ids[0]
+    assert report["selection"] == {
+        "mode": "random",
+        "candidates": 3,
+        "newest_backup_id": ids[-1],
+    }
+    assert "objective-rpo" not in {c["name"] for c in report["checks"]}
+    assert report["notes"] and "not judged" in report["notes"][0]
+
+
+def test_a_drill_whose_repository_cannot_be_opened_fails_with_the_reason(
+    tmp_path: Path, backupctl: Any
+) -> None:
+    served = tmp_path / "srv" / "llm"
+    served.mkdir(parents=True)
+    policy = model_policy(tmp_path / "policies", "llm", served, tmp_path / "unused", {})
+    policy.write_text(
+        policy.read_text().replace(f"file://{tmp_path / 'unused'}", "s3://no-such-bucket/x")
+    )
+    no_credentials = {
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_PROFILE": "",
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+    }
+    result = backupctl("drill", "run", "llm", "--json", policies=policy, env=no_credentials)
+    assert result.code == 3, result.output
+    report = json.loads(result.stdout)
+    assert report["reason"].startswith("cannot start: ")
+    assert "s3://no-such-bucket/x" in report["reason"]
+    assert Path(report["html_report"]).is_file()  # kept locally, the repository being out
+    status = json.loads(backupctl("status", "--json", policies=policy, env=no_credentials).stdout)
+    assert status[0]["runs"]["drill"]["last_outcome"] == "failure"

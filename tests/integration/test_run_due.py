@@ -79,13 +79,39 @@ def test_a_gap_is_caught_up_once_not_once_per_missed_slot(setup: Any) -> None:
     assert {w["job"]: w["next_due"] for w in report["waiting"]} == {
         "a:check": "2026-01-04T09:15:00+00:00",
         "b:check": "2026-01-04T10:00:00+00:00",
+        "a:drill": "2026-04-01T00:00:00+00:00",  # quarterly by default
+        "b:drill": "2026-04-01T00:00:00+00:00",
     }
 
 
 def test_catch_up_runs_new_jobs_at_once(setup: Any) -> None:
     ran = _ran(setup("2026-01-01T00:05:00+00:00", "--catch-up", "--json"))
-    assert sorted(ran) == ["a:check", "b:check"]
+    assert list(ran) == ["a:check", "a:drill", "b:check", "b:drill"]  # each backup, then its drill
     assert {r["outcome"] for r in ran.values()} == {"ok"}
+    assert ran["a:drill"]["backup_id"] == ran["a:check"]["backup_id"]
+    assert "passed; report " in ran["a:drill"]["detail"]
+
+
+def test_a_due_drill_runs_and_its_failure_is_reported(setup: Any) -> None:
+    first = _ran(setup("2026-03-31T23:50:00+00:00", "--catch-up", "--json"))
+    assert {r["outcome"] for r in first.values()} == {"ok"}
+    for blob in (setup.tmp / "repo" / "b" / "blobs").rglob("*.zst"):
+        blob.write_bytes(b"damaged")  # b's only version no longer restores
+
+    result = setup("2026-04-01T00:00:05+00:00", "--json")
+    assert result.code == 1, result.output
+    ran = _ran(result)
+    assert ran["a:drill"]["outcome"] == "ok"
+    assert ran["a:drill"]["due_at"] == "2026-04-01T00:00:00+00:00"
+    assert ran["b:drill"]["outcome"] == "failed"
+    assert "step 'materialise' failed" in ran["b:drill"]["detail"]
+    assert "b:drill" in result.stderr and "Traceback" not in result.output
+    state = _state(setup.state_dir)
+    assert state["b:drill"]["last_outcome"] == "failed"
+    reports = [
+        json.loads(p.read_text()) for p in (setup.tmp / "repo" / "b").glob("drills/*/*.json")
+    ]
+    assert sorted(r["passed"] for r in reports) == [False, True]  # the first drill, then this
 
 
 def test_a_job_still_running_is_skipped_and_the_others_run(setup: Any) -> None:

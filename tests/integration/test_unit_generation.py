@@ -48,7 +48,7 @@ def test_generate_writes_a_service_and_timer_per_job(
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         f"backupctl-{job}.{suffix}"
-        for job in ("db-full", "etc-check", "llm-check")
+        for job in ("db-drill", "db-full", "etc-check", "etc-drill", "llm-check", "llm-drill")
         for suffix in ("service", "timer")
     ]
     service = (out / "backupctl-llm-check.service").read_text()
@@ -58,6 +58,9 @@ def test_generate_writes_a_service_and_timer_per_job(
         f"ExecStart={BACKUPCTL} --policies {policies.absolute()} --state-dir {state} "
         "--log-format json backup llm --type version\n"
     ) in service
+    drill = (out / "backupctl-llm-drill.service").read_text()
+    assert "Description=backupctl recovery drill of policy llm\n" in drill
+    assert " --log-format json drill run llm\n" in drill
     assert "NoNewPrivileges=true\n" in service and "ProtectSystem=full\n" in service
     assert f"ReadWritePaths=-{state} -{tmp_path / 'repo'}\n" in service
     timer = (out / "backupctl-llm-check.timer").read_text()

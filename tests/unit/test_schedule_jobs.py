@@ -67,14 +67,33 @@ def test_schedule_keys_map_to_kinds_the_driver_makes() -> None:
 
 def test_one_job_per_schedule_key_and_continuous_noted(tmp_path: Path) -> None:
     plan = plan_jobs(_policies(tmp_path))
+    quarterly = "0 0 1 1,4,7,10 *"
     assert [(j.id, j.kind, j.cron, j.timezone) for j in plan.jobs] == [
         ("db:full", "full", "0 2 * * *", "Europe/Berlin"),
+        ("db:drill", "drill", quarterly, "Europe/Berlin"),  # drills: quarterly by default
+        ("etc:drill", "drill", quarterly, None),
         ("llm:check", "version", "*/15 * * * *", "UTC"),
+        ("llm:drill", "drill", quarterly, "UTC"),
     ]
+    assert plan.jobs[0].command == ["backup", "db", "--type", "full"]
+    assert plan.jobs[1].command == ["drill", "run", "db"]
+    assert plan.jobs[1].title == "recovery drill of policy db"
     assert [(c.policy, c.key) for c in plan.continuous] == [("db", "binlog")]
     assert "backupctl-binlog-follow@db.service" in plan.continuous[0].note
     berlin = plan.jobs[0].next_slot(_at("2026-07-01T12:00:00"))
     assert berlin == _at("2026-07-02T00:00:00")  # 02:00 CEST
+
+
+def test_drill_schedules_are_set_per_policy_or_turned_off(tmp_path: Path) -> None:
+    _model(tmp_path, "monthly", '{check: "*/15 * * * *"}\ndrill: {schedule: "0 3 1 * *"}')
+    _model(tmp_path, "never", '{check: "*/15 * * * *"}\ndrill: {schedule: null}')
+    jobs = {j.id: j for j in plan_jobs(load_policies(tmp_path)).jobs}
+    assert set(jobs) == {"monthly:check", "monthly:drill", "never:check"}
+    assert jobs["monthly:drill"].cron == "0 3 1 * *"
+    assert jobs["monthly:drill"].next_slot(_at("2026-11-22T00:00:00")) is not None
+    _model(tmp_path / "bad", "llm", '{check: "*/5 * * * *"}\ndrill: {select: newest}')
+    with pytest.raises(PolicyError, match=r"drill\.select"):
+        load_policies(tmp_path / "bad")
 
 
 def test_prune_after_backup_defaults_on(tmp_path: Path) -> None:

@@ -44,8 +44,9 @@ Backup = Callable[[PolicyBase, Repository, Catalog, Path, str], Manifest]
 
 
 def _policies(tmp_path: Path, *names: str, **extra: Any) -> list[PolicyBase]:
-    """Model policies run every minute; prune is off unless ``extra`` turns it on."""
-    extra = {"prune_after_backup": False, **extra}
+    """Model policies run every minute; prune is off unless ``extra`` turns it on, and so
+    is the quarterly drill."""
+    extra = {"prune_after_backup": False, "drill": {"schedule": None}, **extra}
     directory = tmp_path / "policies"
     for name in names:
         schedule = {"check": "* * * * *", "timezone": "UTC"}
@@ -157,6 +158,44 @@ def test_prune_after_backup(
     first = results[0]
     assert first is not None and first.outcome == outcome and detail in first.detail
     assert first.pruned == (1 if prune_error is None else 0)
+
+
+@pytest.mark.parametrize(
+    ("report", "outcome", "detail"),
+    [
+        (
+            {"drill_id": "D1", "passed": True, "backup_id": "B1", "html_report": "/r.html"},
+            "ok",
+            "drill D1 passed; report /r.html",
+        ),
+        (
+            {"drill_id": "D2", "passed": False, "backup_id": None, "reason": "cannot start: x"},
+            "failed",
+            "drill D2 failed: cannot start: x",
+        ),
+    ],
+)
+def test_drill_jobs_run_the_drill_and_a_failed_drill_fails_the_job(
+    tmp_path: Path, report: dict[str, Any], outcome: str, detail: str
+) -> None:
+    drilled: list[str] = []
+
+    def drill(policy: PolicyBase, repo: Repository, state_dir: Path, *_: Any) -> dict[str, Any]:
+        drilled.append(policy.name)
+        return report
+
+    policies = _policies(tmp_path, "a", drill={"schedule": "* * * * *"})
+    plan = plan_jobs(policies)
+    assert [j.id for j in plan.jobs] == ["a:check", "a:drill"]
+    runner = _runner(tmp_path, _raising(AssertionError("a drill job must not back up")))
+    runner.drill = drill
+    _prime(runner, plan.jobs)
+    result = runner.run_if_due(plan.jobs[1], policies[0])
+    assert drilled == ["a"]
+    assert result is not None and (result.outcome, result.detail) == (outcome, detail)
+    assert result.backup_id == report["backup_id"]
+    with runner.state.update() as records:
+        assert records["a:drill"].last_outcome == outcome
 
 
 def test_a_bug_in_prune_fails_the_job_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -309,7 +348,9 @@ def test_daemon_runs_jobs_of_one_policy_in_turn(tmp_path: Path) -> None:
     policies = load_policies(tmp_path / "policies")
     runs: list[tuple[str, float, float]] = []
 
-    def backup(policy: PolicyBase, repo: Any, catalog: Any, state: Path, kind: str) -> Manifest:
+    def backup(
+        policy: PolicyBase, repo: Any, catalog: Any, state: Path, kind: str, *_: Any
+    ) -> Manifest:
         began = time.monotonic()
         time.sleep(0.4)
         runs.append((kind, began, time.monotonic()))

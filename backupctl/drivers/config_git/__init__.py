@@ -30,7 +30,7 @@ import structlog
 
 from backupctl.catalog.manifest import Manifest
 from backupctl.checks import CheckResult
-from backupctl.drivers.base import Driver, RestoreRequest
+from backupctl.drivers.base import DrillPlan, Driver, RestoreRequest
 from backupctl.drivers.config_git import extract, history
 from backupctl.drivers.config_git import restore_steps as steps
 from backupctl.drivers.config_git.changes import (
@@ -162,6 +162,13 @@ class ConfigGitDriver(Driver):
         if to_time is None or to_gtid is not None:
             raise UsageError("config-git restores take --at TIME|COMMIT, not --to-gtid")
         return history.at_or_before(fulls, to_time, self.policy.name)
+
+    def drill_plan(
+        self, repo: Repository, manifest: Manifest, request: RestoreRequest
+    ) -> DrillPlan:
+        from backupctl.drivers.config_git.drill import drill_plan
+
+        return drill_plan(self.git, self.branch, manifest, request)
 
     def restore_steps(
         self, repo: Repository, manifest: Manifest, request: RestoreRequest

@@ -151,6 +151,18 @@ class GitRepository:
         proc = self.run("merge-base", "--is-ancestor", commit, descendant, ok=(0, 1))
         return proc.returncode == 0
 
+    def fsck(self) -> list[str]:
+        """Check every object and its links (``git fsck --full --strict``); return the
+        problems found (empty: the repository is intact). Dangling objects are no problem."""
+        proc = self.run(
+            "fsck", "--full", "--strict", "--no-dangling", "--no-progress", ok=tuple(range(256))
+        )
+        said = (proc.stdout + proc.stderr).decode(errors="replace").splitlines()
+        problems = [line.strip() for line in said if line.strip()]
+        if proc.returncode != 0 and not problems:
+            problems.append(f"git fsck exited {proc.returncode}")
+        return problems if proc.returncode != 0 else []
+
     def object_format(self) -> str:
         """``sha1`` or ``sha256``: how this repository names objects."""
         return self.out("rev-parse", "--show-object-format") or "sha1"

@@ -7,6 +7,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from backupctl.checks import record_checks
 from backupctl.drivers.config_git import extract
 from backupctl.drivers.config_git.gitrepo import GitRepository
 from backupctl.errors import UsageError, VerificationFailed
@@ -96,7 +97,7 @@ class VerifyFiles(Step):
 
     def run(self, ctx: RunContext) -> str:
         checks = extract.verify(self.git, self.chosen, self.target)
-        ctx["checks"] = [c.to_dict() for c in checks]
+        record_checks(ctx, checks)
         failed = [c for c in checks if not c.passed]
         if failed:
             raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed))

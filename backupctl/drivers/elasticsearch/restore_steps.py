@@ -13,7 +13,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from backupctl.catalog.manifest import Manifest
-from backupctl.checks import CheckResult
+from backupctl.checks import record_checks
 from backupctl.drivers.elasticsearch.client import ElasticsearchError, body, call
 from backupctl.drivers.elasticsearch.indices import IndexMap
 from backupctl.drivers.elasticsearch.verification import verify_indices
@@ -220,7 +220,7 @@ class VerifyIndices(Step):
 
     def run(self, ctx: RunContext) -> str:
         checks = verify_indices(self.es, self.manifest, self.indices, self.policy.restore.verify)
-        ctx["checks"] = [c.to_dict() for c in checks]
+        record_checks(ctx, checks)
         failed = [c for c in checks if not c.passed]
         if failed:
             raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed))
@@ -265,8 +265,3 @@ class SwitchAliases(Step):
             return "no alias was moved"
         call("switch aliases back", self.es.indices.update_aliases, actions=self._actions(True))
         return "aliases moved back to the original indices"
-
-
-def checks_from(ctx: RunContext) -> list[CheckResult]:
-    raw: list[dict[str, Any]] = ctx.get("checks") or []
-    return [CheckResult(**c) for c in raw]

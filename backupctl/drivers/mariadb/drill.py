@@ -36,7 +36,7 @@ def drill_plan(
     private recovery instance; the live server is never touched. Raises UsageError."""
     if request.target_dir is None:
         raise UsageError("a drill needs a sandbox directory")
-    links, _gap = binlog_chain(repo, full)
+    links, gap = binlog_chain(repo, full)
     point = latest_point(links, full)
     target = replace(
         request,
@@ -44,4 +44,5 @@ def drill_plan(
         target_dir=None,
         to_gtid=newest_gtid(repo, full),
     )
-    return DrillPlan(restore_steps(policy, repo, full, target), point, "verify")
+    steps = restore_steps(policy, repo, full, target)
+    return DrillPlan(steps, point, "verify", reaches_newest=gap is None)

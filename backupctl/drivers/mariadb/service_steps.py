@@ -9,12 +9,11 @@ import stat
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pymysql
 
 from backupctl.catalog.manifest import Manifest
-from backupctl.checks import CheckResult
+from backupctl.checks import record_checks
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.instance import MariaDBInstance
 from backupctl.drivers.mariadb.verification import verify_restored
@@ -133,7 +132,7 @@ class VerifyRestored(Step):
             restore.check_parallel,
             exact=not self.replayed,
         )
-        ctx["checks"] = [c.to_dict() for c in checks]
+        record_checks(ctx, checks)
         failed = [c for c in checks if not c.passed]
         if failed:
             raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed))
@@ -183,8 +182,3 @@ class HealthCheck(Step):
                 if time.monotonic() >= deadline:
                     raise BackupctlError(f"no answer after the restart: {exc}") from exc
                 time.sleep(1)
-
-
-def checks_from(ctx: RunContext) -> list[CheckResult]:
-    raw: list[dict[str, Any]] = ctx.get("checks") or []
-    return [CheckResult(**c) for c in raw]

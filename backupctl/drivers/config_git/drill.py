@@ -1,0 +1,92 @@
+"""The config-history recovery drill: check the Git repository's integrity, then write
+the newest state into the sandbox and compare every file with its blob."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from backupctl.catalog.manifest import Manifest
+from backupctl.checks import CheckResult, record_checks
+from backupctl.drivers.base import DrillPlan, RestoreRequest
+from backupctl.drivers.config_git import extract, history
+from backupctl.drivers.config_git import restore_steps as steps
+from backupctl.drivers.config_git.gitrepo import GitRepository
+from backupctl.errors import BackupctlError, UsageError, VerificationFailed
+from backupctl.runbook.step import RunContext, Step
+
+
+class CheckHistory(Step):
+    """``git fsck --full --strict`` over the whole repository, and the drilled commit
+    reachable from the policy's branch with its recorded tree."""
+
+    name = "check-history"
+
+    def __init__(self, git: GitRepository, branch: str, manifest: Manifest):
+        self.git, self.branch, self.manifest = git, branch, manifest
+
+    def describe(self, ctx: RunContext) -> str:
+        return f"check every object of {self.git.git_dir} (git fsck) and the commit's history"
+
+    def run(self, ctx: RunContext) -> str:
+        problems = self.git.fsck()
+        commit = str(self.manifest.details["commit"])
+        fsck = CheckResult(
+            "git-fsck",
+            not problems,
+            "; ".join(problems[:5]) if problems else f"every object of {self.git.git_dir} intact",
+        )
+        checks = [fsck]
+        if not problems:
+            tree = self.git.tree_of(commit) if self.git.resolve(commit) else None
+            head = self.git.resolve(self.branch)
+            recorded = tree is not None and tree == self.manifest.details.get("tree")
+            reachable = recorded and head is not None and self.git.is_ancestor(commit, head)
+            where = f"commit {commit[:12]} with its recorded tree, reachable from {self.branch}"
+            checks.append(CheckResult("history", reachable, where if reachable else f"no {where}"))
+        record_checks(ctx, checks)
+        failed = [c for c in checks if not c.passed]
+        if failed:
+            raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed))
+        return checks[-1].detail
+
+
+class RemoveFiles(Step):
+    """Empty the sandbox directory (restored directories may be read-only)."""
+
+    name = "remove-files"
+
+    def __init__(self, target: Path):
+        self.target = target
+
+    def describe(self, ctx: RunContext) -> str:
+        return f"remove the restored files from {self.target}"
+
+    def run(self, ctx: RunContext) -> str:
+        removed = extract.clear(self.target)
+        if self.target.is_dir():
+            self.target.rmdir()
+        return f"removed {removed} entries"
+
+
+def drill_plan(
+    git: GitRepository, branch: str, manifest: Manifest, request: RestoreRequest
+) -> DrillPlan:
+    """Check the repository, restore ``manifest``'s commit into ``request.target_dir``,
+    verify every file, remove them. RPO from the commit's snapshot time."""
+    if request.target_dir is None:
+        raise UsageError("a drill needs a sandbox directory")
+    target = request.target_dir / "files"
+    when = history.committed_at(manifest)
+    plan: list[Step] = [CheckHistory(git, branch, manifest)]
+    try:
+        chosen = extract.select(git, str(manifest.details["commit"]), None)
+    except BackupctlError:  # a damaged repository: check-history names the damage
+        chosen = None
+    if chosen is not None:
+        plan += [
+            steps.PrepareTarget(target),
+            steps.ExtractFiles(git, chosen, target, when),
+            steps.VerifyFiles(git, chosen, target),
+            RemoveFiles(target),
+        ]
+    return DrillPlan(plan, when, steps.VerifyFiles.name)

@@ -1,0 +1,1 @@
+"""Operations visibility: run records, status, Prometheus metrics, notifications."""
