@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import structlog
 
@@ -45,6 +48,28 @@ class _Checked:
         return self.size == artifact.stored_bytes and self._digest.hexdigest() == artifact.sha256
 
 
+class _StderrReader:
+    """Reads a child's stderr in a thread, so the child never blocks on it."""
+
+    def __init__(self, stream: IO[bytes]):
+        self._chunks: list[bytes] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for line in stream:
+            self._chunks.append(line)
+
+    def text(self) -> str:
+        self._thread.join(30)
+        return b"".join(self._chunks).decode(errors="replace")
+
+
+def _close(stream: IO[bytes]) -> None:
+    with contextlib.suppress(BrokenPipeError):  # the child exited early: its status says why
+        stream.close()
+
+
 def extract(
     repo: Repository, manifest: Manifest, target: Path, progress: ProgressFactory = no_progress
 ) -> None:
@@ -66,21 +91,23 @@ def extract(
     assert proc.stdin is not None and proc.stderr is not None
     grow_pipe(proc.stdin.fileno())
     stored = _Checked(repo, artifact.key)
+    errors = _StderrReader(proc.stderr)  # never let a full stderr pipe block mbstream
     failure: BaseException | None = None
     try:
         with progress("extracting", artifact.raw_bytes) as advance:
             for chunk in decompress(stored, artifact.raw_bytes):
                 proc.stdin.write(chunk)
                 advance(len(chunk))
-        proc.stdin.close()
     except (BrokenPipeError, VerificationFailed) as exc:
         failure = exc
     except BaseException:
         proc.kill()
         proc.wait()
         raise
-    err = proc.stderr.read().decode(errors="replace")
+    finally:
+        _close(proc.stdin)  # on every path: mbstream must see the end of its input
     returncode = proc.wait()
+    err = errors.text()
     if failure is not None or returncode != 0:
         stored.drain()  # tell corruption in the repository apart from a tool failure
     if not stored.matches(artifact):
