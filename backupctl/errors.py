@@ -97,6 +97,18 @@ class VerificationFailed(BackupctlError):
     exit_code = 3
 
 
+class EncryptionError(RepositoryError):
+    """The encryption key is missing or invalid, an object was encrypted with another key,
+    or an object is encrypted where the repository is not (or the other way round)."""
+
+
+class TamperedObject(EncryptionError, VerificationFailed):
+    """An encrypted object failed authentication: corrupted, truncated, reordered or
+    swapped for another object."""
+
+    exit_code = 3
+
+
 class UnsupportedOperation(BackupctlError):
     """The driver does not support this operation (yet)."""
 

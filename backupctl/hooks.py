@@ -15,6 +15,7 @@ import structlog
 from backupctl.errors import BackupctlError
 from backupctl.policy.common import PolicyBase
 from backupctl.proc import redact, tail_text
+from backupctl.statefile import inherited_umask
 
 log = structlog.get_logger()
 
@@ -56,6 +57,8 @@ def run_hook(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # the operator's commands get the operator's umask back, not backupctl's 077
+            umask=-1 if (umask := inherited_umask()) is None else umask,
         )
     except OSError as exc:
         raise HookFailed(f"hook {command!r} could not start: {exc.strerror}") from exc

@@ -6,7 +6,7 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -25,6 +25,7 @@ from backupctl.catalog.manifest import (
     Manifest,
     backup_prefix,
     incomplete_backups,
+    parse_manifest,
 )
 from backupctl.drivers.base import Driver
 from backupctl.drivers.registry import driver_for
@@ -43,6 +44,7 @@ from backupctl.progress import ProgressFactory, no_progress
 from backupctl.scheduling.locks import policy_lock
 from backupctl.storage import keys
 from backupctl.storage.base import ObjectWriter, Repository
+from backupctl.storage.encryption import encryption_of
 
 log = structlog.get_logger()
 
@@ -119,8 +121,10 @@ class BackupSession:
 Producer = Callable[[BackupSession], dict[str, Any]]
 
 
-def clean_incomplete(repo: Repository, policy: str) -> list[str]:
-    """Remove backups of ``policy`` that were started but never completed.
+def clean_incomplete(repo: Repository, policy: str, kinds: Sequence[str] = ()) -> list[str]:
+    """Remove backups of ``policy`` that were started but never completed, and uploads
+    under its ``kinds`` that were never committed (e.g. a marker a run was killed
+    writing, before anything is listed).
 
     Call only while holding the policy lock: then no backup of it is running.
     Returns the prefixes removed.
@@ -129,7 +133,34 @@ def clean_incomplete(repo: Repository, policy: str) -> list[str]:
     for prefix in removed:
         repo.delete_prefix(prefix)
         log.warning("removed incomplete backup left by an interrupted run", prefix=prefix)
+    for kind in kinds:
+        if aborted := repo.abort_incomplete(keys.join(policy, kind) + "/"):
+            log.warning("removed incomplete uploads left by an interrupted run", count=aborted)
     return removed
+
+
+def record_unlisted(repo: Repository, catalog: Catalog, policy: str) -> list[str]:
+    """Record the complete backups of ``policy`` the repository has and the catalog lacks:
+    a run killed between writing a manifest and recording it, or a prune killed between
+    forgetting a backup and deleting it (the next prune then takes it). Returns their ids.
+    """
+    known = {json.loads(raw)["backup_id"] for raw in catalog.raw(policy)}
+    recorded = []
+    for info in repo.list(f"{policy}/"):
+        parts = info.key.split("/")
+        if len(parts) != 4 or parts[3] != MANIFEST or parts[2] in known:
+            continue
+        if not keys.BACKUP_ID_RE.match(parts[2]):
+            continue
+        try:
+            manifest = parse_manifest(repo.get_bytes(info.key), f"{repo.url}/{info.key}")
+        except BackupctlError as exc:  # `catalog sync` reports it; backups go on
+            log.warning("unreadable manifest in the repository", key=info.key, error=str(exc))
+            continue
+        catalog.record(manifest, repo.url)
+        recorded.append(manifest.backup_id)
+        log.warning("recorded a complete backup the catalog lacked", backup_id=parts[2])
+    return recorded
 
 
 def run_backup(
@@ -202,7 +233,8 @@ def _locked_backup(
 ) -> Manifest:
     driver = driver_for(policy)
     with policy_lock(state_dir, policy.name), repo.lock(policy.name, f"backup {kind}"):
-        clean_incomplete(repo, policy.name)
+        clean_incomplete(repo, policy.name, driver.kinds)
+        record_unlisted(repo, catalog, policy.name)
         now = datetime.now(UTC)
         session = BackupSession(repo, policy, kind, new_backup_id(now), now, state_dir, progress)
         structlog.contextvars.bind_contextvars(policy=policy.name, backup_id=session.backup_id)
@@ -243,6 +275,7 @@ def _write_backup(driver: Driver, session: BackupSession, produce: Producer | No
             tool_versions={"backupctl": __version__, **session.tool_versions},
             details=details,
             failure=failure,
+            encryption=encryption_of(repo),
         )
         repo.put_bytes(keys.join(session.prefix, MANIFEST), manifest.to_json().encode())
     except NothingChanged as exc:

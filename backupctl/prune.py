@@ -11,6 +11,7 @@ import structlog
 from backupctl.catalog.index import Catalog
 from backupctl.catalog.manifest import MANIFEST
 from backupctl.drivers.registry import driver_for
+from backupctl.jobs import clean_incomplete, record_unlisted
 from backupctl.policy.common import PolicyBase
 from backupctl.retention import Decision
 from backupctl.scheduling.locks import policy_lock
@@ -43,27 +44,37 @@ def prune_policy(
 ) -> list[PruneResult]:
     """Apply ``policy``'s retention to its catalogued backups.
 
-    Deletes (unless ``dry_run``) under the policy's lock: first what the backup keeps
-    outside the repository (e.g. the snapshot, through the cluster's API), then its
-    manifest (so it is never listed half-deleted), then its other objects; then the
-    catalog forgets it. Raises UnsupportedOperation for drivers without retention yet,
-    LockHeldError while a backup of the policy runs.
+    Deletes (unless ``dry_run``) under the policy's lock: first the catalog forgets it
+    (so ``list`` never shows a backup being deleted), then what the backup keeps outside
+    the repository (e.g. the snapshot, through the cluster's API), then its manifest (so
+    a catalog rebuilt from the repository never lists it half-deleted), then its other
+    objects. What a run killed part-way left is cleaned up first. Raises
+    UnsupportedOperation for drivers without retention yet, LockHeldError while a backup
+    of the policy runs.
     """
     driver = driver_for(policy)
-    backups = catalog.list(policy.name)
-    by_id = {m.backup_id: m for m in backups}
-    decisions: list[Decision] = driver.retention(backups, now)
-    results = []
     if dry_run:
+        backups = catalog.list(policy.name)
+        by_id = {m.backup_id: m for m in backups}
+        decisions: list[Decision] = driver.retention(backups, now)
         return [_result(by_id[d.backup_id].kind, policy.name, d) for d in decisions]
+    results = []
     with policy_lock(state_dir, policy.name, purpose="prune"), repo.lock(policy.name, "prune"):
-        for decision in decisions:
+        # what a run killed part-way left: half-written or half-deleted backups go, and
+        # one a prune forgot but had not deleted yet is listed (and decided on) again
+        clean_incomplete(repo, policy.name, driver.kinds)
+        record_unlisted(repo, catalog, policy.name)
+        backups = catalog.list(policy.name)
+        by_id = {m.backup_id: m for m in backups}
+        for decision in driver.retention(backups, now):
             manifest = by_id[decision.backup_id]
             result = _result(manifest.kind, policy.name, decision)
             if not decision.keep:
+                # forgotten first: a run killed part-way never leaves the catalog listing
+                # a backup whose manifest or objects are already gone
+                catalog.forget(policy.name, manifest.backup_id)
                 done = driver.delete_backup(repo, manifest)
                 _delete_objects(repo, manifest.prefix)
-                catalog.forget(policy.name, manifest.backup_id)
                 log.info("backup pruned", backup_id=manifest.backup_id, reason=decision.reason)
                 result = replace(result, done=done)
             results.append(result)

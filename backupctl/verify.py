@@ -13,6 +13,7 @@ from backupctl.errors import ObjectNotFound, RepositoryError, VerificationFailed
 from backupctl.pipeline import measure
 from backupctl.policy.common import PolicyBase
 from backupctl.progress import ProgressFactory, no_progress
+from backupctl.statefile import private_dir
 from backupctl.storage.base import Repository
 
 
@@ -59,7 +60,7 @@ def verify_backup(
     checks += driver_for(policy).verify_quick(repo, manifest)
     if deep and all(c.passed for c in checks):
         if scratch_root is not None:
-            scratch_root.mkdir(parents=True, exist_ok=True)
+            private_dir(scratch_root)
         scratch = Path(tempfile.mkdtemp(prefix=f"verify-{manifest.backup_id}-", dir=scratch_root))
         try:
             checks += driver_for(policy).verify_deep(repo, manifest, scratch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from backupctl.catalog.manifest import Manifest, parse_manifest
 from backupctl.errors import NotFoundError
+from backupctl.statefile import open_private, private_dir
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS backups (
@@ -33,7 +35,10 @@ class Catalog:
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        # SQLite would create it 0644 minus the umask; its -journal/-wal files copy this mode
+        with contextlib.suppress(FileExistsError):
+            open_private(path, "wb", exclusive=True).close()
         with self._connect() as db:
             db.executescript(_SCHEMA)
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from backupctl.errors import RepositoryError
+from backupctl.errors import RepositoryError, VerificationFailed
 from backupctl.storage import keys
 from backupctl.storage.base import Repository
+from backupctl.storage.encryption import refuse_encrypted
 
 MANIFEST = "manifest.json"
 STARTED = "started.json"
@@ -46,6 +48,11 @@ class Manifest(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
     failure: str | None = Field(
         None, description="why this backup is not restorable (recorded failed backups only)"
+    )
+    encryption: dict[str, str] | None = Field(
+        None,
+        description='client-side encryption of the stored objects, {"cipher": "aes-256-gcm", '
+        '"key_id": …} (never the key); None: stored unencrypted',
     )
 
     @property
@@ -86,20 +93,69 @@ def backup_prefix(policy: str, kind: str, backup_id: str) -> str:
 
 
 def parse_manifest(raw: bytes, where: str) -> Manifest:
-    """Parse manifest bytes. Raises RepositoryError naming ``where`` when they are invalid."""
+    """Parse manifest bytes. Raises RepositoryError naming ``where`` when they are invalid
+    (EncryptionError when they are encrypted: the policy lacks the key), VerificationFailed
+    when they name what no backup of ours can (see ``check_manifest``)."""
+    refuse_encrypted(raw, where)
     try:
         data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
         data.pop("raw_bytes", None)
         data.pop("stored_bytes", None)
-        return Manifest.model_validate(data)
-    except (ValueError, ValidationError) as exc:
+        manifest = Manifest.model_validate(data)
+    except (ValueError, ValidationError, RecursionError) as exc:
         raise RepositoryError(f"invalid manifest {where}: {exc}") from exc
+    check_manifest(manifest, where)
+    return manifest
+
+
+#: policy-wide key areas whose objects several backups reference (model file blobs)
+SHARED_DIRS = ("blobs",)
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_manifest(manifest: Manifest, where: str, location: str | None = None) -> None:
+    """Refuse a manifest that could make a restore or a prune reach beyond its own
+    backup: names that are not names, artifact keys outside ``<policy>/<kind>/<id>/``
+    (or the policy's shared areas), artifact names with control characters; with
+    ``location`` (the key prefix it was read from), one that describes another backup.
+
+    A repository writable by someone else is the threat: whatever they put in a manifest
+    is data, never a path to follow. Raises VerificationFailed (exit 3) saying what."""
+
+    def unsafe(what: str) -> VerificationFailed:
+        return VerificationFailed(
+            f"refusing manifest {where}: {what} (tampered with or corrupt; not restored)"
+        )
+
+    policy, kind, backup_id = manifest.policy, manifest.kind, manifest.backup_id
+    if not keys.NAME_RE.match(policy) or not keys.NAME_RE.match(kind):
+        raise unsafe(f"invalid policy or kind {policy!r}/{kind!r}")
+    if not keys.BACKUP_ID_RE.match(backup_id):
+        raise unsafe(f"invalid backup id {backup_id!r}")
+    own = keys.join(policy, kind, backup_id)
+    if location is not None and location != own:
+        raise unsafe(f"it describes backup {own}, not the one it is stored as ({location})")
+    shared = tuple(keys.join(policy, d) + "/" for d in SHARED_DIRS)
+    for artifact in manifest.artifacts:
+        if not artifact.name or len(artifact.name) > 1024 or _UNSAFE_CHARS.search(artifact.name):
+            raise unsafe(f"invalid artifact name {artifact.name!r}")
+        try:
+            keys.validate_key(artifact.key)
+        except RepositoryError:
+            raise unsafe(f"unsafe object key {artifact.key!r}") from None
+        if not artifact.key.startswith((own + "/", *shared)):
+            raise unsafe(f"object key {artifact.key!r} lies outside backup {own}")
 
 
 def read_manifest(repo: Repository, policy: str, kind: str, backup_id: str) -> Manifest:
-    """Read one manifest. Raises ObjectNotFound / RepositoryError."""
-    key = keys.join(backup_prefix(policy, kind, backup_id), MANIFEST)
-    return parse_manifest(repo.get_bytes(key), f"{repo.url}/{key}")
+    """Read one manifest. Raises ObjectNotFound / RepositoryError / VerificationFailed."""
+    prefix = backup_prefix(policy, kind, backup_id)
+    key = keys.join(prefix, MANIFEST)
+    manifest = parse_manifest(repo.get_bytes(key), f"{repo.url}/{key}")
+    check_manifest(manifest, f"{repo.url}/{key}", location=prefix)
+    return manifest
 
 
 def scan_manifests(repo: Repository, policy: str | None = None) -> list[Manifest]:
@@ -109,7 +165,10 @@ def scan_manifests(repo: Repository, policy: str | None = None) -> list[Manifest
     for info in repo.list(prefix):
         parts = info.key.split("/")
         if len(parts) == 4 and parts[3] == MANIFEST and keys.BACKUP_ID_RE.match(parts[2]):
-            manifests.append(parse_manifest(repo.get_bytes(info.key), f"{repo.url}/{info.key}"))
+            where = f"{repo.url}/{info.key}"
+            manifest = parse_manifest(repo.get_bytes(info.key), where)
+            check_manifest(manifest, where, location="/".join(parts[:3]))
+            manifests.append(manifest)
     return manifests
 
 

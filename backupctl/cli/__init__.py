@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 import signal
 import sys
-import traceback
 from pathlib import Path
 from typing import NoReturn
 
@@ -14,8 +15,9 @@ import click
 from backupctl import __version__
 from backupctl.cli.context import AppContext
 from backupctl.errors import BackupctlError, PolicyError
-from backupctl.log import configure
+from backupctl.log import configure, format_exception, scrub
 from backupctl.settings import default_policies, default_state_dir
+from backupctl.statefile import use_private_umask
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,6 +66,7 @@ def cli(
 ) -> None:
     """Backups that prove they restore: MariaDB, Elasticsearch, models, configs."""
     fmt = configure(log_format, verbose)  # type: ignore[arg-type]
+    use_private_umask()  # what backupctl and its tools create is private (see statefile)
     ctx.obj = AppContext(
         policies_path=policies or default_policies(),
         state_dir=state_dir or default_state_dir(),
@@ -81,6 +84,7 @@ def _register() -> None:
         catalog_cmd,
         demo_cmd,
         drill_cmd,
+        key_cmd,
         list_cmd,
         metrics_cmd,
         policy_cmd,
@@ -104,6 +108,7 @@ def _register() -> None:
         restore_cmd,
         prune_cmd,
         catalog_cmd,
+        key_cmd,
         demo_cmd,
         drill_cmd,
         run_due_cmd,
@@ -124,17 +129,28 @@ def _on_sigterm(signum: int, frame: object) -> NoReturn:
 def _fail(exc: BackupctlError) -> NoReturn:
     if isinstance(exc, PolicyError):
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            # the message may quote a value; the file name and field are the operator's
+            click.echo(str(dataclasses.replace(problem, message=scrub(problem.message))), err=True)
         files = len({p.file for p in exc.problems})
         click.echo(f"error: {len(exc.problems)} problem(s) in {files} policy file(s)", err=True)
     else:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {scrub(str(exc))}", err=True)
     sys.exit(exc.exit_code)
+
+
+def _echo_undecodable_bytes() -> None:
+    """Arguments and file names that are not UTF-8 arrive as lone surrogates
+    (surrogateescape): print them back as the bytes they were, as Python does under the
+    C locale, instead of failing on them under a UTF-8 one (stdout is strict there)."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="surrogateescape")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: maps expected errors to exit codes and never shows their traceback."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    _echo_undecodable_bytes()
     verbose = bool(os.environ.get("BACKUPCTL_DEBUG"))
     try:
         cli.main(args=argv, prog_name="backupctl", standalone_mode=False)
@@ -151,10 +167,15 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:  # the host said no (a path too long, not writable, disk full)
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(scrub(f"error: {exc.strerror or exc}{where}"), err=True)
+        sys.exit(1)
     except Exception as exc:  # a bug: say so plainly, show the traceback only on request
         ctx_verbose = verbose or "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv)
         if ctx_verbose:
-            traceback.print_exc()
-        click.echo(f"internal error (a bug in backupctl): {type(exc).__name__}: {exc}", err=True)
+            click.echo(format_exception(exc), err=True, nl=False)
+        message = scrub(f"{type(exc).__name__}: {exc}")
+        click.echo(f"internal error (a bug in backupctl): {message}", err=True)
         sys.exit(1)
     sys.exit(0)

@@ -8,7 +8,8 @@ from backupctl.catalog.manifest import Manifest
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
 from backupctl.drivers.registry import driver_class, driver_for
-from backupctl.errors import BackupctlError
+from backupctl.errors import BackupctlError, UsageError
+from backupctl.storage.keys import NAME_RE
 from backupctl.units import human_bytes
 
 
@@ -18,6 +19,8 @@ from backupctl.units import human_bytes
 @click.pass_obj
 def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
     """List backups in the catalog, oldest first (failed ones marked FAILED)."""
+    if policy is not None and not NAME_RE.match(policy):  # the catalog holds only valid names
+        raise UsageError(f"{policy!r} is not a policy name (lowercase letters, digits, '-', '_')")
     if as_json:  # the stored documents as they are: fast with many thousands
         click.echo("[" + ",".join(raw.strip() for raw in app.catalog().raw(policy)) + "]")
         return

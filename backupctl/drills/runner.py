@@ -27,6 +27,7 @@ from backupctl.runbook.engine import Runbook, RunbookFailed
 from backupctl.runbook.journal import Journal
 from backupctl.runbook.step import StepResult
 from backupctl.scheduling.locks import policy_lock
+from backupctl.statefile import private_dir
 from backupctl.storage.base import Repository
 
 log = structlog.get_logger()
@@ -199,7 +200,7 @@ def _run(
     except BackupctlError as exc:
         outcome.reason = f"cannot start: {exc}"
         return outcome
-    sandbox.mkdir(parents=True, exist_ok=True)
+    private_dir(sandbox)
     journal = Journal(
         path=sandbox.parent / "journal.json",
         run_id=drill_id,

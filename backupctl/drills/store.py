@@ -12,6 +12,7 @@ import structlog
 from backupctl.drills.html import to_html
 from backupctl.drills.report import to_markdown
 from backupctl.errors import NotFoundError, RepositoryError
+from backupctl.statefile import private_dir, write_atomic
 from backupctl.storage import keys
 from backupctl.storage.base import Repository
 from backupctl.storage.keys import BACKUP_ID_RE
@@ -47,9 +48,9 @@ def save(
     history = [r for r in history if r.get("drill_id") != report["drill_id"]]
     texts = render(report, [*history, report])
     directory = local_dir(state_dir, report["drill_id"])
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     for fmt, text in texts.items():
-        (directory / f"report.{fmt}").write_text(text)
+        write_atomic(directory / f"report.{fmt}", text)
     problems = []
     if repo is not None:
         try:
@@ -61,14 +62,45 @@ def save(
     return directory / "report.html", problems
 
 
+#: fields every reader of past reports (drill list, status, metrics, the HTML history)
+#: relies on, with the types they must have
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "drill_id": (str,),
+    "policy": (str,),
+    "passed": (bool,),
+    "rpo_seconds": (int, float, type(None)),
+    "rto_seconds": (int, float, type(None)),
+    "backup_id": (str, type(None)),
+    "reason": (str, type(None)),
+    "finished_at": (str, type(None)),
+}
+
+
+def _usable(data: Any, drill_id: str | None = None, policy: str | None = None) -> bool:
+    """True when ``data`` reads as a report (of ``drill_id`` and ``policy`` when given): a
+    report from a repository someone else can write is data to check, not to trust."""
+    if not isinstance(data, dict):
+        return False
+    for name, types in _FIELDS.items():
+        value = data.get(name)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            return False
+    if not BACKUP_ID_RE.match(data["drill_id"]):
+        return False
+    return (drill_id is None or data["drill_id"] == drill_id) and (
+        policy is None or data["policy"] == policy
+    )
+
+
 def _local_reports(state_dir: Path) -> dict[str, dict[str, Any]]:
     found = {}
     for path in sorted((state_dir / DRILLS).glob("*/report.json")):
         try:
             data = json.loads(path.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
-        found[str(data.get("drill_id"))] = data
+        if _usable(data, path.parent.name):
+            found[str(data.get("drill_id"))] = data
     return found
 
 
@@ -78,9 +110,14 @@ def _repo_reports(repo: Repository, policy: str) -> dict[str, dict[str, Any]]:
         parts = info.key.split("/")
         if len(parts) == 4 and parts[3] == "report.json" and BACKUP_ID_RE.match(parts[2]):
             try:
-                found[parts[2]] = json.loads(repo.get_bytes(info.key))
-            except (RepositoryError, ValueError) as exc:
+                data = json.loads(repo.get_bytes(info.key))
+            except (RepositoryError, ValueError, RecursionError) as exc:
                 log.warning("unreadable drill report", key=info.key, error=str(exc))
+                continue
+            if _usable(data, parts[2], policy):
+                found[parts[2]] = data
+            else:
+                log.warning("ignoring a drill report that is not one", key=info.key)
     return found
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from backupctl.log import scrub
+
 #: success: stored (or a drill passed); unchanged: nothing new to store (the newest
 #: backup is still current); skipped: another run held the policy's lock
 RunOutcome = Literal["success", "failure", "unchanged", "skipped"]
@@ -30,6 +32,10 @@ class RunEvent:
     host: str = field(default_factory=socket.gethostname)
     #: kind-specific facts (a drill's id, RTO and RPO, its report's path)
     details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.error is not None:  # logged, recorded and sent to webhooks: never a secret
+            object.__setattr__(self, "error", scrub(self.error))
 
     @property
     def duration_seconds(self) -> float:

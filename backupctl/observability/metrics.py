@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from http.client import HTTPException
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest, push_to_gateway
@@ -239,6 +240,8 @@ def write_textfile(registry: CollectorRegistry, path: Path) -> None:
     file), readable by the node-exporter's user. Raises MetricsError."""
     text = render(registry)
     try:
+        # the one file backupctl writes for others (no secret in it): 0644, not the 0600 of
+        # everything else it creates, as node-exporter reads it as its own user
         write_atomic(path, text, mode=0o644)
     except OSError as exc:
         raise MetricsError(f"cannot write metrics to {path}: {exc.strerror}") from exc
@@ -248,5 +251,5 @@ def push(registry: CollectorRegistry, gateway: str, job: str = "backupctl") -> N
     """Push the metrics to a Pushgateway (replacing this job's group). Raises MetricsError."""
     try:
         push_to_gateway(gateway, job=job, registry=registry, timeout=10)
-    except OSError as exc:
+    except (OSError, ValueError, HTTPException) as exc:  # malformed URL, garbled reply
         raise MetricsError(f"cannot push metrics to {gateway}: {exc}") from exc

@@ -62,6 +62,11 @@ class ConfigGitPolicy(PolicyBase):
                 "config-git keeps history in a bare Git repository on a local or mounted "
                 f"filesystem: use file:///var/backups/config-history.git, got {value.url!r}"
             )
+        if value.encryption is not None:
+            raise ValueError(
+                "config-git cannot encrypt: Git writes its objects itself (encrypt the "
+                "filesystem instead, or leave out encryption)"
+            )
         return value
 
     @property

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from backupctl.errors import NotFoundError, PolicyError, PolicyProblem
+from backupctl.errors import BackupctlError, NotFoundError, PolicyError, PolicyProblem
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.yamlsrc import FieldPath, YamlDocument, load_yaml
 
@@ -55,12 +55,12 @@ def parse_policy(path: Path) -> tuple[PolicyBase | None, list[PolicyProblem]]:
 
     file = str(path)
     doc = load_yaml(path)
-    if doc.problems or doc.data is None:
+    if doc.problems:
         return None, doc.problems
-    if not isinstance(doc.data, dict):
+    if not isinstance(doc.data, dict):  # a list, a scalar, or null ("~", an anchored nothing)
         return None, [PolicyProblem(file, 1, "", "a policy must be a mapping of fields")]
     driver = doc.data.get("driver")
-    if driver not in POLICY_MODELS:
+    if not isinstance(driver, str) or driver not in POLICY_MODELS:  # a list is unhashable
         known = ", ".join(sorted(POLICY_MODELS))
         got = "missing" if driver is None else f"{driver!r}"
         line = doc.line_of(("driver",))
@@ -100,9 +100,36 @@ def load_policies(path: Path) -> list[PolicyBase]:
             continue
         seen[policy.name] = file
         policies.append(policy)
+    problems.extend(_mixed_encryption(policies))
     if problems:
         raise PolicyError(problems)
     return policies
+
+
+def _mixed_encryption(policies: list[PolicyBase]) -> list[PolicyProblem]:
+    """Policies sharing a repository must share its encryption key (or all have none):
+    ``catalog sync`` reads every manifest in a repository with one policy's key."""
+    first: dict[str, tuple[str, str | None]] = {}
+    problems = []
+    for policy in policies:
+        spec = policy.manifest_repository
+        try:
+            kid = spec.encryption.key_id() if spec.encryption is not None else None
+        except BackupctlError:
+            continue  # the key went away since it was validated: reported when used
+        name, other = first.setdefault(spec.url, (policy.name, kid))
+        if other != kid:
+            theirs, ours = (f"key {k}" if k else "no encryption" for k in (other, kid))
+            problems.append(
+                PolicyProblem(
+                    str(policy.source),
+                    None,
+                    "repository.encryption",
+                    f"{spec.url} is shared with policy {name!r}, which uses {theirs}; this "
+                    f"policy uses {ours} (policies sharing a repository need the same key)",
+                )
+            )
+    return problems
 
 
 def find_policy(policies: list[PolicyBase], name: str) -> PolicyBase:

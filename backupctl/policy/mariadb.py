@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -22,6 +23,15 @@ class MariaDBConnection(PasswordSource):
     socket: Path | None = None
     user: str = "root"
     connect_timeout: int = Field(10, ge=1, le=600, description="seconds")
+    ssl_ca: Path | None = Field(None, description="TLS: CA certificate (PEM) of the server")
+    ssl_cert: Path | None = Field(None, description="TLS: client certificate (PEM), with ssl_key")
+    ssl_key: Path | None = Field(None, description="TLS: client private key (PEM), with ssl_cert")
+    ssl_verify_server_cert: bool = Field(
+        True,
+        description="TLS: the server certificate must be signed by ssl_ca and name the host "
+        "connected to; false: no host name check (the chain is still checked against ssl_ca "
+        "when given)",
+    )
 
     @model_validator(mode="after")
     def _host_or_socket(self) -> MariaDBConnection:
@@ -30,6 +40,29 @@ class MariaDBConnection(PasswordSource):
         if self.host is not None and self.socket is not None:
             raise ValueError("give either host or socket, not both")
         return self
+
+    @model_validator(mode="after")
+    def _tls(self) -> MariaDBConnection:
+        for name in ("ssl_ca", "ssl_cert", "ssl_key"):
+            path = getattr(self, name)
+            if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+                problem = "is not a readable file" if path.exists() else "does not exist"
+                raise ValueError(f"{name}: file {path} {problem}")
+        if (self.ssl_cert is None) != (self.ssl_key is None):
+            raise ValueError("ssl_cert and ssl_key go together (mutual TLS)")
+        if self.tls and self.ssl_verify_server_cert and self.ssl_ca is None:
+            raise ValueError(
+                "ssl_verify_server_cert needs ssl_ca, the CA that signed the server's "
+                "certificate (or set ssl_verify_server_cert: false)"
+            )
+        if not self.tls and "ssl_verify_server_cert" in self.model_fields_set:
+            raise ValueError("ssl_verify_server_cert applies only with ssl_ca or ssl_cert/ssl_key")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """True when connections use TLS (ssl_ca or a client certificate is given)."""
+        return self.ssl_ca is not None or self.ssl_cert is not None
 
 
 class MariaDBSchedule(ScheduleBase):

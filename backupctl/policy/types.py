@@ -23,8 +23,9 @@ from pydantic import (
 from backupctl.errors import BackupctlError
 from backupctl.scheduling.expressions import validate_expression
 
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_DURATION_RE = re.compile(r"^\s*(\d{1,12})\s*([smhdw])\s*$")  # 10^12 weeks > timedelta.max
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_MAX_SECONDS = 1000 * 366 * 86400  # beyond, timedelta and datetime arithmetic overflow
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -37,6 +38,8 @@ def parse_duration(value: Any) -> timedelta:
     seconds = int(match.group(1)) * _UNITS[match.group(2)]
     if seconds <= 0:
         raise ValueError(f"a duration must be positive, got {value!r}")
+    if seconds > _MAX_SECONDS:
+        raise ValueError(f"a duration must be at most 1000 years, got {value!r}")
     return timedelta(seconds=seconds)
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from backupctl.errors import NotFoundError
 from backupctl.runbook.step import StepResult
+from backupctl.statefile import open_private, private_dir
 
 State = Literal["running", "completed", "failed", "rolled-back", "interrupted"]
 
@@ -35,7 +36,7 @@ class Journal:
 
     def save(self) -> None:
         """Write the journal atomically (a crash leaves the old or the new version)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         data = {
             "run_id": self.run_id,
             "kind": self.kind,
@@ -50,7 +51,7 @@ class Journal:
             "steps": [s.to_dict() for s in self.steps],
         }
         tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
+        with open_private(tmp) as fh:
             json.dump(data, fh, indent=2, default=str)
             fh.flush()
             os.fsync(fh.fileno())

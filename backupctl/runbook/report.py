@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from backupctl.runbook.journal import Journal
+from backupctl.statefile import private_dir, write_atomic
 from backupctl.timefmt import utc_and_local
 
 
@@ -87,10 +88,10 @@ def describe_point(point: dict[str, Any]) -> str:
 def write_report(state_dir: Path, report: dict[str, Any]) -> Path:
     """Write ``<run_id>.json`` and ``.md`` under the state directory; return the JSON path."""
     directory = report_dir(state_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     path = directory / f"{report['run_id']}.json"
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    path.with_suffix(".md").write_text(to_markdown(report))
+    write_atomic(path, json.dumps(report, indent=2, default=str) + "\n")
+    write_atomic(path.with_suffix(".md"), to_markdown(report))
     return path
 
 

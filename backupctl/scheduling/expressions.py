@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 
 from apscheduler.triggers.base import BaseTrigger
@@ -17,6 +18,8 @@ ALIASES: dict[str, str] = {
     "quarterly": "0 0 1 1,4,7,10 *",
 }
 CONTINUOUS = "continuous"
+#: the shape of an IANA name: "UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT+5"
+_ZONE_RE = re.compile(r"^[A-Za-z0-9_+-]{1,40}(/[A-Za-z0-9_+-]{1,40}){0,3}$")
 
 
 def to_cron(expression: str) -> str:
@@ -46,8 +49,10 @@ def validate_timezone(name: str) -> str:
     """Return ``name`` if it is an IANA timezone (``Europe/Berlin``, ``UTC``), else raise
     ValueError saying so."""
     try:
+        if not _ZONE_RE.match(name):  # zoneinfo recurses per "/" and reads any file named
+            raise ValueError(name)
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(
             f"unknown timezone {name!r}: expected an IANA name like Europe/Berlin or UTC"
         ) from None

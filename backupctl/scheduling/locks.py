@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from backupctl.errors import LockHeldError
+from backupctl.statefile import PRIVATE_FILE_MODE, private_dir
 
 
 @contextmanager
@@ -25,9 +26,9 @@ def policy_lock(state_dir: Path, policy: str, purpose: str = "backup") -> Iterat
     Raises LockHeldError at once (no waiting) when another process holds it.
     """
     lock_dir = state_dir / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(lock_dir)
     path = lock_dir / f"{policy}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

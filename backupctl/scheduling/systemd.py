@@ -12,6 +12,7 @@ from backupctl.policy.common import PolicyBase
 from backupctl.policy.types import format_duration
 from backupctl.scheduling.jobs import JobPlan, ScheduledJob
 from backupctl.scheduling.oncalendar import spec_to_oncalendar
+from backupctl.statefile import write_atomic
 
 #: What a backup job needs and nothing more (systemd.exec(5)); ProtectSystem=full
 #: keeps /usr, /boot and /etc read-only while /var stays writable for repositories.
@@ -115,7 +116,9 @@ def write_units(units: list[UnitFile], directory: Path) -> list[Path]:
     paths = []
     for unit in units:
         path = directory / unit.name
-        path.write_text(unit.text)
+        # 0644 like every unit file (no secret in them: paths and schedules), not backupctl's
+        # private 0600: systemctl and operators read them
+        write_atomic(path, unit.text, mode=0o644)
         paths.append(path)
     return paths
 

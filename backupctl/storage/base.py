@@ -98,3 +98,9 @@ class Repository(abc.ABC):
         for key in keys:
             self.delete(key)
         return len(keys)
+
+    def abort_incomplete(self, prefix: str) -> int:
+        """Discard uploads under ``prefix`` that were started but never committed (left by
+        a killed writer); return how many. Call only while nothing writes there (under the
+        policy's lock). Default: nothing to discard."""
+        return 0

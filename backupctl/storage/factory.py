@@ -24,7 +24,14 @@ BACKENDS: dict[str, Callable[[RepositorySpec], Repository]] = {"file": _local, "
 
 
 def open_repository(spec: RepositorySpec | str) -> Repository:
-    """Return the backend for ``spec``. Raises RepositoryError when it cannot be opened."""
+    """Return the backend for ``spec``, wrapped in an EncryptedRepository when the spec has
+    ``encryption:``. Raises RepositoryError when it cannot be opened (EncryptionError when
+    the key cannot be loaded)."""
     if isinstance(spec, str):
         spec = RepositorySpec(url=spec)
-    return BACKENDS[spec.scheme](spec)
+    repo = BACKENDS[spec.scheme](spec)
+    if spec.encryption is not None:
+        from backupctl.storage.encryption import EncryptedRepository
+
+        return EncryptedRepository(repo, spec.encryption.load_key())
+    return repo

@@ -40,9 +40,11 @@ class LeaseLock:
         purpose: str,
         lease: float = DEFAULT_LEASE,
         clock: Callable[[], float] = time.time,
+        put_options: dict[str, Any] | None = None,
     ):
         self.client, self.bucket, self.key, self.purpose = client, bucket, key, purpose
         self.lease, self.clock = lease, clock
+        self.put_options = put_options or {}  # e.g. server-side encryption
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.etag: str | None = None
         self.lost = False
@@ -65,7 +67,7 @@ class LeaseLock:
         """Conditional write; the new ETag, or None when the condition failed."""
         try:
             reply = self.client.put_object(
-                Bucket=self.bucket, Key=self.key, Body=self._body(), **condition
+                Bucket=self.bucket, Key=self.key, Body=self._body(), **condition, **self.put_options
             )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
@@ -99,7 +101,9 @@ class LeaseLock:
             if current is None:
                 continue  # released meanwhile: try again
             holder, etag_seen = current
-            if float(holder.get("expires_at", 0)) > self.clock():
+            if holder.get("owner") == self.owner:  # our write landed but its answer was lost
+                return self._taken(etag_seen)
+            if float(holder.get("expires_at", 0)) > self.clock() and not _abandoned(holder):
                 raise LockHeldError(
                     f"s3://{self.bucket}/{self.key} is held by {holder.get('owner')} "
                     f"({holder.get('purpose')}) until "
@@ -125,11 +129,25 @@ class LeaseLock:
             except RepositoryError as exc:
                 log.warning("could not renew the lock; will retry", lock=self.key, error=str(exc))
                 continue
+            if etag is None and self._still_ours():
+                continue  # our renewal landed but its answer was lost: _still_ours kept the ETag
             if etag is None:
                 self.lost = True
                 log.error("lock lost: another host took it over", lock=self.key)
                 return
             self.etag = etag
+
+    def _still_ours(self) -> bool:
+        """After a refused renewal: True (and the current ETag kept) if the lock still
+        names us, as when a renewal's answer was lost and its retry found a new ETag."""
+        try:
+            current = self._read()
+        except RepositoryError:
+            return False
+        if current is None or current[0].get("owner") != self.owner:
+            return False
+        self.etag = current[1]
+        return True
 
     def release(self) -> None:
         self._stop.set()
@@ -148,4 +166,24 @@ def held(lock: LeaseLock) -> Iterator[LeaseLock]:
     try:
         yield lock
     finally:
-        lock.release()
+        try:
+            lock.release()
+        except RepositoryError as exc:  # never hide the work's outcome: the lease expires
+            log.warning(
+                "could not release the lock; its lease expires", lock=lock.key, error=str(exc)
+            )
+
+
+def _abandoned(holder: dict[str, Any]) -> bool:
+    """True when the holder ran on this host and its process is gone (killed, or it could
+    not release the lock while the storage failed): no need to wait for its lease."""
+    pid = holder.get("pid")
+    if holder.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from backupctl.errors import ObjectNotFound, RepositoryError
+from backupctl.statefile import open_private, private_dir
 from backupctl.storage.base import ObjectInfo, ObjectWriter, Repository
 from backupctl.storage.keys import validate_key
 
@@ -27,9 +29,9 @@ class LocalObjectWriter(ObjectWriter):
 
     def __init__(self, final: Path):
         self._final = final
-        final.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(final.parent)  # objects and directories are the owner's alone: 0600/0700
         self._partial = final.with_name(f"{final.name}{PARTIAL_MARK}{secrets.token_hex(4)}")
-        self._fh = open(self._partial, "xb")  # noqa: SIM115 - closed in commit/abort
+        self._fh = open_private(self._partial, "wb", exclusive=True)
         self.bytes_written = 0
 
     def write(self, data: bytes) -> None:
@@ -52,7 +54,10 @@ class LocalObjectWriter(ObjectWriter):
 
     def abort(self) -> None:
         if not self._fh.closed:
-            self._fh.close()
+            # a full disk fails the flush of the buffered rest again; the file is closed all
+            # the same, and the caller reports the first error (which names the path)
+            with contextlib.suppress(OSError):
+                self._fh.close()
         self._partial.unlink(missing_ok=True)
 
 
@@ -124,6 +129,14 @@ class LocalRepository(Repository):
         except OSError as exc:
             raise RepositoryError(f"cannot delete {path}: {exc.strerror}") from exc
         self._prune_empty_dirs(path.parent)
+
+    def abort_incomplete(self, prefix: str) -> int:
+        base = self.root.joinpath(*validate_key(prefix.rstrip("/")).split("/"))
+        partials = list(base.rglob(f"*{PARTIAL_MARK}*")) if base.is_dir() else []
+        for partial in partials:
+            partial.unlink(missing_ok=True)
+            self._prune_empty_dirs(partial.parent)
+        return len(partials)
 
     def delete_prefix(self, prefix: str) -> int:
         count = super().delete_prefix(prefix)

@@ -8,6 +8,7 @@ retry layer, around each request, for transient errors only.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,7 +47,9 @@ _CONNECTION_ERRORS = (
 )
 _STREAM_ERRORS = (*_CONNECTION_ERRORS, ResponseStreamingError, IncompleteReadError)
 _TRANSIENT_CODES = frozenset({"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"})
-_TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
+# 429: throttling as S3-compatibles (and any S3 answer to HEAD, which has no body to carry
+# the SlowDown code) say it
+_TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
 _DENIED = frozenset({"AccessDenied", "403", "AllAccessDisabled"})
 _NEXT_OBJECTS = {"ContinuationToken": "NextContinuationToken"}
@@ -158,8 +161,69 @@ class S3ObjectWriter(ObjectWriter):
             if self._buffer:
                 self._upload_part()
             ids: dict[str, Any] = {"Key": self._key, "UploadId": self._upload_id}
-            repo._call("complete_multipart_upload", MultipartUpload={"Parts": self._parts}, **ids)
+            parts = {"Parts": self._parts}
+            gone = frozenset({"NoSuchUpload"})
+            done = repo._call(
+                "complete_multipart_upload", ignore=gone, MultipartUpload=parts, **ids
+            )
+            if done is None and not self._completed_before():
+                raise RepositoryError(
+                    f"the multipart upload of {self._url} is gone before it was completed "
+                    "(aborted by another process or a bucket lifecycle rule?)"
+                )
         self._buffer = bytearray()
+
+    def _completed_before(self) -> bool:
+        """After NoSuchUpload: True when an earlier try completed the upload but its answer
+        was lost (the retry then finds no upload), i.e. the object is there with our size
+        and number of parts."""
+        try:
+            head = self._repo._call("head_object", Key=self._key)
+        except ObjectNotFound:
+            return False
+        etag = str(head.get("ETag", "")).strip('"')
+        return head["ContentLength"] == self.bytes_written and etag.endswith(f"-{len(self._parts)}")
+
+
+class _RetryingLeaseClient:
+    """The three client calls the lease lock makes, each retried like the repository's own
+    requests. A ClientError from put/get comes through as is (the lock reads its code, e.g.
+    PreconditionFailed); every other failure becomes a RepositoryError naming the lock."""
+
+    def __init__(self, repo: S3Repository):
+        self._repo = repo
+
+    def _send(self, operation: str, fn: Callable[[], Any], key: str, raw: bool) -> Any:
+        repo, url = self._repo, self._repo._object_url(key)
+        try:
+            return retrying(
+                _is_transient_read, RETRY_EVENT, repo.retry, operation=operation, url=url
+            )(fn)
+        except ClientError as exc:
+            if raw:
+                raise
+            raise repo._error(exc, operation, url) from exc
+        except BotoCoreError as exc:
+            raise repo._error(exc, operation, url) from exc
+
+    def put_object(self, **params: Any) -> Any:
+        client = self._repo.client
+        return self._send("put_object", lambda: client.put_object(**params), params["Key"], True)
+
+    def get_object(self, **params: Any) -> Any:
+        client = self._repo.client
+
+        def fetch() -> Any:  # the body is read inside the retry: a cut stream is retried too
+            reply = client.get_object(**params)
+            return {**reply, "Body": io.BytesIO(reply["Body"].read())}
+
+        return self._send("get_object", fetch, params["Key"], True)
+
+    def delete_object(self, **params: Any) -> Any:
+        client = self._repo.client
+        return self._send(
+            "delete_object", lambda: client.delete_object(**params), params["Key"], False
+        )
 
 
 class S3Repository(Repository):
@@ -173,6 +237,14 @@ class S3Repository(Repository):
         self.put_options: dict[str, Any] = (
             {"StorageClass": spec.storage_class} if spec.storage_class else {}
         )
+        #: server-side encryption, sent with every object written (the lease lock too, so
+        #: a bucket policy that denies unencrypted PUTs does not refuse the lock)
+        self.sse_options: dict[str, Any] = {}
+        if spec.sse:
+            self.sse_options["ServerSideEncryption"] = spec.sse
+        if spec.sse_kms_key_id:
+            self.sse_options["SSEKMSKeyId"] = spec.sse_kms_key_id
+        self.put_options.update(self.sse_options)
         self.client = client
         self.retry = retry
 
@@ -336,7 +408,15 @@ class S3Repository(Repository):
     @contextmanager
     def lock(self, policy: str, purpose: str) -> Iterator[None]:
         key = self._full_key(keys.join(policy, "lock.json"))
-        with held(LeaseLock(self.client, self.bucket, key, purpose, self.lock_lease)):
+        lease = LeaseLock(
+            _RetryingLeaseClient(self),
+            self.bucket,
+            key,
+            purpose,
+            self.lock_lease,
+            put_options=self.sse_options,
+        )
+        with held(lease):
             yield
 
     def delete_prefix(self, prefix: str) -> int:
@@ -355,6 +435,11 @@ class S3Repository(Repository):
                     f"cannot delete {len(errors)} objects under {self._object_url(raw)}, e.g. "
                     f"{errors[0]['Key']}: {errors[0].get('Code')}"
                 )
+        return len(keys) + self.abort_incomplete(prefix)
+
+    def abort_incomplete(self, prefix: str) -> int:
+        """Abort the unfinished multipart uploads under ``prefix``; return how many."""
+        raw = self._full_key(prefix.rstrip("/")) + "/"
         uploads = [
             upload
             for page in self._pages("list_multipart_uploads", _NEXT_UPLOADS, Prefix=raw)
@@ -362,7 +447,7 @@ class S3Repository(Repository):
         ]
         for upload in uploads:
             self._abort_upload(upload["Key"], upload["UploadId"])
-        return len(keys) + len(uploads)
+        return len(uploads)
 
     def _abort_upload(self, full_key: str, upload_id: str) -> None:
         """Abort one multipart upload; one already gone is fine. Raises RepositoryError."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backupctl.storage.encryption import EncryptionSpec
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9._/-]*$")
@@ -23,6 +25,17 @@ class RepositorySpec(BaseModel):
     region: str | None = None
     storage_class: str | None = None
     part_size_mb: int = Field(16, ge=5, le=512, description="S3 multipart part size in MiB")
+    sse: Literal["AES256", "aws:kms"] | None = Field(
+        None, description="S3 server-side encryption of every object (SSE-S3 or SSE-KMS)"
+    )
+    sse_kms_key_id: str | None = Field(
+        None, description="KMS key for sse: aws:kms (default: the bucket's AWS-managed key)"
+    )
+    encryption: EncryptionSpec | None = Field(
+        None,
+        description="client-side encryption (AES-256-GCM) of every object written; "
+        "restore and verify then need the same key",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -48,6 +61,10 @@ class RepositorySpec(BaseModel):
                 raise ValueError(f"invalid S3 bucket name in {self.url!r}")
             if ".." in parsed.path or not _PREFIX_RE.match(parsed.path):
                 raise ValueError(f"invalid S3 prefix in {self.url!r}")
+        if (self.sse or self.sse_kms_key_id) and parsed.scheme != "s3":
+            raise ValueError("sse and sse_kms_key_id are S3 options; this is a file repository")
+        if self.sse_kms_key_id and self.sse != "aws:kms":
+            raise ValueError("sse_kms_key_id needs sse: aws:kms")
         if self.endpoint_url is not None and urlparse(self.endpoint_url).scheme not in (
             "http",
             "https",

@@ -50,4 +50,3 @@ def test_an_object_that_is_not_zstd_fails_before_mbstream_gets_a_byte(tmp_path: 
     repo, manifest = _stored(tmp_path, b"not a zstd frame at all" * 1000, 1 << 20)
     with pytest.raises(VerificationFailed, match="corrupt"):
         extract(repo, manifest, tmp_path / "target")
-

@@ -10,6 +10,7 @@ files are created with ``O_EXCL | O_NOFOLLOW``. Modes come from the commit's met
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,10 @@ from backupctl.drivers.config_git.snapshot import (
     parse_metadata,
     printable,
 )
-from backupctl.errors import RepositoryError, UsageError
+from backupctl.errors import UsageError, VerificationFailed
+
+#: a full commit id (SHA-1 or SHA-256), as manifests record it
+_COMMIT_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 
 @dataclass
@@ -60,9 +64,15 @@ def select(git: GitRepository, commit: str, only: Path | None) -> Selection:
     if only is not None and not only.is_absolute():
         raise UsageError(f"--path must be absolute (as in the policy's paths), got {only}")
     prefix = os.path.normpath(str(only)) if only is not None else "/"
+    if not _COMMIT_RE.match(commit):  # from the manifest: never an option or a rev expression
+        raise VerificationFailed(f"refusing commit id {commit!r} from the manifest (tampered?)")
     entries = git.ls_tree(commit)
     meta = [e for e in entries if e.path == METADATA_PATH]
-    attributes = parse_metadata(next(git.read_blobs([meta[0].sha]))) if meta else {}
+    try:
+        attributes = parse_metadata(next(git.read_blobs([meta[0].sha]))) if meta else {}
+    except (ValueError, LookupError, TypeError, AttributeError) as exc:
+        raise VerificationFailed(f"unreadable metadata in commit {commit[:12]}: {exc}") from None
+    _refuse_escapes(commit, entries, attributes)
     chosen = Selection(commit, prefix)
     for entry in entries:
         if entry.path != METADATA_PATH and _within("/" + os.fsdecode(entry.path), prefix):
@@ -73,16 +83,43 @@ def select(git: GitRepository, commit: str, only: Path | None) -> Selection:
     return chosen
 
 
+def _refuse_escapes(
+    commit: str, entries: list[TreeEntry], attributes: dict[str, Attributes]
+) -> None:
+    """Refuse, before anything is written, a commit whose tree could write outside the
+    target: a path with ``..``, ``.`` or empty parts, or one inside another file or link
+    (written through a symlink), and metadata for such paths. Git never makes these; a
+    tree crafted with ``git mktree``/``hash-object`` can. Raises VerificationFailed."""
+    leaves = {e.path for e in entries}
+    for entry in entries:
+        parts = entry.path.split(b"/")
+        inside = [b"/".join(parts[:i]) for i in range(1, len(parts))]
+        if any(part in (b"", b".", b"..") for part in parts) or leaves.intersection(inside):
+            raise VerificationFailed(
+                f"refusing commit {commit[:12]}: its tree holds {entry.path!r}, which would "
+                "be written outside the target directory (a crafted tree?)"
+            )
+    for name, attrs in attributes.items():
+        path = os.fsencode(name)
+        unsafe = not path.startswith(b"/") or any(
+            part in (b".", b"..") for part in path.split(b"/")
+        )
+        if unsafe or (attrs.kind == "dir" and path.lstrip(b"/") in leaves):
+            raise VerificationFailed(
+                f"refusing commit {commit[:12]}: its metadata names {name!r} (tampered?)"
+            )
+
+
 def _within(path: str, prefix: str) -> bool:
     return prefix == "/" or path == prefix or path.startswith(prefix + "/")
 
 
 def destination(target: Path, tree_path: bytes) -> Path:
-    """Where a tree path goes under ``target``. Raises RepositoryError for a path that
+    """Where a tree path goes under ``target``. Raises VerificationFailed for a path that
     could leave it (empty, ``.`` or ``..`` components)."""
     parts = tree_path.split(b"/")
     if any(part in (b"", b".", b"..") for part in parts):
-        raise RepositoryError(f"refusing unsafe path {tree_path!r} in the commit")
+        raise VerificationFailed(f"refusing unsafe path {tree_path!r} in the commit")
     return target.joinpath(*(os.fsdecode(p) for p in parts))
 
 
@@ -94,7 +131,7 @@ def _make_parents(target: Path, path: Path) -> None:
             os.mkdir(current, 0o700)
         except FileExistsError:
             if not stat.S_ISDIR(os.lstat(current).st_mode):
-                raise RepositoryError(
+                raise VerificationFailed(
                     f"{current} is not a directory; refusing to write through it"
                 ) from None
 

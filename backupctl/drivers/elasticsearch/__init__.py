@@ -16,7 +16,7 @@ from backupctl.checks import CheckResult
 from backupctl.drivers.base import DrillPlan, Driver, RestoreRequest
 from backupctl.drivers.elasticsearch import restore_steps as steps
 from backupctl.drivers.elasticsearch.client import ElasticsearchError, body, call, make_client
-from backupctl.drivers.elasticsearch.indices import index_map
+from backupctl.drivers.elasticsearch.indices import check_names, index_map
 from backupctl.drivers.elasticsearch.snapshots import (
     delete_snapshot,
     ensure_repository,
@@ -97,6 +97,7 @@ class ElasticsearchDriver(Driver):
 
     def verify_quick(self, repo: Repository, manifest: Manifest) -> list[CheckResult]:
         """The snapshot is in the cluster's repository, SUCCESS, with the manifest's indices."""
+        check_names(manifest)
         es = make_client(self.espolicy.connection)
         try:
             info = get_snapshot(es, manifest.details["repository"], manifest.details["snapshot"])
@@ -194,6 +195,7 @@ class ElasticsearchDriver(Driver):
 
     def delete_backup(self, repo: Repository, manifest: Manifest) -> str:
         """Delete the snapshot through the snapshot API (never by touching its files)."""
+        check_names(manifest)  # a "*" from a tampered manifest would delete every snapshot
         es = make_client(self.espolicy.connection)
         try:
             gone = delete_snapshot(es, manifest.details["repository"], manifest.details["snapshot"])

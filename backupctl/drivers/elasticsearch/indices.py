@@ -7,10 +7,31 @@ import re
 from dataclasses import dataclass
 
 from backupctl.catalog.manifest import Manifest
-from backupctl.errors import UsageError
+from backupctl.errors import UsageError, VerificationFailed
 from backupctl.policy.elasticsearch import ElasticsearchRestore
 
 _JAVA_GROUP = re.compile(r"\$(\d+)")
+#: Elasticsearch's rules for index, snapshot and repository names: lowercase, none of
+#: \ / * ? " < > | space , # :, not starting with - _ +, not . or .., at most 255 bytes.
+#: Wildcards and commas are what matter here: "*" in a name from a manifest would make a
+#: restore close (or delete) every index, a prune delete every snapshot.
+_ES_NAME = re.compile(r'^(?![-_+])(?!\.{1,2}$)[^\\/*?"<>| ,#:A-Z\x00-\x1f]{1,255}$')
+_ES_REPOSITORY = re.compile(r'^(?![-_+])(?!\.{1,2}$)[^\\/*?"<>| ,#\x00-\x1f]{1,255}$')
+
+
+def check_names(manifest: Manifest) -> None:
+    """Refuse a manifest whose snapshot, repository or index names are not plain
+    Elasticsearch names (they go into API paths). Raises VerificationFailed."""
+    details = manifest.details
+    names = [("snapshot", details.get("snapshot"), _ES_NAME)]
+    names += [("repository", details.get("repository"), _ES_REPOSITORY)]
+    names += [("index", name, _ES_NAME) for name in details.get("indices") or {}]
+    for what, name, rule in names:
+        if not isinstance(name, str) or not rule.match(name) or len(name.encode()) > 255:
+            raise VerificationFailed(
+                f"refusing backup {manifest.backup_id}: its manifest names the {what} "
+                f"{name!r}, not a plain Elasticsearch name (tampered?)"
+            )
 
 
 def java_replacement(replacement: str) -> str:
@@ -38,7 +59,9 @@ def index_map(
     manifest: Manifest, options: ElasticsearchRestore, only: list[str] | None
 ) -> IndexMap:
     """The indices of ``manifest`` to restore (all, or those matching ``only``) and their
-    names after the restore. Raises UsageError when ``only`` matches nothing."""
+    names after the restore. Raises UsageError when ``only`` matches nothing,
+    VerificationFailed for names no snapshot can hold (``check_names``)."""
+    check_names(manifest)
     stored = sorted((manifest.details.get("indices") or {}).keys())
     chosen = stored
     if only:

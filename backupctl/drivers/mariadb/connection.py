@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import pymysql
@@ -32,11 +33,49 @@ def connect(conn: MariaDBConnection) -> pymysql.connections.Connection:
         kwargs["unix_socket"] = str(conn.socket)
     else:
         kwargs["host"], kwargs["port"] = conn.host, conn.port
+    if conn.tls:
+        kwargs["ssl"] = tls_context(conn)  # a context makes pymysql insist on TLS
     try:
         return pymysql.connect(**kwargs)
     except pymysql.MySQLError as exc:
+        tls_failure = getattr(exc, "original_exception", None)
+        if isinstance(tls_failure, ssl.SSLError):  # not worth retrying: a setup problem
+            raise BackupFailed(
+                f"cannot connect to MariaDB as {describe(conn)}: TLS handshake failed: "
+                f"{_tls_reason(tls_failure)}"
+            ) from exc
         error = ServerUnreachable if exc.args and exc.args[0] in _UNREACHABLE else BackupFailed
         raise error(f"cannot connect to MariaDB as {describe(conn)}: {_reason(exc)}") from exc
+
+
+def tls_context(conn: MariaDBConnection) -> ssl.SSLContext:
+    """Return the TLS context for ``conn``, checking the server as the MariaDB client
+    tools do: the chain against ``ssl_ca`` when given, the host name too when
+    ``ssl_verify_server_cert``. Raises BackupFailed when a certificate cannot be loaded."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # TLS 1.2+, CERT_REQUIRED, check_hostname
+    ctx.check_hostname = conn.ssl_verify_server_cert
+    try:
+        if conn.ssl_ca is not None:
+            ctx.load_verify_locations(cafile=str(conn.ssl_ca))
+        else:
+            ctx.verify_mode = ssl.CERT_NONE
+        if conn.ssl_cert is not None and conn.ssl_key is not None:
+            ctx.load_cert_chain(str(conn.ssl_cert), str(conn.ssl_key))
+    except (ssl.SSLError, OSError) as exc:
+        raise BackupFailed(
+            f"cannot load the TLS certificates of {describe(conn)} "
+            f"(ssl_ca {conn.ssl_ca}, ssl_cert {conn.ssl_cert}, ssl_key {conn.ssl_key}): "
+            f"{_tls_reason(exc)}"
+        ) from exc
+    return ctx
+
+
+def _tls_reason(exc: OSError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"the server's certificate was refused: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return str(exc)
+    return exc.strerror or str(exc)
 
 
 def _reason(exc: pymysql.MySQLError) -> str:
@@ -45,12 +84,18 @@ def _reason(exc: pymysql.MySQLError) -> str:
 
 
 def client_options(conn: MariaDBConnection) -> str:
-    """Return a ``[client]`` option file for command-line tools (holds the password)."""
+    """Return a ``[client]`` option file for command-line tools (holds the password and
+    the TLS settings)."""
     options: dict[str, str | int | None] = {"user": conn.user, "password": conn.resolve_password()}
     if conn.socket:
         options["socket"] = str(conn.socket)
     else:
         options["host"], options["port"] = conn.host, conn.port
+    if conn.tls:  # the same checks as tls_context(); mariabackup and mariadb-binlog read these
+        options["ssl-ca"] = str(conn.ssl_ca) if conn.ssl_ca else None
+        options["ssl-cert"] = str(conn.ssl_cert) if conn.ssl_cert else None
+        options["ssl-key"] = str(conn.ssl_key) if conn.ssl_key else None
+        options["ssl-verify-server-cert"] = int(conn.ssl_verify_server_cert)
     return mysql_option_file("client", options)
 
 

@@ -43,6 +43,7 @@ from backupctl.errors import BackupctlError, BackupFailed, ServerUnreachable
 from backupctl.policy.mariadb import MariaDBPolicy
 from backupctl.proc import redact, require_tool, secret_file, tail_text
 from backupctl.scheduling.locks import follow_lock, policy_lock
+from backupctl.statefile import open_private, private_dir, write_atomic
 from backupctl.storage.base import Repository
 
 log = structlog.get_logger()
@@ -139,7 +140,7 @@ class BinlogFollower:
         self.sealer.drop_pending()
         self._note_sealed()
         shutil.rmtree(self.spool, ignore_errors=True)
-        self.spool.mkdir(parents=True)
+        private_dir(self.spool)
         self._open.clear()
         self._streams = {(s.file, s.created): s for s in read_streams(self.repo, self.policy.name)}
         proc, err_path = self._spawn(start)
@@ -183,7 +184,7 @@ class BinlogFollower:
         err_path = self.work / "mariadb-binlog.err"
         with (
             secret_file(connection.client_options(self.policy.connection)) as (cnf, fd),
-            open(err_path, "wb") as err,
+            open_private(err_path, "wb") as err,
         ):
             proc = subprocess.Popen(
                 [
@@ -271,7 +272,5 @@ class BinlogFollower:
 
     def _write_status(self) -> None:
         data = {**self.status.__dict__, "pid": os.getpid(), "policy": self.policy.name}
-        self.work.mkdir(parents=True, exist_ok=True)
-        tmp = self.work / "status.json.tmp"
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(self.work / "status.json")
+        private_dir(self.work)
+        write_atomic(self.work / "status.json", json.dumps(data, indent=1))

@@ -31,6 +31,7 @@ from backupctl.pipeline import CHUNK
 from backupctl.policy.mariadb import MariaDBPolicy
 from backupctl.proc import grow_pipe, redact, require_tool, secret_file, tail_text
 from backupctl.retention import Decision, chain_decisions
+from backupctl.statefile import open_private, private_dir
 from backupctl.storage.base import Repository
 
 if TYPE_CHECKING:
@@ -142,10 +143,10 @@ class MariaDBDriver(Driver):
             return
         data = redact(log_path.read_text(errors="replace")).encode()
         failed_dir = session.state_dir / "logs"
-        failed_dir.mkdir(parents=True, exist_ok=True)
-        (failed_dir / f"{session.policy.name}-{session.backup_id}-mariabackup.log").write_bytes(
-            data
-        )
+        private_dir(failed_dir)
+        name = f"{session.policy.name}-{session.backup_id}-mariabackup.log"
+        with open_private(failed_dir / name, "wb") as fh:
+            fh.write(data)
         try:
             with session.artifact(LOG_ARTIFACT, threads=1) as out:
                 out.write(data)

@@ -20,7 +20,7 @@ import pymysql
 from backupctl.catalog.manifest import Manifest, scan_manifests
 from backupctl.drivers.mariadb.binlog import BINLOG_KIND
 from backupctl.drivers.mariadb.binlog_stream import read_streams
-from backupctl.errors import BackupctlError, UsageError
+from backupctl.errors import BackupctlError, UsageError, VerificationFailed
 from backupctl.pipeline import decompress
 from backupctl.proc import require_tool, tail_text
 from backupctl.runbook.step import RunContext, Step
@@ -28,6 +28,8 @@ from backupctl.storage.base import Repository
 from backupctl.timefmt import utc_and_local
 
 GTID_RE = re.compile(r"^\d+-\d+-\d+$")
+#: a binlog file name as the server makes them (``mysql-bin.000042``): no path in it
+BINLOG_NAME_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}\.\d{1,10}$")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,11 @@ def binlog_chain(repo: Repository, full: Manifest) -> tuple[list[ChainLink], str
             part = ((artifact.key, artifact.raw_bytes),)
             stored[info["file"]] = ChainLink(info["file"], part, info)
     links: list[ChainLink] = []
+    for name in (start, *stored):  # from manifests: numbered binlog names, nothing else
+        if not isinstance(name, str) or not BINLOG_NAME_RE.match(name):
+            raise VerificationFailed(
+                f"refusing binlog name {name!r} from the repository of {full.policy} (tampered?)"
+            )
     base, width = start.rsplit(".", 1)[0], len(start.rsplit(".", 1)[1])
     newest = max((_seq(n) for n in stored), default=_seq(start) - 1)
     for number in range(_seq(start), newest + 1):
@@ -210,14 +217,22 @@ class ReplayBinlogs(Step):
         links = self.target.check(self.repo, self.full)
         if not links:
             return "no binlogs to replay"
+        for link in links:  # names from the repository become files here: nothing else
+            if not BINLOG_NAME_RE.match(link.file):
+                raise VerificationFailed(
+                    f"refusing binlog name {link.file!r} from the repository (tampered?)"
+                )
         self.scratch.mkdir(parents=True, exist_ok=True)
         files = []
         for link in links:
             path = self.scratch / link.file
-            with open(path, "wb") as fh:
-                for key, size in link.parts:
-                    for chunk in decompress(self.repo.iter_read(key), size):
-                        fh.write(chunk)
+            try:
+                with open(path, "wb") as fh:
+                    for key, size in link.parts:
+                        for chunk in decompress(self.repo.iter_read(key), size):
+                            fh.write(chunk)
+            except OSError as exc:  # e.g. a full disk: a write's error does not name the file
+                raise OSError(exc.errno, f"{exc.strerror} writing {path}") from exc
             files.append(str(path))
         binlog_tool = require_tool("mariadb-binlog", "mariadb-client")
         client = require_tool("mariadb", "mariadb-client")

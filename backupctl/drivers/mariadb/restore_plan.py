@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -30,13 +31,30 @@ from backupctl.runbook.step import Step
 from backupctl.storage.base import Repository
 
 
-def recovery_run_dir(state_dir: Path, run_id: str) -> Path:
+def recovery_run_dir(state_dir: Path, run_id: str, shared: bool = False) -> Path:
     """Where the recovery instance keeps socket, pid file and log: derived from the run id,
-    so a resumed run finds them; under the state directory when the socket path fits."""
+    so a resumed run finds them; under the state directory when the socket path fits.
+    ``shared``: the instance may run as another user (root restoring a datadir owned by
+    ``mysql``), who cannot enter the private (0700) state directory: a directory of its
+    own (0700, handed to that user) under the temp directory then."""
     preferred = state_dir.absolute() / "recovery" / run_id
-    if len(str(preferred / "mysqld.sock")) <= MAX_SOCKET_PATH:
+    if not shared and len(str(preferred / "mysqld.sock")) <= MAX_SOCKET_PATH:
         return preferred
     return Path(tempfile.gettempdir()) / f"backupctl-recovery-{run_id}"
+
+
+def _may_run_as_another_user(live: Path, in_place: bool) -> bool:
+    """Root runs the recovery instance as the restored datadir's owner: the live datadir's
+    (in place) or the target's parent's (see MoveIntoPlace). Decided from what a resumed
+    run sees too, so it finds the same run directory."""
+    if os.geteuid() != 0:
+        return False
+    if in_place:
+        return True
+    try:
+        return live.parent.stat().st_uid != 0
+    except OSError:
+        return False
 
 
 def restore_steps(
@@ -46,7 +64,8 @@ def restore_steps(
     no live server touched."""
     live = request.target_datadir or policy.datadir
     paths = RestorePaths(live.absolute(), request.run_id, request.in_place)
-    run_dir = recovery_run_dir(request.state_dir, request.run_id)
+    shared = _may_run_as_another_user(paths.live, request.in_place)
+    run_dir = recovery_run_dir(request.state_dir, request.run_id, shared)
     env = {
         "BACKUPCTL_BACKUP_ID": manifest.backup_id,
         "BACKUPCTL_DATADIR": str(paths.live),

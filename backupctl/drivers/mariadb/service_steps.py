@@ -20,6 +20,7 @@ from backupctl.drivers.mariadb.verification import verify_restored
 from backupctl.errors import BackupctlError, UsageError, VerificationFailed
 from backupctl.policy.mariadb import MariaDBPolicy
 from backupctl.runbook.step import RunContext, Step
+from backupctl.statefile import private_dir
 
 
 def _instance(
@@ -32,7 +33,7 @@ def _instance(
     run_as = None
     if owner and owner["uid"] != 0:
         run_as = pwd.getpwuid(owner["uid"]).pw_name
-    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(run_dir)
     info = run_dir.lstat()
     if not stat.S_ISDIR(info.st_mode) or info.st_uid not in (os.geteuid(), owner and owner["uid"]):
         raise UsageError(f"{run_dir} exists and is not ours: refusing to use it")
@@ -124,6 +125,9 @@ class VerifyRestored(Step):
 
     def run(self, ctx: RunContext) -> str:
         instance = _instance(self.datadir, self.run_dir, ctx.get("owner"), self.policy)
+        # a no-op while it runs; a run resumed after a kill that took the recovery
+        # instance too (its cgroup) finds it gone
+        instance.start(timeout=600)
         restore = self.policy.restore
         checks = verify_restored(
             instance.connect,

@@ -44,6 +44,10 @@ class ModelDriver(Driver):
 
     def backup(self, kind: str, session: BackupSession) -> dict[str, Any]:
         policy = self.mpolicy
+        # blobs live outside the backup's prefix, so clean_incomplete does not see the
+        # uploads a killed run left there; we hold the policy's lock: nothing else writes
+        if aborted := session.repo.abort_incomplete(keys.join(policy.name, BLOB_DIR) + "/"):
+            log.warning("removed incomplete blob uploads left by an interrupted run", count=aborted)
         stored = [m for m in scan_manifests(session.repo, policy.name) if m.kind == KIND]
         stored = [m for m in stored if m.restorable]
         newest = max(stored, key=lambda m: m.finished_at, default=None)
@@ -180,12 +184,13 @@ class ModelDriver(Driver):
         return decisions[::-1]
 
     def collect_garbage(self, repo: Repository, kept: list[Manifest]) -> int:
-        """Delete blobs no version in the repository references (call under the policy's
-        lock). The repository's manifests decide, not the catalog: a host whose catalog
-        is behind must not take blobs from versions it does not know."""
+        """Delete blobs no version in the repository references, and unfinished blob
+        uploads (call under the policy's lock). The repository's manifests decide, not the
+        catalog: a host whose catalog is behind must not take blobs from versions it does
+        not know."""
         stored = scan_manifests(repo, self.policy.name)
         wanted = {a.key for m in stored for a in m.artifacts}
-        removed = 0
+        removed = repo.abort_incomplete(keys.join(self.policy.name, BLOB_DIR) + "/")
         for info in list(repo.list(keys.join(self.policy.name, BLOB_DIR) + "/")):
             if info.key not in wanted:
                 repo.delete(info.key)

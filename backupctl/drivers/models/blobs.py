@@ -62,9 +62,12 @@ def upload_many(
 def fetch_blob(repo: Repository, artifact: Artifact, entry: Entry, target: Path) -> None:
     """Write the file ``entry`` from its blob to ``target``, checking its sha256."""
     digest = hashlib.sha256()
-    with open(target, "wb") as fh:
-        for chunk in decompress(repo.iter_read(artifact.key), artifact.raw_bytes):
-            digest.update(chunk)
-            fh.write(chunk)
+    try:
+        with open(target, "wb") as fh:
+            for chunk in decompress(repo.iter_read(artifact.key), artifact.raw_bytes):
+                digest.update(chunk)
+                fh.write(chunk)
+    except OSError as exc:  # e.g. a full disk: a write's error does not name the file
+        raise OSError(exc.errno, f"{exc.strerror} writing {target}") from exc
     if digest.hexdigest() != entry.sha256:
         raise VerificationFailed(f"{entry.path}: stored content does not match its sha256")

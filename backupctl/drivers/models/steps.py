@@ -13,16 +13,18 @@ from typing import Any
 from backupctl.catalog.manifest import Manifest
 from backupctl.drivers.models.apply import swap_in
 from backupctl.drivers.models.blobs import blob_key, fetch_blob
-from backupctl.drivers.models.tree import Entry, scan_tree, tree_hash
+from backupctl.drivers.models.tree import Entry, safe_entries, scan_tree, tree_hash
 from backupctl.errors import VerificationFailed
 from backupctl.hooks import run_hook, run_hooks
 from backupctl.policy.model import ModelPolicy
 from backupctl.runbook.step import RunContext, Step
+from backupctl.statefile import inherited_umask
 from backupctl.storage.base import Repository
 
 
 def entries_of(manifest: Manifest) -> list[Entry]:
-    return [Entry.from_dict(e) for e in manifest.details["entries"]]
+    """The manifest's entries, each checked to stay inside the model (VerificationFailed)."""
+    return safe_entries(manifest.details.get("entries"), manifest.backup_id)
 
 
 class Materialise(Step):
@@ -33,14 +35,18 @@ class Materialise(Step):
 
     def describe(self, ctx: RunContext) -> str:
         d = self.manifest.details
-        size = f"{d['files']} files, {d['bytes']} bytes"
-        return f"write version {d['version']} ({size}) to {self.staging}"
+        size = f"{d.get('files')} files, {d.get('bytes')} bytes"
+        return f"write version {d.get('version')} ({size}) to {self.staging}"
 
     def run(self, ctx: RunContext) -> str:
+        entries = entries_of(self.manifest)  # refused before anything is written
         shutil.rmtree(self.staging, ignore_errors=True)
         self.staging.mkdir(parents=True)
+        if (umask := inherited_umask()) is not None:
+            # restored data, not backupctl's own: the model's top directory (its mode is not
+            # recorded) is readable as the operator's umask allows, so the service can load it
+            os.chmod(self.staging, 0o755 & ~umask)
         artifacts = {a.key: a for a in self.manifest.artifacts}
-        entries = entries_of(self.manifest)
         for entry in entries:
             target = self.staging / entry.path
             if entry.kind == "dir":

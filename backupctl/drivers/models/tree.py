@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from backupctl.errors import BackupFailed
+from backupctl.errors import BackupFailed, VerificationFailed
 
 CHUNK = 1 << 20
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -125,3 +128,56 @@ def read_version(root: Path, version_from: str, entries: list[Entry]) -> str:
     if not text:
         raise BackupFailed(f"the version file {path} is empty")
     return text.splitlines()[0][:200]
+
+
+def safe_entries(raw: object, where: str) -> list[Entry]:
+    """The entries a manifest lists (``details.entries``), refused unless each stays in the
+    model directory: a relative path without ``.``/``..`` or empty parts, listed once,
+    under a directory listed before it (so never under a symlink), a known kind, a mode
+    without file-type bits, a sha256 for files, a symlink target that stays in the tree.
+
+    A tampered repository must not make a restore write, chmod or point outside the
+    staging directory. Raises VerificationFailed naming the first offending entry."""
+
+    def refuse(what: str) -> VerificationFailed:
+        return VerificationFailed(f"refusing model version {where}: {what} (tampered?)")
+
+    if not isinstance(raw, list):
+        raise refuse("its manifest has no list of entries")
+    entries: list[Entry] = []
+    kinds: dict[str, str] = {}
+    for item in raw:
+        try:
+            entry = Entry.from_dict(item) if isinstance(item, dict) else None
+        except TypeError:
+            entry = None
+        if (
+            entry is None
+            or not isinstance(entry.path, str)
+            or entry.kind not in ("file", "dir", "symlink")
+            or not isinstance(entry.mode, int)
+            or not 0 <= entry.mode <= 0o7777
+        ):
+            raise refuse(f"malformed entry {str(item)[:120]}")
+        parts = entry.path.split("/")
+        if "\0" in entry.path or any(part in ("", ".", "..") for part in parts):
+            raise refuse(f"path {entry.path!r} would leave the model directory")
+        if entry.path in kinds:
+            raise refuse(f"path {entry.path!r} is listed twice")
+        parent = "/".join(parts[:-1])
+        if parent and kinds.get(parent) != "dir":
+            found = kinds.get(parent, "not listed before it")
+            raise refuse(f"{entry.path!r} is not inside a directory (its parent is {found})")
+        if entry.kind == "file" and not (
+            isinstance(entry.sha256, str) and _SHA256_RE.match(entry.sha256)
+        ):
+            raise refuse(f"file {entry.path!r} has no valid sha256")
+        if entry.kind == "symlink":
+            target = entry.target if isinstance(entry.target, str) else ""
+            inside = posixpath.normpath(posixpath.join(parent, target))
+            escapes = inside == ".." or inside.startswith("../")
+            if not target or "\0" in target or target.startswith("/") or escapes:
+                raise refuse(f"symlink {entry.path!r} points outside the model ({target!r})")
+        kinds[entry.path] = entry.kind
+        entries.append(entry)
+    return entries

@@ -1,0 +1,282 @@
+"""Disk full: a file:// repository or a restore target on a real, tiny filesystem (a tmpfs,
+or an ext4 loop device when tmpfs cannot be mounted) runs out of space mid-operation.
+
+- a full backup into the repository: exit 1, the message names the path and says no
+  space is left, nothing is listed, no partial file remains;
+- a restore into ``--target-datadir``: exit 1 naming the path, nothing left behind;
+- an in-place restore whose datadir's filesystem fills up during the extraction (the
+  original datadir was moved aside on that same filesystem): exit 1, the original is
+  back and the server serves exactly the original data (CHECKSUM TABLE);
+- a model rollback whose staging copy fills the served directory's filesystem: exit 1
+  naming the file, the served version untouched, nothing left behind;
+- a small object (a manifest) whose write fails only at commit: the error still names it.
+
+Mounting needs root; without it (or when the kernel refuses both) the tests are skipped
+with the reason. Everything mounted is unmounted at teardown, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backupctl.drivers.mariadb.instance import checksum_tables
+from backupctl.drivers.models.tree import scan_tree, tree_hash
+from backupctl.errors import RepositoryError
+from backupctl.storage.local import LocalRepository
+from tests.support.cli import CliResult
+from tests.support.mariadb import MariaDBServer, start_server
+from tests.support.model_policies import model_policy, write_model
+from tests.support.noise import fill_with_noise
+from tests.support.policies import mariadb_policy
+
+MIB = 1 << 20
+NO_SPACE = "no space left on device"
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+
+
+def _why(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"`{' '.join(proc.args)}` exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()}"
+
+
+def _unmount(path: Path) -> None:
+    if _run("umount", str(path)).returncode != 0:  # still busy: detach it anyway
+        _run("umount", "--lazy", str(path))
+
+
+def _mount_tiny(path: Path, size_mb: int, image_dir: Path) -> Callable[[], None]:
+    """Mount a ``size_mb`` filesystem on ``path``; return how to unmount it. Skips the
+    test, with the commands' errors, when neither a tmpfs nor a loop device mounts."""
+    path.mkdir(parents=True, exist_ok=True)
+    tmpfs = _run("mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(path))
+    if tmpfs.returncode == 0:
+        return lambda: _unmount(path)
+    image = image_dir / f"{path.name}.ext4"
+    steps = [
+        ("truncate", "-s", f"{size_mb}M", str(image)),
+        ("mkfs.ext4", "-q", "-F", "-m", "0", str(image)),
+        ("mount", "-o", "loop", str(image), str(path)),
+    ]
+    for step in steps:
+        if shutil.which(step[0]) is None:
+            pytest.skip(f"cannot mount a tiny filesystem: {_why(tmpfs)}; {step[0]} is missing")
+        done = _run(*step)
+        if done.returncode != 0:
+            image.unlink(missing_ok=True)
+            pytest.skip(f"cannot mount a tiny filesystem: {_why(tmpfs)}; {_why(done)}")
+
+    def unmount() -> None:
+        _unmount(path)
+        image.unlink(missing_ok=True)
+
+    return unmount
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Iterator[Callable[[str, int], Path]]:
+    """``mount(name, size_mb) -> Path``: a fresh, tiny filesystem under ``tmp_path``."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tiny filesystem needs root")
+    unmounts: list[Callable[[], None]] = []
+
+    def mount(name: str, size_mb: int) -> Path:
+        path = tmp_path / name
+        unmounts.append(_mount_tiny(path, size_mb, tmp_path))
+        return path
+
+    try:
+        yield mount
+    finally:
+        for unmount in reversed(unmounts):
+            unmount()
+
+
+def _fill(server: MariaDBServer, size_mb: int, noise_mb: int) -> dict[str, Any]:
+    """Sample data plus ``noise_mb`` of incompressible rows; return the table checksums."""
+    fill_with_noise(server, size_mb, noise_mb)
+    return _checksums(server)
+
+
+def _checksums(server: MariaDBServer) -> dict[str, Any]:
+    conn = server.connect()
+    try:
+        return checksum_tables(conn)
+    finally:
+        conn.close()
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir())
+
+
+def _entries(root: Path) -> list[str]:
+    """Everything under ``root``, directories included (but ext4's lost+found)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if "lost+found" not in p.parts)
+
+
+def _error(result: CliResult) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert lines, result.output[-3000:]
+    return "\n".join(lines)
+
+
+def _ballast(where: Path, leave_mb: float) -> Path:
+    """Fill ``where``'s filesystem up to ``leave_mb`` MiB of free space."""
+    stats = os.statvfs(where)
+    free = stats.f_bavail * stats.f_frsize
+    ballast = where / "ballast"
+    with open(ballast, "wb") as out:
+        remaining = max(0, free - int(leave_mb * MIB))
+        block = b"\0" * MIB
+        while remaining > 0:
+            remaining -= out.write(block[: min(MIB, remaining)])
+    return ballast
+
+
+def test_an_object_that_does_not_fit_is_refused_naming_its_path(tiny_fs: Any) -> None:
+    """Small objects (started.json, manifests) stay in the write buffer until commit: the
+    flush there hits the full disk, and the abort's second flush must not hide the path."""
+    small = tiny_fs("small", 1)
+    root = small / "repo"
+    repo = LocalRepository(root)
+    repo.put_bytes("shop/full/a/started.json", b"{}")
+    with contextlib.suppress(OSError), open(small / "ballast", "wb") as out:
+        while True:
+            out.write(b"\0" * 4096)
+            out.flush()
+    with pytest.raises(RepositoryError) as excinfo:
+        repo.put_bytes("shop/full/a/manifest.json", b"{}" * 300)
+    message = str(excinfo.value)
+    assert NO_SPACE in message.lower() and str(root / "shop/full/a/manifest.json") in message
+    assert _files(root / "shop") == ["full/a/started.json"]  # no partial file left
+    assert [info.key for info in repo.list()] == ["shop/full/a/started.json"]
+
+
+def test_a_backup_into_a_full_repository_fails_cleanly(
+    mariadb_server: MariaDBServer, tiny_fs: Any, tmp_path: Path, backupctl: Any
+) -> None:
+    repo = tiny_fs("repo", 8)
+    mariadb_server.sql(  # 12 MiB that do not compress: the backup cannot fit in 8 MiB
+        "CREATE DATABASE IF NOT EXISTS diskfull",
+        "CREATE OR REPLACE TABLE diskfull.noise (id INT PRIMARY KEY, data BLOB)",
+        "INSERT INTO diskfull.noise SELECT seq, CONCAT("
+        + ", ".join(f"UNHEX(SHA2(CONCAT(seq, '-{k}'), 512))" for k in range(16))
+        + ") FROM diskfull.seq_1_to_12288",
+    )
+    try:
+        policy = mariadb_policy(tmp_path / "policies", mariadb_server, f"file://{repo}")
+        result = backupctl("backup", "shop", policies=policy)
+    finally:
+        mariadb_server.sql("DROP DATABASE diskfull")
+    assert result.code == 1, result.output
+    assert "Traceback" not in result.output
+    message = _error(result)
+    print(f"\nbackup into a full repository: {message}")
+    assert NO_SPACE in message.lower() and f"{repo}/shop/full/" in message, message
+    assert _entries(repo) == []  # no partial file, no started marker, no directory
+    assert json.loads(backupctl("list", "--json", policies=policy).stdout) == []
+
+
+def test_a_restore_into_a_full_target_fails_cleanly(
+    fresh_mariadb: MariaDBServer, tiny_fs: Any, tmp_path: Path, backupctl: Any
+) -> None:
+    _fill(fresh_mariadb, 8, 4)
+    policy = mariadb_policy(tmp_path / "policies", fresh_mariadb, f"file://{tmp_path / 'repo'}")
+    backed_up = backupctl("backup", "shop", policies=policy)
+    assert backed_up.code == 0, backed_up.output
+    small = tiny_fs("small", 16)
+    target = small / "datadir"
+    result = backupctl("restore", "shop", "--target-datadir", str(target), policies=policy)
+    assert result.code == 1, result.output
+    assert "Traceback" not in result.output
+    message = _error(result)
+    print(f"\nrestore into a full target: {message}")
+    assert NO_SPACE in message.lower() and str(small) in message, message
+    assert _entries(small) == [], "the failed restore left something behind"
+    assert fresh_mariadb.instance.is_running()  # the live server was never touched
+
+
+def test_an_in_place_restore_that_fills_the_datadir_filesystem_puts_the_original_back(
+    tiny_fs: Any, tmp_path: Path, backupctl: Any
+) -> None:
+    small = tiny_fs("small", 192)
+    server = start_server(small)  # the datadir lives on the tiny filesystem
+    ballast: Path | None = None
+    try:
+        _fill(server, 8, 12)
+        stop, start = server.instance.write_service_hooks(tmp_path / "hooks")
+        policy = mariadb_policy(
+            tmp_path / "policies",
+            server,
+            f"file://{tmp_path / 'repo'}",
+            restore={"stop": [str(stop)], "start": [str(start)], "health_timeout": "60s"},
+        )
+        backed_up = backupctl("backup", "shop", "--json", policies=policy)
+        assert backed_up.code == 0, backed_up.output
+        server.sql(
+            "CREATE TABLE shop.after_backup (id INT PRIMARY KEY)",
+            "INSERT INTO shop.after_backup VALUES (1), (2), (3)",
+        )
+        original = _checksums(server)
+        ballast = _ballast(small, leave_mb=10)  # room to run, not to extract ~25 MiB
+        siblings = sorted(p.name for p in server.datadir.parent.iterdir())
+
+        result = backupctl("restore", "shop", "--yes", "--json", policies=policy)
+        assert result.code == 1, result.output
+        assert "Traceback" not in result.output
+        report = json.loads(result.stdout)
+        message = _error(result)
+        print(f"\nin-place restore on a full filesystem: {message}")
+        assert report["state"] == "failed" and report["error"].startswith("fetch-extract: ")
+        assert NO_SPACE in message.lower() and str(server.datadir.parent) in message, message
+        assert server.instance.is_running(), "the start hooks ran after the rollback"
+        assert _checksums(server) == original
+        assert sorted(p.name for p in server.datadir.parent.iterdir()) == siblings
+    finally:
+        with contextlib.suppress(Exception):
+            server.instance.stop()
+        if ballast is not None:
+            ballast.unlink(missing_ok=True)
+
+
+def test_a_model_rollback_on_a_full_filesystem_leaves_the_served_version_alone(
+    tiny_fs: Any, tmp_path: Path, backupctl: Any
+) -> None:
+    small = tiny_fs("small", 24)
+    served = small / "models" / "llm"
+    policy = model_policy(
+        tmp_path / "policies",
+        "llm",
+        served,
+        tmp_path / "repo",
+        {"check": "*/15 * * * *"},
+        retention={"keep_versions": 5},
+    )
+    for version in ("v1", "v2"):
+        write_model(served, version)
+        (served / "weights.bin").write_bytes(os.urandom(6 * MIB))
+        backed_up = backupctl("backup", "llm", policies=policy)
+        assert backed_up.code == 0, backed_up.output
+    serving = tree_hash(scan_tree(served))
+    siblings = _entries(small)
+    ballast = _ballast(small, leave_mb=2)  # v1's 6 MiB no longer fit beside v2
+    result = backupctl("restore", "llm", "--previous", "--yes", policies=policy)
+    assert result.code == 1, result.output
+    assert "Traceback" not in result.output
+    message = _error(result)
+    print(f"\nmodel rollback on a full filesystem: {message}")
+    assert NO_SPACE in message.lower() and f"{small}/models/" in message, message
+    assert tree_hash(scan_tree(served)) == serving  # v2 is still what is served
+    ballast.unlink()
+    assert _entries(small) == siblings, "the failed rollback left files behind"
