@@ -171,6 +171,19 @@ def _model_policy(tmp_path: Path, served: Path) -> Path:
     )
 
 
+def _backed_up_llm(tmp_path: Path, backupctl: Any, weights_kb: int = 0) -> tuple[Path, Path]:
+    """A served model (version v1, ``weights_kb`` of random weights) backed up once;
+    return its directory and its policy file."""
+    served = tmp_path / "srv" / "llm"
+    served.mkdir(parents=True)
+    if weights_kb:
+        (served / "weights.bin").write_bytes(os.urandom(weights_kb * 1024))
+    (served / "VERSION").write_text("v1\n")
+    policy = _model_policy(tmp_path, served)
+    assert backupctl("backup", "llm", policies=policy).code == 0
+    return served, policy
+
+
 def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
@@ -178,12 +191,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 def test_a_model_drill_checks_the_newest_version_and_leaves_no_leftovers(
     tmp_path: Path, backupctl: Any
 ) -> None:
-    served = tmp_path / "srv" / "llm"
-    served.mkdir(parents=True)
-    (served / "weights.bin").write_bytes(os.urandom(64 * 1024))
-    (served / "VERSION").write_text("v1\n")
-    policy = _model_policy(tmp_path, served)
-    assert backupctl("backup", "llm", policies=policy).code == 0
+    served, policy = _backed_up_llm(tmp_path, backupctl, 64)
     (served / "VERSION").write_text("v2\n")
     assert backupctl("backup", "llm", policies=policy).code == 0
     before = _snapshot(served.parent)
@@ -206,11 +214,7 @@ def test_a_model_drill_checks_the_newest_version_and_leaves_no_leftovers(
 def test_the_html_report_is_self_contained_and_renders_in_chromium(
     tmp_path: Path, backupctl: Any
 ) -> None:
-    served = tmp_path / "srv" / "llm"
-    served.mkdir(parents=True)
-    (served / "VERSION").write_text("v1\n")
-    policy = _model_policy(tmp_path, served)
-    assert backupctl("backup", "llm", policies=policy).code == 0
+    _served, policy = _backed_up_llm(tmp_path, backupctl)
     for _ in range(2):  # two drills: the history chart has two bars
         assert backupctl("drill", "run", "llm", policies=policy).code == 0
     drill_id = json.loads(backupctl("drill", "list", "--json", policies=policy).stdout)[-1][
@@ -280,12 +284,7 @@ def test_an_elasticsearch_drill_restores_copies_verifies_and_deletes_them(
 def test_a_corrupted_backup_fails_the_drill_at_the_step_that_found_it(
     tmp_path: Path, backupctl: Any
 ) -> None:
-    served = tmp_path / "srv" / "llm"
-    served.mkdir(parents=True)
-    (served / "weights.bin").write_bytes(os.urandom(32 * 1024))
-    (served / "VERSION").write_text("v1\n")
-    policy = _model_policy(tmp_path, served)
-    assert backupctl("backup", "llm", policies=policy).code == 0
+    _served, policy = _backed_up_llm(tmp_path, backupctl, 32)
     for blob in (tmp_path / "repo" / "llm" / "blobs").rglob("*.zst"):
         blob.write_bytes(b"not zstd at all")
     result = backupctl("drill", "run", "llm", "--json", policies=policy)
