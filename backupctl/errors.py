@@ -7,6 +7,7 @@ Library code raises these; only ``backupctl.cli`` turns them into exit codes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class BackupctlError(Exception):
@@ -64,9 +65,10 @@ class BackupFailed(BackupctlError):
 
 class IncompleteBackup(BackupFailed):
     """The backup ended but is not restorable (e.g. a PARTIAL snapshot): it is recorded
-    as failed, with ``details``, so it is listed as such and never chosen for restore."""
+    as failed, with ``details`` (the driver's manifest details, a typed document or a
+    mapping), so it is listed as such and never chosen for restore."""
 
-    def __init__(self, message: str, details: dict[str, object]):
+    def __init__(self, message: str, details: Any):
         super().__init__(message)
         self.details = details
 

@@ -14,7 +14,8 @@ import structlog
 
 from backupctl.errors import BackupctlError
 from backupctl.policy.common import PolicyBase
-from backupctl.proc import redact, tail_text
+from backupctl.proc import tail_text
+from backupctl.redaction import scrub
 from backupctl.statefile import inherited_umask
 
 log = structlog.get_logger()
@@ -68,13 +69,13 @@ def run_hook(
         with contextlib.suppress(ProcessLookupError):  # the hook and everything it started
             os.killpg(proc.pid, signal.SIGKILL)
         raw, _ = proc.communicate()
-        _log_output(command, redact(raw.decode(errors="replace")))
+        _log_output(command, scrub(raw.decode(errors="replace")))
         raise HookFailed(f"hook {command!r} timed out after {timeout}") from exc
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         raise
-    output = redact(raw.decode(errors="replace"))
+    output = scrub(raw.decode(errors="replace"))
     _log_output(command, output)
     if proc.returncode != 0:
         raise HookFailed(

@@ -72,7 +72,7 @@ class CompressingWriter:
     def finish(self) -> StreamStats:
         """Flush the last frame; return sizes and the sha256 of the stored bytes."""
         self._zstd.flush(zstandard.FLUSH_FRAME)
-        self._zstd.close()
+        self._zstd.close()  # type: ignore[no-untyped-call]
         return StreamStats(self.raw_bytes, self._sink.size, self._sink.digest.hexdigest())
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,20 +65,6 @@ def mysql_option_file(group: str, options: dict[str, str | int | None]) -> str:
         if value is not None:
             lines.append(f"{key}={option_value(str(value))}")
     return "\n".join(lines) + "\n"
-
-
-_SECRET_PATTERNS = (
-    re.compile(r"(PASSWORD\s*\(?\s*)'[^']*'", re.IGNORECASE),
-    re.compile(r"(IDENTIFIED\s+(?:BY|VIA\s+\w+\s+USING)\s+)'[^']*'", re.IGNORECASE),
-    re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE),
-)
-
-
-def redact(text: str) -> str:
-    """Return ``text`` with passwords and password hashes (as tools print them) masked."""
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(r"\1'<redacted>'", text)
-    return text
 
 
 def process_args() -> Iterator[tuple[int, list[str]]]:

@@ -29,8 +29,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a plain script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
+from backupctl.demo.sample_data import generate, table_sizes  # noqa: E402
+from backupctl.demo.server import ThrowawayServer  # noqa: E402
 from backupctl.drivers.mariadb.instance import MariaDBInstance  # noqa: E402
-from backupctl.drivers.mariadb.sample_data import generate, table_sizes  # noqa: E402
 from backupctl.proc import process_args  # noqa: E402
 
 BENCH_USER = "bench"
@@ -209,7 +210,7 @@ def make_workdir(requested: Path | None, prefix: str) -> Path:
 class BenchServer:
     """The private server of a benchmark and the credentials of its ``bench`` user."""
 
-    instance: MariaDBInstance
+    instance: ThrowawayServer
     password: str
     password_file: Path  # 0600, for the policy's ``password_file``
     secrets_dir: Path  # 0700
@@ -277,7 +278,7 @@ def bench_server(workdir: Path, buffer_pool: str) -> Iterator[BenchServer]:
     The server, and any other mariadbd on a datadir under ``workdir``, is stopped when
     the block exits, whatever the reason.
     """
-    instance = MariaDBInstance.create(
+    instance = ThrowawayServer.create(
         workdir / "mariadb", binlog=True, networking=True, buffer_pool=buffer_pool
     )
     try:

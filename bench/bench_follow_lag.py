@@ -485,7 +485,7 @@ class DurableWatcher(threading.Thread):
             # stream's segments meanwhile makes it fail. Counted, and polled again.
             self.list_errors += 1
             return
-        newest = max((gtid_seq(link.info.get("last_gtid") or "") for link in links), default=0)
+        newest = max((gtid_seq(link.info.last_gtid or "") for link in links), default=0)
         done = time.monotonic()
         self.poll_seconds.append(done - started)
         self.gaps += gap is not None

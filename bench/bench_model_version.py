@@ -356,7 +356,7 @@ def bench(setup: Setup, repeat: int, warmup: bool) -> None:
 
 
 def _median(runs: list[Run], attr: str) -> float:
-    return statistics.median(getattr(r, attr) for r in runs)
+    return float(statistics.median(getattr(r, attr) for r in runs))
 
 
 def summary(setup: Setup) -> dict[str, Any]:

@@ -69,7 +69,8 @@ from _common import (  # first: it puts the repository root on sys.path
     workdir_cleanup,
 )
 
-from backupctl.drivers.mariadb.instance import MariaDBInstance, checksum_tables
+from backupctl.demo.server import checksum_tables
+from backupctl.drivers.mariadb.instance import MariaDBInstance
 
 DATABASE = "replay"
 ITEMS = f"`{DATABASE}`.`items`"  # ~1.1 KB rows: inserted and updated in batches

@@ -135,7 +135,7 @@ class Result:
         return [r for r in self.runs if r.tool == tool and r.repetition > 0]
 
     def median(self, tool: str, attr: str = "seconds") -> float:
-        return statistics.median(getattr(r, attr) for r in self.measured(tool))
+        return float(statistics.median(getattr(r, attr) for r in self.measured(tool)))
 
     def span(self, tool: str) -> tuple[float, float]:
         """(fastest, slowest) measured wall time of ``tool``: the noise to expect."""

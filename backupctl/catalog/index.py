@@ -6,10 +6,11 @@ import contextlib
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from backupctl.catalog.manifest import Manifest, parse_manifest
-from backupctl.errors import NotFoundError
+from backupctl.catalog.query import PolicyBackups, RecoveryModel
 from backupctl.statefile import open_private, private_dir
 
 _SCHEMA = """
@@ -82,6 +83,20 @@ class Catalog:
             db.executemany("INSERT OR REPLACE INTO backups VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
         return len(rows)
 
+    def ids(self, policy: str, repository: str | None = None) -> list[str]:
+        """The ids of ``policy``'s backups (recorded from ``repository`` when given)."""
+        query, args = "SELECT backup_id FROM backups WHERE policy = ?", [policy]
+        if repository is not None:
+            query, args = query + " AND repository = ?", [*args, repository]
+        with self._connect() as db:
+            return [str(row[0]) for row in db.execute(query, args).fetchall()]
+
+    def backups(
+        self, policy: str, model: RecoveryModel, last_unchanged: datetime | None = None
+    ) -> PolicyBackups:
+        """``policy``'s backups read through its driver's rules (``model``)."""
+        return PolicyBackups(policy, self.list(policy), model, last_unchanged)
+
     def forget(self, policy: str, backup_id: str) -> None:
         with self._connect() as db:
             db.execute(
@@ -104,28 +119,3 @@ class Catalog:
         return [
             parse_manifest(raw.encode(), f"catalog {self.path}") for raw in self.raw(policy, kind)
         ]
-
-    def get(self, policy: str, backup_id: str | None = None, kind: str | None = None) -> Manifest:
-        """Return one backup, or the newest one when ``backup_id`` is None.
-
-        Raises NotFoundError saying what is missing.
-        """
-        items = self.list(policy, kind)
-        if backup_id is None:
-            items = [m for m in items if m.restorable]
-            if not items:
-                raise NotFoundError(
-                    f"no complete backup of policy {policy!r} in the catalog "
-                    "(run `backupctl catalog sync` on a new host)"
-                )
-            return items[-1]
-        found = None
-        for manifest in items:
-            # a backup is also known by its name at the source: an Elasticsearch
-            # snapshot, a model version
-            names = (manifest.details.get("snapshot"), manifest.details.get("version"))
-            if backup_id == manifest.backup_id or backup_id in names:
-                found = manifest  # the newest of that name wins
-        if found is not None:
-            return found
-        raise NotFoundError(f"policy {policy!r} has no backup {backup_id!r}")

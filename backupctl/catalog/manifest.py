@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from backupctl.errors import RepositoryError, VerificationFailed
 from backupctl.storage import keys
@@ -15,6 +15,7 @@ from backupctl.storage.base import Repository
 from backupctl.storage.encryption import refuse_encrypted
 
 MANIFEST = "manifest.json"
+DetailsT = TypeVar("DetailsT", bound=BaseModel)
 STARTED = "started.json"
 
 
@@ -29,6 +30,25 @@ class Artifact(BaseModel):
     stored_bytes: int
     sha256: str = Field(description="sha256 of the stored (compressed) bytes")
     compression: Literal["zstd", "none"] = "zstd"
+
+
+class BackupDetails(BaseModel):
+    """Base of the typed documents drivers keep in ``Manifest.details``: what one kind of
+    backup records (a binlog's coordinates, a snapshot's indices, a model's files).
+
+    Drivers return one from ``backup`` and read manifests through ``of``. Fields a later
+    version adds are kept (``extra="allow"``) and fields an older one lacked get their
+    defaults, so old repositories stay readable; a document that does not fit (a value of
+    the wrong type, a required field missing) is refused, never guessed at.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> Self:
+        """``manifest``'s details read as this document. Raises VerificationFailed (exit 3)
+        naming the backup when they do not fit (tampered or corrupt)."""
+        return manifest.details_as(cls)
 
 
 class Manifest(BaseModel):
@@ -55,9 +75,34 @@ class Manifest(BaseModel):
         '"key_id": …} (never the key); None: stored unencrypted',
     )
 
+    #: details already read, by model, with the details they were read from: a copy with
+    #: other details (``model_copy(update=…)`` shares this cache) is read afresh
+    _typed: dict[type[BaseModel], tuple[object, BaseModel]] = PrivateAttr(default_factory=dict)
+
     @property
     def restorable(self) -> bool:
         return self.failure is None
+
+    def details_as(self, model: type[DetailsT]) -> DetailsT:
+        """The details read as ``model`` (parsed once). Raises VerificationFailed naming the
+        backup when they do not fit."""
+        cached = self._typed.get(model)
+        found = cached[1] if cached is not None and cached[0] is self.details else None
+        if found is None:
+            try:
+                found = model.model_validate(self.details)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or 'details'}: {e['msg']}"
+                    for e in exc.errors()[:5]
+                )
+                raise VerificationFailed(
+                    f"refusing backup {self.backup_id} of {self.policy}: its manifest's details "
+                    f"do not describe a {self.kind} backup ({problems}; tampered or corrupt)"
+                ) from None
+            self._typed[model] = (self.details, found)
+        assert isinstance(found, model)
+        return found
 
     @property
     def raw_bytes(self) -> int:

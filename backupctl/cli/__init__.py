@@ -14,8 +14,10 @@ import click
 
 from backupctl import __version__
 from backupctl.cli.context import AppContext
+from backupctl.clock import ahead_by, utc_now
 from backupctl.errors import BackupctlError, PolicyError
-from backupctl.log import configure, format_exception, scrub
+from backupctl.log import configure, format_exception
+from backupctl.redaction import scrub
 from backupctl.settings import default_policies, default_state_dir
 from backupctl.statefile import use_private_umask
 
@@ -52,6 +54,14 @@ from backupctl.statefile import use_private_umask
     metavar="URL",
     help="Push the metrics to this Prometheus Pushgateway after every run.",
 )
+@click.option(
+    "--clock-offset",
+    type=float,
+    default=0.0,
+    envvar="BACKUPCTL_CLOCK_OFFSET",
+    hidden=True,
+    help="Test hook: run the clock this many seconds ahead (tests move time, never wait).",
+)
 @click.option("-v", "--verbose", count=True, help="More logging; tracebacks for bugs.")
 @click.version_option(__version__, prog_name="backupctl")
 @click.pass_context
@@ -62,6 +72,7 @@ def cli(
     log_format: str | None,
     metrics_textfile: Path | None,
     pushgateway: str | None,
+    clock_offset: float,
     verbose: int,
 ) -> None:
     """Backups that prove they restore: MariaDB, Elasticsearch, models, configs."""
@@ -74,6 +85,7 @@ def cli(
         verbose=verbose,
         metrics_textfile=metrics_textfile,
         pushgateway=pushgateway,
+        clock=ahead_by(clock_offset) if clock_offset else utc_now,
     )
 
 

@@ -10,7 +10,7 @@ from backupctl.cli import render
 from backupctl.cli.context import AppContext
 from backupctl.drivers.registry import driver_class
 from backupctl.errors import NothingChanged
-from backupctl.jobs import run_backup
+from backupctl.operations.backup import run_backup
 from backupctl.units import human_bytes
 
 
@@ -23,15 +23,7 @@ def backup(app: AppContext, policy: str, kind: str | None, as_json: bool) -> Non
     """Run one backup of POLICY now."""
     chosen = app.policy(policy)
     try:
-        manifest = run_backup(
-            chosen,
-            app.repository(chosen),
-            app.catalog(),
-            app.state_dir,
-            kind=kind,
-            progress=app.progress,
-            reporter=app.reporter(),
-        )
+        manifest = run_backup(app.ops, chosen, kind)
     except NothingChanged as exc:
         if as_json:
             render.emit_json({"policy": chosen.name, "changed": False, "reason": str(exc)})

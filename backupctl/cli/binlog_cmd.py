@@ -9,7 +9,7 @@ from types import FrameType
 import click
 
 from backupctl.cli.context import AppContext
-from backupctl.drivers.registry import driver_for
+from backupctl.operations.follow import follow as follow_policy
 
 
 @click.group("binlog")
@@ -35,7 +35,7 @@ def follow(app: AppContext, policy: str) -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        driver_for(chosen).follow(app.repository(chosen), app.catalog(), app.state_dir, stop)
+        follow_policy(app.ops, chosen, stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from backupctl.catalog.manifest import scan_manifests
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
+from backupctl.operations.catalog import sync_catalog
 
 
 @click.group("catalog")
@@ -19,17 +19,11 @@ def catalog_group() -> None:
 @click.pass_obj
 def sync(app: AppContext, as_json: bool) -> None:
     """Rebuild the catalog from every repository the policies name."""
-    catalog = app.catalog()
-    seen: dict[str, int] = {}
-    for policy in app.policies():
-        repo = app.repository(policy)
-        if repo.url in seen:
-            continue
-        seen[repo.url] = catalog.replace_repository(repo.url, scan_manifests(repo))
+    counts = sync_catalog(app.ops, app.policies())
     if as_json:
-        render.emit_json({"repositories": seen})
+        render.emit_json({"repositories": counts})
         return
-    for url, count in seen.items():
+    for url, count in counts.items():
         click.echo(f"{url}: {count} backup(s)")
 
 

@@ -1,23 +1,25 @@
-"""What every command shares: where policies and state are, loaded lazily."""
+"""What every command shares: where policies and state are, loaded lazily, and the
+operations' context built from the global options."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
 from backupctl.catalog.index import Catalog
+from backupctl.clock import Clock, utc_now
+from backupctl.layout import StateLayout
 from backupctl.log import LogFormat
 from backupctl.observability.metrics import push, registry_for, write_textfile
-from backupctl.observability.runs import RunReporter
+from backupctl.observability.reporter import RunReporter
 from backupctl.observability.status import PolicyStatus, policy_statuses
+from backupctl.operations.context import Context, policy_repository
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.loader import find_policy, load_policies
-from backupctl.progress import ProgressFactory, choose_progress
-from backupctl.storage.base import Repository
-from backupctl.storage.factory import open_repository
+from backupctl.progress import choose_progress
 
 
 @dataclass
@@ -30,7 +32,13 @@ class AppContext:
     metrics_textfile: Path | None = None
     #: pushed to after every run (--pushgateway / BACKUPCTL_PUSHGATEWAY)
     pushgateway: str | None = None
+    #: what operations take the time from (the real clock, unless a test moves it)
+    clock: Clock = utc_now
     _policies: list[PolicyBase] | None = field(default=None, repr=False)
+
+    @property
+    def layout(self) -> StateLayout:
+        return StateLayout(self.state_dir)
 
     def policies(self) -> list[PolicyBase]:
         """Every policy (raises PolicyError / NotFoundError)."""
@@ -42,19 +50,23 @@ class AppContext:
         return find_policy(self.policies(), name)
 
     def catalog(self) -> Catalog:
-        return Catalog(self.state_dir / "catalog.sqlite")
+        return Catalog(self.layout.catalog)
 
-    def repository(self, policy: PolicyBase) -> Repository:
-        return open_repository(policy.manifest_repository)
-
-    @property
-    def progress(self) -> ProgressFactory:
-        return choose_progress(self.log_format)
+    @cached_property
+    def ops(self) -> Context:
+        """The context operations run in: this state directory, progress on a terminal,
+        runs reported to the history, the log, webhooks and the configured metrics."""
+        return Context(
+            self.layout,
+            progress=choose_progress(self.log_format),
+            reporter=self.reporter(),
+            clock=self.clock,
+        )
 
     def statuses(self) -> list[PolicyStatus]:
         """Every policy's status now (raises PolicyError for invalid policies)."""
         return policy_statuses(
-            self.policies(), self.catalog(), self.repository, self.state_dir, datetime.now(UTC)
+            self.policies(), self.catalog(), policy_repository, self.layout, self.clock()
         )
 
     def metrics_registry(self) -> CollectorRegistry:
@@ -73,7 +85,7 @@ class AppContext:
         """What every run reports to: the run history, the log, the policy's webhooks, and
         the configured textfile or Pushgateway."""
         if self.metrics_textfile is None and self.pushgateway is None:
-            return RunReporter(self.state_dir)
+            return RunReporter(self.layout)
         return RunReporter(
-            self.state_dir, lambda: self.publish_metrics(self.metrics_textfile, self.pushgateway)
+            self.layout, lambda: self.publish_metrics(self.metrics_textfile, self.pushgateway)
         )

@@ -12,10 +12,12 @@ import click
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
 from backupctl.cli.restore_cmd import print_report
+from backupctl.drills.report import seconds_text
 from backupctl.errors import VerificationFailed
-from backupctl.runbook.report import describe_point
+from backupctl.layout import StateLayout
+from backupctl.operations.context import Context
+from backupctl.operations.verify import raise_if_failed
 from backupctl.units import human_bytes
-from backupctl.verify import raise_if_failed
 
 DEFAULT_ES_SNAPSHOT_DIR = "/var/backups/es"
 
@@ -37,11 +39,11 @@ DEFAULT_ES_SNAPSHOT_DIR = "/var/backups/es"
 @click.pass_obj
 def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     """A self-contained tour on a throwaway MariaDB and a local repository."""
-    from backupctl.demo import run_demo  # (imported here: every other command starts faster)
-    from backupctl.demo_models import run_model_demo
+    from backupctl.demo.mariadb import run_demo  # (here: every other command starts faster)
+    from backupctl.demo.models import run_model_demo
 
     workdir = workdir or Path(tempfile.mkdtemp(prefix="backupctl-demo-"))
-    result = run_demo(workdir, size_mb, click.echo, progress=app.progress)
+    result = run_demo(workdir, size_mb, click.echo, progress=app.ops.progress)
     manifest = result.manifest
     click.echo("")
     click.echo(
@@ -51,11 +53,12 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     )
     render.checks(result.checks)
     report = result.restore_report
+    point = report.recovery_point
     click.echo("")
-    click.echo(f"restore {report['run_id']}: {report['state']} in {report['seconds']:.1f}s")
+    click.echo(f"restore {report.run_id}: {report.state} in {report.seconds:.1f}s")
     print_report(report)
-    click.echo(f"recovered to {describe_point(report['recovery_point'])}")
-    click.echo(f"the wrecked datadir is kept at {report['aside']}")
+    click.echo(f"recovered to {point.describe() if point else '-'}")
+    click.echo(f"the wrecked datadir is kept at {report.aside}")
     click.echo("")
     click.echo(f"repository: {result.repository}")
     click.echo(f"policy:     {result.policy_file}")
@@ -64,16 +67,17 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     click.echo(f"  {base} list")
     click.echo(f"  {base} verify demo-db --deep")
     click.echo(f"  {base} restore demo-db --dry-run")
-    local = datetime.fromisoformat(report["recovery_point"]["time_local"])
-    click.echo(f'  {base} restore demo-db --to-time "{local:%Y-%m-%d %H:%M:%S}" --dry-run')
+    if point is not None and point.time_local:
+        local = datetime.fromisoformat(point.time_local)
+        click.echo(f'  {base} restore demo-db --to-time "{local:%Y-%m-%d %H:%M:%S}" --dry-run')
     raise_if_failed(manifest, result.checks)
-    if not report["checksums_match_backup"]:
+    if not result.restored_matches:
         raise VerificationFailed("the restored tables differ from those before the accident")
     click.echo("")
-    models = run_model_demo(workdir, click.echo)
-    click.echo(f"restore {models['run_id']}: {models['state']} in {models['seconds']:.1f}s")
+    models, matches = run_model_demo(workdir, click.echo)
+    click.echo(f"restore {models.run_id}: {models.state} in {models.seconds:.1f}s")
     print_report(models)
-    if not models["matches"]:
+    if not matches:
         raise VerificationFailed("the rolled back model differs from the stored version")
     _elasticsearch(workdir)
     _drill(app, result.policy_file, workdir / "state")
@@ -81,21 +85,21 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
 
 def _drill(app: AppContext, policy_file: Path, state_dir: Path) -> None:
     """End with a recovery drill of the demo database, like the quarterly one."""
-    from backupctl.drills.runner import run_and_store
+    from backupctl.operations.drill import run_and_store
     from backupctl.policy.loader import load_policies
 
     policy = load_policies(policy_file)[0]
-    repo = app.repository(policy)
     click.echo("")
     click.echo(f"recovery drill of {policy.name}: restore into a sandbox, verify, measure")
-    report = run_and_store(policy, repo, state_dir, app.progress)
+    ctx = Context(StateLayout(state_dir), progress=app.ops.progress)
+    report = run_and_store(ctx, policy)
     click.echo(
-        f"drill {report['drill_id']}: {'PASSED' if report['passed'] else 'FAILED'}, "
-        f"RTO {report['rto_seconds']:.1f}s, RPO {report['rpo_seconds']:.1f}s"
+        f"drill {report.drill_id}: {report.verdict}, "
+        f"RTO {seconds_text(report.rto_seconds)}, RPO {seconds_text(report.rpo_seconds)}"
     )
-    click.echo(f"drill report: {report['html_report']}")
-    if not report["passed"]:
-        raise VerificationFailed(f"the demo's drill failed: {report['reason']}")
+    click.echo(f"drill report: {report.html_report}")
+    if not report.passed:
+        raise VerificationFailed(f"the demo's drill failed: {report.reason}")
 
 
 def _elasticsearch(workdir: Path) -> None:
@@ -108,13 +112,13 @@ def _elasticsearch(workdir: Path) -> None:
             f"default {DEFAULT_ES_SNAPSHOT_DIR}) to include it"
         )
         return
-    from backupctl.demo_es import run_es_demo
+    from backupctl.demo.elasticsearch import run_es_demo
 
     snapshot_dir = os.environ.get("BACKUPCTL_DEMO_ES_SNAPSHOT_DIR", DEFAULT_ES_SNAPSHOT_DIR)
-    report = run_es_demo(workdir, url, snapshot_dir, click.echo)
-    click.echo(f"restore {report['run_id']}: {report['state']} in {report['seconds']:.1f}s")
+    report, documents_match = run_es_demo(workdir, url, snapshot_dir, click.echo)
+    click.echo(f"restore {report.run_id}: {report.state} in {report.seconds:.1f}s")
     print_report(report)
-    if not report["documents_match"]:
+    if not documents_match:
         raise VerificationFailed("the restored index does not have the snapshot's documents")
 
 

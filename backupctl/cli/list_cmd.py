@@ -67,13 +67,13 @@ def register(cli: click.Group) -> None:
 
 
 def _windows(app: AppContext, manifests: list[Manifest]) -> None:
-    """Print each listed policy's recoverability window (needs its policy and repository)."""
+    """Print each listed policy's recoverability window (needs its policy and repository):
+    the same window ``status`` shows and the metrics export."""
     for name in sorted({m.policy for m in manifests}):
         try:
             policy = app.policy(name)
             driver = driver_for(policy)
-            fulls = [m for m in manifests if m.policy == name and m.kind == driver.default_kind]
-            window = driver.recovery_window(app.repository(policy), fulls)
+            window = app.ops.backups(policy, driver).window(app.ops.repository(policy))
         except BackupctlError as exc:
             click.echo(f"{name}: recoverability window unknown ({exc})")
             continue

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
-from backupctl.errors import UnsupportedOperation
-from backupctl.prune import PruneResult, prune_policy
+from backupctl.operations.prune import PruneResult, prune_policy
 
 
 @click.command("prune")
@@ -20,18 +17,9 @@ from backupctl.prune import PruneResult, prune_policy
 def prune(app: AppContext, policy: str | None, dry_run: bool, as_json: bool) -> None:
     """Apply retention to POLICY (default: every policy), with the reason for each backup."""
     chosen = [app.policy(policy)] if policy else app.policies()
-    now = datetime.now(UTC)
     results: list[PruneResult] = []
-    skipped: list[str] = []
     for item in chosen:
-        try:
-            results += prune_policy(
-                item, app.repository(item), app.catalog(), app.state_dir, now, dry_run
-            )
-        except UnsupportedOperation as exc:
-            if policy:
-                raise
-            skipped.append(f"{item.name}: {exc}")
+        results += prune_policy(app.ops, item, dry_run)
     if as_json:
         render.emit_json({"dry_run": dry_run, "decisions": [r.to_dict() for r in results]})
         return
@@ -41,8 +29,6 @@ def prune(app: AppContext, policy: str | None, dry_run: bool, as_json: bool) -> 
         click.echo(f"{r.policy} {r.backup_id} ({r.kind}): {action}: {r.reason}")
         if r.done:
             click.echo(f"    {r.done}")
-    for line in skipped:
-        click.echo(f"skipped {line}")
     gone = sum(1 for r in results if not r.keep)
     click.echo(f"{gone} backup(s) {verb}, {len(results) - gone} kept")
 

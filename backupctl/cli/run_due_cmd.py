@@ -8,9 +8,10 @@ import click
 
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
-from backupctl.scheduling.jobs import plan_jobs
-from backupctl.scheduling.rundue import RunDueReport, run_due
-from backupctl.scheduling.runner import Clock, JobRunner, utc_now
+from backupctl.clock import Clock
+from backupctl.operations.jobs import JobRunner
+from backupctl.operations.run_due import RunDueReport, run_due
+from backupctl.scheduling.plan import plan_jobs
 
 
 def _fixed_clock(text: str) -> Clock:
@@ -48,17 +49,10 @@ def run_due_command(app: AppContext, catch_up: bool, as_json: bool, now_text: st
     is skipped. Exit 1 when a job failed (after running the others).
     """
     policies = app.policies()
-    reporter = app.reporter()
-    runner = JobRunner(
-        app.state_dir,
-        app.repository,
-        app.catalog,
-        clock=_fixed_clock(now_text) if now_text else utc_now,
-        reporter=reporter,
-    )
+    runner = JobRunner(app.ops, clock=_fixed_clock(now_text) if now_text else None)
     report = run_due(plan_jobs(policies), {p.name: p for p in policies}, runner, catch_up)
     if not report.results:  # each run refreshed the metrics; with none, refresh them now
-        reporter.refresh_metrics()
+        app.ops.runs.refresh_metrics()
     if as_json:
         render.emit_json(report.to_dict())
     else:

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 import structlog
 from apscheduler.triggers.cron import CronTrigger
 from prometheus_client import start_http_server
 
 from backupctl.cli.context import AppContext
+from backupctl.cron.triggers import TriggerFactory, cron_trigger, seconds_trigger_factory
 from backupctl.errors import UsageError
 from backupctl.observability.metrics import registry_for
 from backupctl.observability.status import PolicyStatus, policy_statuses
+from backupctl.operations.context import policy_repository
+from backupctl.operations.daemon import SchedulerDaemon, serve
+from backupctl.operations.jobs import JobRunner
 from backupctl.policy.loader import load_policies
 from backupctl.policy.types import parse_duration
-from backupctl.scheduling.daemon import SchedulerDaemon, serve
-from backupctl.scheduling.runner import JobRunner
-from backupctl.scheduling.triggers import TriggerFactory, cron_trigger, seconds_trigger_factory
 
 log = structlog.get_logger()
 
@@ -78,7 +77,7 @@ def scheduler(
         grace = parse_duration(misfire_grace)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--misfire-grace") from None
-    runner = JobRunner(app.state_dir, app.repository, app.catalog, reporter=app.reporter())
+    runner = JobRunner(app.ops)
     daemon = SchedulerDaemon(
         lambda: load_policies(app.policies_path),
         runner,
@@ -96,7 +95,7 @@ def _serve_metrics(app: AppContext, daemon: SchedulerDaemon, address: str, port:
 
     def statuses() -> list[PolicyStatus]:
         return policy_statuses(
-            daemon.policies, app.catalog(), app.repository, app.state_dir, datetime.now(UTC)
+            daemon.policies, app.catalog(), policy_repository, app.layout, app.clock()
         )
 
     try:

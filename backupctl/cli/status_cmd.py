@@ -63,9 +63,9 @@ def _drill(status: PolicyStatus) -> str:
     drill = status.last_drill
     if drill is None:
         return "never"
-    when = str(drill.get("finished_at") or "")[:10]
-    verdict = "passed" if drill.get("passed") else "FAILED"
-    rto, rpo = drill.get("rto_seconds"), drill.get("rpo_seconds")
+    when = (drill.finished_at or "")[:10]
+    verdict = "passed" if drill.passed else "FAILED"
+    rto, rpo = drill.rto_seconds, drill.rpo_seconds
     return f"{when} {verdict} (RTO {seconds_text(rto)}, RPO {seconds_text(rpo)})"
 
 

@@ -15,7 +15,7 @@ from backupctl.cli.context import AppContext
 from backupctl.errors import UsageError
 from backupctl.policy.types import parse_duration
 from backupctl.scheduling.crontab import crontab_lines
-from backupctl.scheduling.jobs import plan_jobs
+from backupctl.scheduling.plan import plan_jobs
 from backupctl.scheduling.systemd import UnitOptions, generate_units, unit_name, write_units
 from backupctl.settings import SYSTEM_STATE
 

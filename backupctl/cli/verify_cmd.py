@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from backupctl.catalog.manifest import read_manifest
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
-from backupctl.verify import raise_if_failed, verify_backup
+from backupctl.operations.verify import verify
 
 
 @click.command("verify")
@@ -24,7 +23,7 @@ from backupctl.verify import raise_if_failed, verify_backup
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @click.pass_obj
-def verify(
+def verify_command(
     app: AppContext,
     policy: str,
     backup_id: str | None,
@@ -34,33 +33,21 @@ def verify(
 ) -> None:
     """Check a backup against the repository (exit 3 when it does not match)."""
     chosen = app.policy(policy)
-    repo = app.repository(chosen)
-    known = app.catalog().get(chosen.name, backup_id)
-    # the repository's manifest is the truth; the catalog only says where to look
-    manifest = read_manifest(repo, known.policy, known.kind, known.backup_id)
-    checks = verify_backup(
-        chosen,
-        repo,
-        manifest,
-        deep=deep,
-        scratch_root=scratch_dir or app.state_dir / "scratch",
-        progress=app.progress,
-    )
-    passed = all(c.passed for c in checks)
+    result = verify(app.ops, chosen, backup_id, deep=deep, scratch_root=scratch_dir)
     if as_json:
         render.emit_json(
             {
                 "policy": chosen.name,
-                "backup_id": manifest.backup_id,
-                "passed": passed,
-                "checks": [c.to_dict() for c in checks],
+                "backup_id": result.manifest.backup_id,
+                "passed": result.passed,
+                "checks": [c.to_dict() for c in result.checks],
             }
         )
     else:
-        click.echo(f"backup {manifest.backup_id} of {chosen.name}:")
-        render.checks(checks)
-    raise_if_failed(manifest, checks)
+        click.echo(f"backup {result.manifest.backup_id} of {chosen.name}:")
+        render.checks(result.checks)
+    result.raise_if_failed()
 
 
 def register(cli: click.Group) -> None:
-    cli.add_command(verify)
+    cli.add_command(verify_command)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from backupctl.drills.report import seconds_text, verdict
+from backupctl.drills.report import DrillReport, seconds_text
+from backupctl.runbook.records import StepRecord
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:60em}
@@ -17,10 +18,10 @@ svg text{font-size:12px;font-family:system-ui,sans-serif}
 _COLOURS = {"ok": "#2e7d32", "failed": "#c62828", "compensated": "#f9a825"}
 
 
-def timeline_svg(steps: list[dict[str, Any]], width: int = 720) -> str:
+def timeline_svg(steps: list[StepRecord], width: int = 720) -> str:
     """Horizontal bars, one row per step, placed at its start and as long as it took."""
     label_w, row_h = 190, 22
-    total = sum(float(s["seconds"]) for s in steps) or 1.0
+    total = sum(s.seconds for s in steps) or 1.0
     scale = (width - label_w - 70) / total
     height = row_h * len(steps) + 30
     parts = [f'<svg width="{width}" height="{height}" role="img" aria-label="step timeline">']
@@ -28,16 +29,16 @@ def timeline_svg(steps: list[dict[str, Any]], width: int = 720) -> str:
     for row, step in enumerate(steps):
         y = 10 + row * row_h
         x = label_w + start * scale
-        w = max(float(step["seconds"]) * scale, 1.5)
-        colour = _COLOURS.get(step["status"], "#9e9e9e")
-        parts.append(f'<text x="4" y="{y + 14}">{escape(step["name"])}</text>')
+        w = max(step.seconds * scale, 1.5)
+        colour = _COLOURS.get(step.status, "#9e9e9e")
+        parts.append(f'<text x="4" y="{y + 14}">{escape(step.name)}</text>')
         parts.append(
             f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_h - 6}" '
-            f'fill="{colour}"><title>{escape(step["name"])}: {escape(step["status"])}, '
-            f"{float(step['seconds']):.2f}s</title></rect>"
+            f'fill="{colour}"><title>{escape(step.name)}: {escape(step.status)}, '
+            f"{step.seconds:.2f}s</title></rect>"
         )
-        parts.append(f'<text x="{x + w + 4:.1f}" y="{y + 14}">{float(step["seconds"]):.1f}s</text>')
-        start += float(step["seconds"])
+        parts.append(f'<text x="{x + w + 4:.1f}" y="{y + 14}">{step.seconds:.1f}s</text>')
+        start += step.seconds
     axis_y = height - 12
     parts.append(f'<text x="{label_w}" y="{axis_y}">0s</text>')
     parts.append(f'<text x="{width - 70}" y="{axis_y}">{total:.1f}s</text>')
@@ -46,12 +47,12 @@ def timeline_svg(steps: list[dict[str, Any]], width: int = 720) -> str:
 
 
 def history_svg(
-    history: list[dict[str, Any]], field: str, objective: float | None, width: int = 720
+    history: list[DrillReport], field: str, objective: float | None, width: int = 720
 ) -> str:
     """Bars of ``field`` (rpo_seconds / rto_seconds) per drill, oldest first, with the
     objective as a dashed line; missing measurements (failed drills) are marked."""
     height, top, bottom, left = 180, 12, 30, 60
-    values = [r.get(field) for r in history]
+    values: list[float | None] = [getattr(r, field) for r in history]
     peak = max([v for v in values if v is not None] + [objective or 0.0, 1.0])
     plot_h = height - top - bottom
     step_w = (width - left - 10) / max(len(history), 1)
@@ -66,7 +67,7 @@ def history_svg(
     for i, (report, value) in enumerate(zip(history, values, strict=True)):
         x = left + i * step_w + step_w * 0.15
         w = step_w * 0.7
-        label = escape(str(report.get("drill_id", ""))[:8])
+        label = escape(report.drill_id[:8])
         parts.append(f'<text x="{x:.1f}" y="{height - 12}">{label}</text>')
         if value is None:
             y = top + plot_h - 14
@@ -79,10 +80,11 @@ def history_svg(
             f'fill="{colour}"><title>{escape(seconds_text(value))}</title></rect>'
         )
     if objective is not None:
-        y = top + plot_h - objective / peak * plot_h
+        line_y = top + plot_h - objective / peak * plot_h
         parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#c62828" '
-            f'stroke-dasharray="6 4"/><text x="{width - 150}" y="{y - 4:.1f}" fill="#c62828">'
+            f'<line x1="{left}" y1="{line_y:.1f}" x2="{width - 10}" y2="{line_y:.1f}" '
+            f'stroke="#c62828" stroke-dasharray="6 4"/>'
+            f'<text x="{width - 150}" y="{line_y - 4:.1f}" fill="#c62828">'
             f"objective {escape(seconds_text(objective))}</text>"
         )
     parts.append("</svg>")
@@ -98,43 +100,44 @@ def _rows(items: list[dict[str, Any]], columns: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def to_html(report: dict[str, Any], history: list[dict[str, Any]]) -> str:
+def to_html(report: DrillReport, history: list[DrillReport]) -> str:
     """The whole page (``history``: this policy's drills, oldest first, this one included)."""
-    objectives = report["objectives"]
-    cls = "ok" if report["passed"] else "bad"
-    title = f"Recovery drill {report['drill_id']} of {report['policy']}"
+    objectives = report.objectives
+    cls = "ok" if report.passed else "bad"
+    title = f"Recovery drill {report.drill_id} of {report.policy}"
     facts = [
-        ("result", verdict(report)),
-        ("backup", report.get("backup_id") or "-"),
-        ("started", report["started_at"]),
-        ("finished", report["finished_at"]),
-        ("recovery point", report.get("recovery_point") or "-"),
+        ("result", report.verdict),
+        ("backup", report.backup_id or "-"),
+        ("started", report.started_at),
+        ("finished", report.finished_at or "-"),
+        ("recovery point", report.recovery_point or "-"),
         (
             "RPO",
-            f"{seconds_text(report['rpo_seconds'])} "
-            f"(objective {seconds_text(objectives.get('rpo_seconds'))})",
+            f"{seconds_text(report.rpo_seconds)} "
+            f"(objective {seconds_text(objectives.rpo_seconds)})",
         ),
         (
             "RTO",
-            f"{seconds_text(report['rto_seconds'])} "
-            f"(objective {seconds_text(objectives.get('rto_seconds'))})",
+            f"{seconds_text(report.rto_seconds)} "
+            f"(objective {seconds_text(objectives.rto_seconds)})",
         ),
     ]
-    if report.get("reason"):
-        facts.append(("reason", report["reason"]))
-    facts += [("note", note) for note in report.get("notes") or []]
+    if report.reason:
+        facts.append(("reason", report.reason))
+    facts += [("note", note) for note in report.notes]
     fact_rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)
-    checks = [{**c, "passed": "yes" if c["passed"] else "NO"} for c in report["checks"]]
+    steps = [s.model_dump() for s in report.steps]
+    checks = [{**c.model_dump(), "passed": "yes" if c.passed else "NO"} for c in report.checks]
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}'
         f"</title><style>{_CSS}</style></head><body>"
-        f'<h1 class="{cls}">{escape(title)}: {verdict(report)}</h1>'
+        f'<h1 class="{cls}">{escape(title)}: {report.verdict}</h1>'
         f"<table>{fact_rows}</table>"
-        f"<h2>Timeline</h2>{timeline_svg(report['steps'])}"
-        f"{_rows(report['steps'], ['name', 'status', 'seconds', 'detail'])}"
+        f"<h2>Timeline</h2>{timeline_svg(report.steps)}"
+        f"{_rows(steps, ['name', 'status', 'seconds', 'detail'])}"
         f"<h2>Checks</h2>{_rows(checks, ['name', 'passed', 'detail'])}"
         f"<h2>RTO and RPO across drills</h2>"
-        f"{history_svg(history, 'rto_seconds', objectives.get('rto_seconds'))}"
-        f"{history_svg(history, 'rpo_seconds', objectives.get('rpo_seconds'))}"
+        f"{history_svg(history, 'rto_seconds', objectives.rto_seconds)}"
+        f"{history_svg(history, 'rpo_seconds', objectives.rpo_seconds)}"
         "</body></html>\n"
     )

@@ -10,8 +10,9 @@ from typing import Any
 import structlog
 
 from backupctl.drills.html import to_html
-from backupctl.drills.report import to_markdown
+from backupctl.drills.report import DrillReport, to_markdown
 from backupctl.errors import NotFoundError, RepositoryError
+from backupctl.layout import StateLayout
 from backupctl.statefile import private_dir, write_atomic
 from backupctl.storage import keys
 from backupctl.storage.base import Repository
@@ -26,28 +27,24 @@ def report_key(policy: str, drill_id: str, fmt: str) -> str:
     return keys.join(policy, DRILLS, drill_id, f"report.{fmt}")
 
 
-def local_dir(state_dir: Path, drill_id: str) -> Path:
-    return state_dir / DRILLS / drill_id
+def local_dir(layout: StateLayout, drill_id: str) -> Path:
+    return layout.drill(drill_id)
 
 
-def render(report: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, str]:
+def render(report: DrillReport, history: list[DrillReport]) -> dict[str, str]:
     """The report in every format (``history``: earlier drills of the policy, oldest first)."""
-    return {
-        "json": json.dumps(report, indent=2, default=str) + "\n",
-        "md": to_markdown(report),
-        "html": to_html(report, history),
-    }
+    return {"json": report.to_json(), "md": to_markdown(report), "html": to_html(report, history)}
 
 
 def save(
-    report: dict[str, Any], repo: Repository | None, state_dir: Path
+    report: DrillReport, repo: Repository | None, layout: StateLayout
 ) -> tuple[Path, list[str]]:
     """Write the report locally and (when it can) into the repository. Returns the local HTML
     path and the problems met writing to the repository (the local copy is always written)."""
-    history = history_of(repo, state_dir, report["policy"])
-    history = [r for r in history if r.get("drill_id") != report["drill_id"]]
+    history = history_of(repo, layout, report.policy)
+    history = [r for r in history if r.drill_id != report.drill_id]
     texts = render(report, [*history, report])
-    directory = local_dir(state_dir, report["drill_id"])
+    directory = local_dir(layout, report.drill_id)
     private_dir(directory)
     for fmt, text in texts.items():
         write_atomic(directory / f"report.{fmt}", text)
@@ -55,56 +52,35 @@ def save(
     if repo is not None:
         try:
             for fmt, text in texts.items():
-                repo.put_bytes(report_key(report["policy"], report["drill_id"], fmt), text.encode())
+                repo.put_bytes(report_key(report.policy, report.drill_id, fmt), text.encode())
         except RepositoryError as exc:
             log.error("could not store the drill report in the repository", error=str(exc))
             problems.append(str(exc))
     return directory / "report.html", problems
 
 
-#: fields every reader of past reports (drill list, status, metrics, the HTML history)
-#: relies on, with the types they must have
-_FIELDS: dict[str, tuple[type, ...]] = {
-    "drill_id": (str,),
-    "policy": (str,),
-    "passed": (bool,),
-    "rpo_seconds": (int, float, type(None)),
-    "rto_seconds": (int, float, type(None)),
-    "backup_id": (str, type(None)),
-    "reason": (str, type(None)),
-    "finished_at": (str, type(None)),
-}
+def _usable(data: Any, drill_id: str, policy: str | None = None) -> DrillReport | None:
+    """``data`` as the report of ``drill_id`` (and ``policy`` when given), or None: a report
+    from a repository someone else can write is data to check, not to trust."""
+    report = DrillReport.read(data)
+    if report is None or report.drill_id != drill_id:
+        return None
+    return report if policy is None or report.policy == policy else None
 
 
-def _usable(data: Any, drill_id: str | None = None, policy: str | None = None) -> bool:
-    """True when ``data`` reads as a report (of ``drill_id`` and ``policy`` when given): a
-    report from a repository someone else can write is data to check, not to trust."""
-    if not isinstance(data, dict):
-        return False
-    for name, types in _FIELDS.items():
-        value = data.get(name)
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            return False
-    if not BACKUP_ID_RE.match(data["drill_id"]):
-        return False
-    return (drill_id is None or data["drill_id"] == drill_id) and (
-        policy is None or data["policy"] == policy
-    )
-
-
-def _local_reports(state_dir: Path) -> dict[str, dict[str, Any]]:
+def _local_reports(layout: StateLayout) -> dict[str, DrillReport]:
     found = {}
-    for path in sorted((state_dir / DRILLS).glob("*/report.json")):
+    for path in sorted(layout.drills.glob("*/report.json")):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError, RecursionError):
             continue
-        if _usable(data, path.parent.name):
-            found[str(data.get("drill_id"))] = data
+        if (report := _usable(data, path.parent.name)) is not None:
+            found[report.drill_id] = report
     return found
 
 
-def _repo_reports(repo: Repository, policy: str) -> dict[str, dict[str, Any]]:
+def _repo_reports(repo: Repository, policy: str) -> dict[str, DrillReport]:
     found = {}
     for info in repo.list(f"{policy}/{DRILLS}/"):
         parts = info.key.split("/")
@@ -114,16 +90,16 @@ def _repo_reports(repo: Repository, policy: str) -> dict[str, dict[str, Any]]:
             except (RepositoryError, ValueError, RecursionError) as exc:
                 log.warning("unreadable drill report", key=info.key, error=str(exc))
                 continue
-            if _usable(data, parts[2], policy):
-                found[parts[2]] = data
+            if (report := _usable(data, parts[2], policy)) is not None:
+                found[parts[2]] = report
             else:
                 log.warning("ignoring a drill report that is not one", key=info.key)
     return found
 
 
-def history_of(repo: Repository | None, state_dir: Path, policy: str) -> list[dict[str, Any]]:
+def history_of(repo: Repository | None, layout: StateLayout, policy: str) -> list[DrillReport]:
     """Every drill report of ``policy``, repository and local copies merged, oldest first."""
-    found = {k: v for k, v in _local_reports(state_dir).items() if v.get("policy") == policy}
+    found = {k: v for k, v in _local_reports(layout).items() if v.policy == policy}
     if repo is not None:
         try:
             found.update(_repo_reports(repo, policy))
@@ -133,11 +109,11 @@ def history_of(repo: Repository | None, state_dir: Path, policy: str) -> list[di
 
 
 def find_report(
-    drill_id: str, state_dir: Path, repos: list[tuple[str, Repository]], fmt: str
+    drill_id: str, layout: StateLayout, repos: list[tuple[str, Repository]], fmt: str
 ) -> str:
     """The text of a drill's report in ``fmt``, from the local copy or a policy's
     repository (``repos``: policy name and repository). Raises NotFoundError."""
-    local = local_dir(state_dir, drill_id) / f"report.{fmt}"
+    local = local_dir(layout, drill_id) / f"report.{fmt}"
     if BACKUP_ID_RE.match(drill_id) and local.is_file():
         return local.read_text()
     if BACKUP_ID_RE.match(drill_id):

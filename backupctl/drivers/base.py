@@ -1,61 +1,53 @@
-"""The Driver interface.
+"""The Driver interface: what every driver does, typed by its policy and restore options.
 
-A driver knows how to produce a backup's artifacts and how to check them deeply.
-Everything generic (ids, locks, manifests, cleanup of failed runs, the catalog)
-lives in ``backupctl.jobs``; drivers never write manifests themselves.
+A driver knows how to write a backup's artifacts (through a ``BackupSession``), how to
+choose the backup a restore asks for, the steps that restore it or drill it, how to
+check it deeply and which backups its retention keeps. Everything generic (ids, locks,
+manifests, cleanup of failed runs, the catalog, journals, reports) lives in
+``backupctl.operations``; drivers never write manifests or journals themselves.
 """
 
 from __future__ import annotations
 
 import abc
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from pydantic import BaseModel
+
+from backupctl.catalog.manifest import Manifest
+from backupctl.catalog.query import PolicyBackups, RecoveryWindow
 from backupctl.checks import CheckResult
-from backupctl.errors import UnsupportedOperation
+from backupctl.layout import StateLayout
 from backupctl.policy.common import PolicyBase
+from backupctl.policy.options import RestoreOptions
 from backupctl.progress import ProgressFactory, no_progress
 
 if TYPE_CHECKING:
-    import threading
-
     from backupctl.catalog.index import Catalog
-    from backupctl.catalog.manifest import Manifest
-    from backupctl.jobs import BackupSession
+    from backupctl.drivers.session import BackupSession
     from backupctl.retention import Decision
     from backupctl.runbook.step import Step
     from backupctl.storage.base import Repository
 
-
-@dataclass(frozen=True)
-class RecoveryWindow:
-    """The earliest and latest points a policy can be restored to, and what breaks it."""
-
-    earliest: datetime
-    latest: datetime
-    gap: str | None = None
+PolicyT = TypeVar("PolicyT", bound=PolicyBase)
+OptionsT = TypeVar("OptionsT", bound=RestoreOptions)
 
 
 @dataclass(frozen=True)
-class RestoreRequest:
-    """What a restore was asked to do. ``target_datadir`` None means in place."""
+class RestoreRun:
+    """The run a restore's steps belong to: its id (journal, recovery directory, hook
+    environment), the state directory, progress display, and whether it is a resumed
+    run (an interrupted one taken up again with ``--resume`` or ``--rollback``)."""
 
     run_id: str
-    state_dir: Path
-    target_datadir: Path | None = None
+    layout: StateLayout
     progress: ProgressFactory = no_progress
-    to_time: datetime | None = None  # point-in-time recovery target (aware)
-    to_gtid: str | None = None  # or: replay up to and including this GTID
-    indices: list[str] | None = None  # Elasticsearch: restore only these (patterns)
-    at: str | None = None  # config-git: the commit, backup id or time asked for (--at)
-    target_dir: Path | None = None  # config-git: write the files into this empty directory
-    path: Path | None = None  # config-git: only this file or directory (absolute)
-
-    @property
-    def in_place(self) -> bool:
-        return self.target_datadir is None
+    resuming: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,90 +63,120 @@ class DrillPlan:
     reaches_newest: bool = False
 
 
-class Driver(abc.ABC):
-    """Base of every driver. Subclasses set ``name``, ``policy_model`` and ``kinds``."""
+#: manifest details a driver's ``backup`` returns: a typed document, or plain JSON data
+Details = BaseModel | dict[str, Any]
+
+
+class Driver(abc.ABC, Generic[PolicyT, OptionsT]):
+    """Base of every driver, generic over its policy model and its restore options (the
+    policy model names the options model in ``restore_options``). Subclasses set ``name``
+    and ``kinds`` (the first is the main kind: the backups a restore starts from)."""
 
     name: ClassVar[str]
-    policy_model: ClassVar[type[PolicyBase]]
     kinds: ClassVar[tuple[str, ...]]
 
-    def __init__(self, policy: PolicyBase):
+    def __init__(self, policy: PolicyT):
         self.policy = policy
 
     @property
-    def default_kind(self) -> str:
+    def main_kind(self) -> str:
         return self.kinds[0]
 
+    # -- backups -------------------------------------------------------------------------
+
     @abc.abstractmethod
-    def backup(self, kind: str, session: BackupSession) -> dict[str, Any]:
-        """Write the backup's artifacts through ``session``; return driver details for the
-        manifest. Raises BackupFailed / ToolError; the caller removes what was written."""
-
-    def verify_quick(self, repo: Repository, manifest: Manifest) -> list[CheckResult]:
-        """Checks beyond the stored objects' checksums that need no restore (default: none)."""
-        return []
-
-    def retention(self, backups: list[Manifest], now: datetime) -> list[Decision]:
-        """Keep or delete each of the policy's backups (oldest first), with reasons."""
-        raise UnsupportedOperation(f"retention of {self.name} backups is not implemented yet")
+    def backup(self, kind: str, session: BackupSession) -> Details:
+        """Write the backup's artifacts through ``session``; return the manifest's details.
+        Raises BackupFailed / ToolError (the caller removes what was written),
+        IncompleteBackup (recorded as failed) or NothingChanged (nothing stored)."""
 
     @classmethod
     def note(cls, manifest: Manifest) -> str:
         """A short note on a backup for listings (e.g. its version)."""
         return ""
 
+    def names(self, manifest: Manifest) -> Sequence[str]:
+        """Other names a backup is known by besides its id (a snapshot's, a version)."""
+        return ()
+
+    # -- verification ----------------------------------------------------------------------
+
+    def verify_quick(self, repo: Repository, manifest: Manifest) -> list[CheckResult]:
+        """Checks beyond the stored objects' checksums that need no restore (default: none)."""
+        return []
+
+    @abc.abstractmethod
+    def verify_deep(self, repo: Repository, manifest: Manifest, scratch: Path) -> list[CheckResult]:
+        """Restore ``manifest`` into ``scratch`` and check it; return named checks."""
+
+    # -- retention -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def retention(self, backups: list[Manifest], now: datetime) -> list[Decision]:
+        """Keep or delete each of the policy's backups (oldest first), with reasons."""
+
     def collect_garbage(self, repo: Repository, kept: list[Manifest]) -> int:
         """After pruning: remove shared objects no kept backup needs; return how many."""
         return 0
 
     def delete_backup(self, repo: Repository, manifest: Manifest) -> str:
-        """Delete what the backup keeps outside backupctl's repository; return a detail."""
+        """Delete what the backup keeps outside the repository; return a detail."""
         return "nothing outside the repository"
 
-    def verify_deep(self, repo: Repository, manifest: Manifest, scratch: Path) -> list[CheckResult]:
-        """Restore ``manifest`` into ``scratch`` and check it; return named checks."""
-        raise UnsupportedOperation(f"the {self.name} driver has no deep verification yet")
+    # -- restores and drills ---------------------------------------------------------------
 
+    def choose_backup(self, options: OptionsT, backups: PolicyBackups) -> Manifest:
+        """The backup ``options`` ask for: ``BACKUP_ID`` (any of the backup's names), else
+        the newest restorable one of the main kind. Raises NotFoundError / UsageError."""
+        if options.backup_id is not None:
+            return backups.find(options.backup_id, self.main_kind)
+        return backups.newest()
+
+    @abc.abstractmethod
     def restore_steps(
-        self, repo: Repository, manifest: Manifest, request: RestoreRequest
+        self, repo: Repository, manifest: Manifest, options: OptionsT, run: RestoreRun
     ) -> list[Step]:
-        """Return the ordered steps that restore ``manifest`` as ``request`` asks."""
-        raise UnsupportedOperation(f"the {self.name} driver cannot restore yet")
+        """The ordered steps that restore ``manifest`` as ``options`` ask. Raises
+        UsageError for what cannot be done (before anything changes)."""
 
-    @classmethod
-    def can_drill(cls) -> bool:
-        return cls.drill_plan is not Driver.drill_plan
-
+    @abc.abstractmethod
     def drill_plan(
-        self, repo: Repository, manifest: Manifest, request: RestoreRequest
+        self, repo: Repository, manifest: Manifest, run: RestoreRun, sandbox: Path
     ) -> DrillPlan:
-        """Steps that restore ``manifest`` into the sandbox ``request.target_dir`` (and
-        nowhere else: live services are never touched), verify it, and clean up."""
-        raise UnsupportedOperation(f"the {self.name} driver has no recovery drill yet")
+        """Steps that restore ``manifest`` into ``sandbox`` (and nowhere else: live services
+        are never touched), verify it, and clean up."""
 
-    def base_for_point(
-        self, fulls: list[Manifest], to_time: datetime | None, to_gtid: str | None
-    ) -> Manifest:
-        """The backup to start a point-in-time restore from (fulls oldest first)."""
-        raise UnsupportedOperation(f"the {self.name} driver cannot restore to a point in time")
-
-    def backup_at(self, backups: list[Manifest], at: str, moment: datetime | None) -> Manifest:
-        """The backup ``--at`` names (a driver's own id for it, or ``moment``, the text
-        read as a time when it is one), among ``backups`` (oldest first)."""
-        raise UnsupportedOperation(f"--at is not for {self.name} policies")
-
-    def previous_backup(self, backups: list[Manifest]) -> Manifest:
-        """The backup before the one in service now (``restore --previous``)."""
-        raise UnsupportedOperation(f"--previous is for model policies, not {self.name}")
-
-    def follow(
-        self, repo: Repository, catalog: Catalog, state_dir: Path, stop: threading.Event
-    ) -> None:
-        """Stream changes into ``repo`` continuously until ``stop`` is set."""
-        raise UnsupportedOperation(f"the {self.name} driver has nothing to follow continuously")
-
-    def recovery_window(self, repo: Repository, fulls: list[Manifest]) -> RecoveryWindow | None:
-        """The recoverability window given the policy's full backups (oldest first)."""
-        if not fulls:
+    def recovery_window(
+        self, repo: Repository, restorable: list[Manifest]
+    ) -> RecoveryWindow | None:
+        """The recoverability window the restorable backups (oldest first) cover."""
+        if not restorable:
             return None
-        return RecoveryWindow(fulls[0].finished_at, fulls[-1].finished_at)
+        return RecoveryWindow(restorable[0].finished_at, restorable[-1].finished_at)
+
+
+#: ``store(kind, produce)``: take one backup of the policy whose artifacts ``produce``
+#: writes (returning its details), recorded like any other; raises LockHeldError while
+#: another run of the policy holds its lock
+StoreBackup = Callable[[str, Callable[["BackupSession"], Details]], Manifest]
+
+
+@dataclass(frozen=True)
+class FollowContext:
+    """What a continuously streaming driver gets from ``backupctl binlog follow``."""
+
+    repo: Repository
+    catalog: Catalog
+    layout: StateLayout
+    stop: threading.Event
+    #: records a backup the follower made (a sealed binlog), as ``backup`` would
+    store_backup: StoreBackup
+
+
+class Follower(abc.ABC):
+    """A driver that can also stream changes continuously (``binlog follow``)."""
+
+    @abc.abstractmethod
+    def follow(self, context: FollowContext) -> None:
+        """Stream changes into ``context.repo`` until ``context.stop`` is set. Raises
+        LockHeldError when another follower runs, BackupctlError when it cannot start."""

@@ -1,1 +1,2 @@
-"""Operations visibility: run records, status, Prometheus metrics, notifications."""
+"""Operations visibility: status, Prometheus metrics, notifications, and the reporter
+every run tells its outcome (the run history itself is ``backupctl.history``)."""

@@ -191,30 +191,30 @@ def _recoverability(f: _Families, status: PolicyStatus, policy: dict[str, str]) 
 def _drill(f: _Families, status: PolicyStatus, policy: dict[str, str]) -> None:
     drill = status.last_drill
     if drill is not None:
-        finished = drill.get("finished_at")
+        finished = drill.finished_at
         f.gauge(
             "backupctl_drill_last_timestamp_seconds",
             "When the last drill finished.",
             policy,
-            datetime.fromisoformat(str(finished)).timestamp() if finished else None,
+            datetime.fromisoformat(finished).timestamp() if finished else None,
         )
         f.gauge(
             "backupctl_drill_passed",
             "1 when the last drill passed every check and objective.",
             policy,
-            1.0 if drill.get("passed") else 0.0,
+            1.0 if drill.passed else 0.0,
         )
         f.gauge(
             "backupctl_drill_rto_seconds",
             "RTO measured by the last drill.",
             policy,
-            drill.get("rto_seconds"),
+            drill.rto_seconds,
         )
         f.gauge(
             "backupctl_drill_rpo_seconds",
             "RPO measured by the last drill.",
             policy,
-            drill.get("rpo_seconds"),
+            drill.rpo_seconds,
         )
     f.gauge(
         "backupctl_drill_next_due_timestamp_seconds",

@@ -28,13 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 
 from backupctl import __version__
-from backupctl.observability.events import RunEvent
+from backupctl.history import RunEvent
 from backupctl.policy.common import NotifyTarget, PolicyBase
+from backupctl.redaction import KnownSecrets, redact_url
 from backupctl.retry import DEFAULT_POLICY, RetryPolicy, describe_error, retrying
 
 #: how much of an error response's body goes into the error message
@@ -81,15 +81,6 @@ def send_notifications(
     ]
 
 
-def redact_url(url: str) -> str:
-    """``url`` as it may be logged: ``scheme://host:port/path``, no credentials or query."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
-
-
 def _deliver(target: NotifyTarget, event: RunEvent, retry: RetryPolicy) -> Delivery:
     url = redact_url(target.url)
     log = structlog.get_logger().bind(
@@ -97,7 +88,7 @@ def _deliver(target: NotifyTarget, event: RunEvent, retry: RetryPolicy) -> Deliv
     )
     attempts = 0
 
-    scrub = _scrubber(target.url, None)  # until the token is known
+    scrub: Callable[[str], str] = KnownSecrets(target.url)  # until the token is known
 
     def attempt(request: urllib.request.Request, scrub: Callable[[str], str]) -> int:
         nonlocal attempts
@@ -108,7 +99,7 @@ def _deliver(target: NotifyTarget, event: RunEvent, retry: RetryPolicy) -> Deliv
     # breaks here. Nothing is left half-done: the failure becomes this target's Delivery.
     try:
         token = _bearer_token(target)
-        scrub = _scrubber(target.url, token)
+        scrub = KnownSecrets(target.url, [token])
         request = _request(target.url, _body(target.format, event), token)
         retries = retrying(
             _is_transient, "notification retry", retry, url=url, format=target.format
@@ -135,23 +126,6 @@ def _bearer_token(target: NotifyTarget) -> str | None:
         # http.client would reject the header with the token in its message
         raise ValueError("the bearer token holds whitespace, control or non-ASCII characters")
     return token
-
-
-def _scrubber(url: str, token: str | None) -> Callable[[str], str]:
-    """A function that removes ``token`` and ``url``'s query string from a message
-    (as a whole, and each value of 4 characters or more, as a server may echo one)."""
-    parts = urlsplit(url)
-    values = [value for _, value in parse_qsl(parts.query) if len(value) >= 4]
-    secrets = sorted({s for s in (token, parts.query, parts.fragment, *values) if s}, key=len)
-    secrets.reverse()
-
-    def scrub(text: str) -> str:
-        text = text.replace(url, redact_url(url))
-        for secret in secrets:
-            text = text.replace(secret, "***").replace(repr(secret)[1:-1], "***")
-        return text
-
-    return scrub
 
 
 def _request(url: str, body: Any, token: str | None) -> urllib.request.Request:

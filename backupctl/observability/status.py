@@ -11,20 +11,22 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 import structlog
 
 from backupctl.catalog.index import Catalog
 from backupctl.catalog.manifest import Manifest
-from backupctl.drivers.base import RecoveryWindow
+from backupctl.catalog.query import PolicyBackups, RecoveryWindow
+from backupctl.drills import store
+from backupctl.drills.report import DrillReport
 from backupctl.drivers.registry import driver_for
 from backupctl.errors import BackupctlError
-from backupctl.observability.runs import RunHistory, RunRecord
+from backupctl.history import RunHistory, RunRecord
+from backupctl.layout import StateLayout
 from backupctl.policy.common import PolicyBase
 from backupctl.scheduling.due import next_due
-from backupctl.scheduling.jobs import DRILL, ScheduledJob, plan_jobs
+from backupctl.scheduling.plan import DRILL, ScheduledJob, plan_jobs
 from backupctl.scheduling.state import JobState, ScheduleState
 from backupctl.storage.base import Repository
 from backupctl.units import human_duration
@@ -67,7 +69,7 @@ class PolicyStatus:
     newest_size: dict[str, int] = field(default_factory=dict)
     repository_bytes: int = 0
     next_run: tuple[str, datetime] | None = None
-    last_drill: dict[str, Any] | None = None
+    last_drill: DrillReport | None = None
     drill_next_due: datetime | None = None
     follow: FollowState | None = None
     #: False when the repository could not be read: the window is unknown, not empty
@@ -122,7 +124,7 @@ class PolicyStatus:
             ),
             "repository_bytes": self.repository_bytes,
             "backups": self.backups,
-            "last_drill": self.last_drill,
+            "last_drill": _drill_summary(self.last_drill),
             "drill_next_due": _iso(self.drill_next_due),
             "binlog_follow": (
                 {
@@ -137,6 +139,14 @@ class PolicyStatus:
         }
 
 
+def _drill_summary(report: DrillReport | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    keys = ("drill_id", "finished_at", "passed", "reason", "rto_seconds", "rpo_seconds")
+    data = report.model_dump(mode="json")
+    return {k: data[k] for k in keys}
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
@@ -149,12 +159,12 @@ def policy_statuses(
     policies: list[PolicyBase],
     catalog: Catalog,
     repository_for: RepositoryFor,
-    state_dir: Path,
+    layout: StateLayout,
     now: datetime,
 ) -> list[PolicyStatus]:
     """The status of every policy, by name."""
-    runs = RunHistory(state_dir).read()
-    schedule = ScheduleState(state_dir).read()
+    runs = RunHistory(layout).read()
+    schedule = ScheduleState(layout).read()
     plan = plan_jobs(policies)
     statuses = []
     for policy in sorted(policies, key=lambda p: p.name):
@@ -167,7 +177,7 @@ def policy_statuses(
             policy.objectives.rto,
             runs={r.kind: r for r in runs.values() if r.policy == policy.name},
         )
-        _fill(status, policy, catalog, repository_for, state_dir, jobs, schedule)
+        _fill(status, policy, catalog, repository_for, layout, jobs, schedule)
         statuses.append(status)
     return statuses
 
@@ -177,32 +187,36 @@ def _fill(
     policy: PolicyBase,
     catalog: Catalog,
     repository_for: RepositoryFor,
-    state_dir: Path,
+    layout: StateLayout,
     jobs: list[ScheduledJob],
     schedule: dict[str, JobState],
 ) -> None:
-    manifests = catalog.list(policy.name)
-    _count(status, manifests)
+    driver = driver_for(policy)
+    unchanged = status.runs.get(driver.main_kind)
+    backups = catalog.backups(
+        policy.name, driver, unchanged.last_unchanged if unchanged is not None else None
+    )
+    _count(status, backups)
     repo: Repository | None = None
     try:
         repo = repository_for(policy)
-        status.window = _window(status, policy, repo, manifests)
+        status.window = backups.window(repo)
     except BackupctlError as exc:
         status.window_known = False
         status.problems.append(Problem("warning", f"recoverability unknown: {exc}"))
-    status.follow = _follow(state_dir, policy.name, status.now)
+    status.follow = _follow(layout, policy.name, status.now)
     backup_jobs = [j for j in jobs if j.action != DRILL]
     status.next_run = _next_run(backup_jobs, schedule, status.now)
     drill_job = next((j for j in jobs if j.action == DRILL), None)
-    status.last_drill = _last_drill(repo, state_dir, policy.name)
+    status.last_drill = _last_drill(repo, layout, policy.name)
     status.drill_next_due = _drill_due(drill_job, status.last_drill, schedule)
     judge(status)
 
 
-def _count(status: PolicyStatus, manifests: list[Manifest]) -> None:
+def _count(status: PolicyStatus, backups: PolicyBackups) -> None:
     seen: dict[str, int] = {}
     newest: dict[str, Manifest] = {}
-    for manifest in manifests:
+    for manifest in backups.all:
         for artifact in manifest.artifacts:
             seen[artifact.key] = artifact.stored_bytes
         if not manifest.restorable:
@@ -215,26 +229,8 @@ def _count(status: PolicyStatus, manifests: list[Manifest]) -> None:
     status.newest_size = {kind: m.stored_bytes for kind, m in newest.items()}
 
 
-def _window(
-    status: PolicyStatus, policy: PolicyBase, repo: Repository, manifests: list[Manifest]
-) -> RecoveryWindow | None:
-    """The driver's recoverability window; a later check that found nothing changed
-    moves its end (the newest backup was still current then)."""
-    driver = driver_for(policy)
-    mains = [m for m in manifests if m.kind == driver.default_kind and m.restorable]
-    mains.sort(key=lambda m: (m.finished_at, m.backup_id))
-    found = driver.recovery_window(repo, mains)
-    if found is None:
-        return None
-    last = found.latest
-    record = status.runs.get(driver.default_kind)
-    if record is not None and record.last_unchanged is not None:
-        last = max(last, record.last_unchanged)
-    return RecoveryWindow(found.earliest, last, found.gap)
-
-
-def _follow(state_dir: Path, policy: str, now: datetime) -> FollowState | None:
-    path = state_dir / "binlog-follow" / policy / "status.json"
+def _follow(layout: StateLayout, policy: str, now: datetime) -> FollowState | None:
+    path = layout.follow_status(policy)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -266,26 +262,22 @@ def _next_run(
     return job_id, slot
 
 
-def _last_drill(repo: Repository | None, state_dir: Path, policy: str) -> dict[str, Any] | None:
-    from backupctl.drills import store
-
-    history = store.history_of(repo, state_dir, policy)
+def _last_drill(repo: Repository | None, layout: StateLayout, policy: str) -> DrillReport | None:
+    history = store.history_of(repo, layout, policy)
     if not history:
         return None
-    last = max(history, key=lambda r: (str(r.get("finished_at")), str(r.get("drill_id"))))
-    keys = ("drill_id", "finished_at", "passed", "reason", "rto_seconds", "rpo_seconds")
-    return {k: last.get(k) for k in keys}
+    return max(history, key=lambda r: (str(r.finished_at), r.drill_id))
 
 
 def _drill_due(
-    job: ScheduledJob | None, last: dict[str, Any] | None, schedule: dict[str, JobState]
+    job: ScheduledJob | None, last: DrillReport | None, schedule: dict[str, JobState]
 ) -> datetime | None:
     """The first drill slot after the last drill (or, never drilled, after run-due or the
     scheduler first saw the drill job); None when drills are off or nothing is known."""
     if job is None:
         return None
-    if last is not None and last.get("finished_at"):
-        return job.next_slot(datetime.fromisoformat(str(last["finished_at"])))
+    if last is not None and last.finished_at:
+        return job.next_slot(datetime.fromisoformat(last.finished_at))
     record = schedule.get(job.id)
     return job.next_slot(record.first_seen) if record is not None else None
 
@@ -335,10 +327,10 @@ def judge(status: PolicyStatus) -> None:
 def _judge_drill(status: PolicyStatus) -> None:
     drill, problems = status.last_drill, status.problems
     rto = status.rto_objective
-    if drill is not None and not drill["passed"]:
-        problems.append(Problem("warning", f"the last drill failed: {drill['reason']}"))
-    if drill is not None and rto is not None and drill.get("rto_seconds") is not None:
-        measured = timedelta(seconds=float(drill["rto_seconds"]))
+    if drill is not None and not drill.passed:
+        problems.append(Problem("warning", f"the last drill failed: {drill.reason}"))
+    if drill is not None and rto is not None and drill.rto_seconds is not None:
+        measured = timedelta(seconds=drill.rto_seconds)
         if measured > rto:
             problems.append(
                 Problem(

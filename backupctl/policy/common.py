@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from backupctl.cron.expressions import validate_timezone
+from backupctl.policy.options import RestoreOptions
 from backupctl.policy.types import Duration, Schedule, check_secret_file, resolve_secret
-from backupctl.scheduling.expressions import validate_timezone
 from backupctl.storage.keys import NAME_RE
 from backupctl.storage.spec import RepositorySpec
 
@@ -124,7 +125,10 @@ class ScheduleBase(StrictModel):
 
 
 class PolicyBase(StrictModel):
-    """Fields common to every driver. Subclasses add one options model per driver."""
+    """Fields common to every driver. Subclasses add one options model per driver, and
+    name the model of their restore options in ``restore_options``."""
+
+    restore_options: ClassVar[type[RestoreOptions]] = RestoreOptions
 
     version: Literal[1] = Field(description="policy format version")
     name: str = Field(description="policy name: lowercase letters, digits, '-' and '_'")
@@ -155,6 +159,18 @@ class PolicyBase(StrictModel):
     def source(self) -> Path | None:
         """The file this policy was loaded from, if any."""
         return self._source
+
+    @property
+    def live_data(self) -> Path | None:
+        """What an in-place restore of this policy replaces (a datadir, a model
+        directory), when it is a directory on this host."""
+        return None
+
+    @property
+    def keep_aside(self) -> timedelta | None:
+        """How long the data an in-place restore moved aside is kept (None: until removed
+        by hand, or nothing is moved aside)."""
+        return None
 
     @property
     def manifest_repository(self) -> RepositorySpec:

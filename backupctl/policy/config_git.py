@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from backupctl.policy.common import PolicyBase, ScheduleBase
+from backupctl.policy.options import RestoreOptions, option
 from backupctl.policy.types import Schedule
 from backupctl.storage.spec import RepositorySpec
 
@@ -21,7 +22,51 @@ class ConfigGitSchedule(ScheduleBase):
     check: Schedule | None = None
 
 
+class ConfigGitRestoreOptions(RestoreOptions):
+    """A config-history restore: the files of one commit, written into an empty directory
+    (never over the live files)."""
+
+    at: str | None = option(
+        "--at",
+        "config-git: the commit (or backup id), or a time (local unless it has an offset): "
+        "the newest commit at or before it.",
+    )
+    target_dir: Path | None = option(
+        "--target-dir", "config-git: write the files into this new or empty directory."
+    )
+    path: Path | None = option(
+        "--path", "config-git: restore only this file or directory (absolute)."
+    )
+
+    @field_validator("target_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.resolve() if value is not None else None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConfigGitRestoreOptions:
+        if self.at is not None and self.backup_id is not None:
+            raise ValueError("give --at, or BACKUP_ID / --to-time / --to-gtid, not both")
+        if (self.target_dir or self.path) and self.at is None:
+            raise ValueError(
+                "--target-dir and --path go with --at TIME|COMMIT (config-git restores; "
+                "--at also takes a backup id)"
+            )
+        return self
+
+    @property
+    def in_place(self) -> bool:
+        return False  # config-git restores never write over the live files
+
+    def target(self) -> Path | None:
+        return self.target_dir
+
+    def where(self) -> str:
+        return f"into {self.target_dir} (live files untouched)"
+
+
 class ConfigGitPolicy(PolicyBase):
+    restore_options: ClassVar[type[RestoreOptions]] = ConfigGitRestoreOptions
     driver: Literal["config-git"]
     paths: list[Path] = Field(min_length=1, description="absolute files or directories")
     exclude: list[str] = Field(

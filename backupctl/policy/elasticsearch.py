@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, HttpUrl, SecretStr, model_validator
 
 from backupctl.policy.common import PolicyBase, ScheduleBase, StrictModel
+from backupctl.policy.options import NameList, RestoreOptions, option
 from backupctl.policy.types import Duration, PasswordSource, Schedule, check_secret_file
 
 
@@ -91,7 +92,17 @@ class ElasticsearchRestore(StrictModel):
     verify: list[IndexCheck] = Field(default_factory=list)
 
 
+class ElasticsearchRestoreOptions(RestoreOptions):
+    """An Elasticsearch restore: a snapshot (BACKUP_ID: its backup id or snapshot name),
+    all of its indices or some."""
+
+    indices: NameList | None = option(
+        "--indices", "Elasticsearch: restore only these indices (comma-separated patterns)."
+    )
+
+
 class ElasticsearchPolicy(PolicyBase):
+    restore_options: ClassVar[type[RestoreOptions]] = ElasticsearchRestoreOptions
     driver: Literal["elasticsearch"]
     connection: ElasticsearchConnection
     snapshot_repository: SnapshotRepository

@@ -25,7 +25,7 @@ def policy_files(path: Path) -> list[Path]:
 
 
 def _message(error: dict[str, Any]) -> str:
-    kind, msg = error["type"], error["msg"]
+    kind, msg = str(error["type"]), str(error["msg"])
     if kind == "extra_forbidden":
         return "unknown field (check the spelling; unknown fields are not allowed)"
     if kind == "missing":
@@ -51,7 +51,7 @@ def _problems_from(exc: ValidationError, doc: YamlDocument, file: str) -> list[P
 
 def parse_policy(path: Path) -> tuple[PolicyBase | None, list[PolicyProblem]]:
     """Return the validated policy in ``path`` (or None) and every problem found in it."""
-    from backupctl.drivers.registry import POLICY_MODELS
+    from backupctl.policy.registry import POLICY_MODELS
 
     file = str(path)
     doc = load_yaml(path)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from backupctl.policy.common import PolicyBase, ScheduleBase, StrictModel
+from backupctl.policy.options import Moment, RestoreOptions, option
 from backupctl.policy.types import Duration, PasswordSource, Schedule, ScheduleOrContinuous
 
 EXPECT_RE = re.compile(r"^\s*(==|=|!=|>=|<=|>|<)\s*(.+?)\s*$")
+GTID_RE = re.compile(r"^\d+-\d+-\d+$")
 
 
 class MariaDBConnection(PasswordSource):
@@ -127,8 +130,53 @@ class MariaDBBackupOptions(StrictModel):
     )
 
 
+class MariaDBRestoreOptions(RestoreOptions):
+    """A MariaDB restore: in place or into a directory, to a backup or a point in time."""
+
+    target_datadir: Path | None = option(
+        "--target-datadir", "Restore into this (empty) directory; the live server is not touched."
+    )
+    to_time: Moment | None = option(
+        "--to-time",
+        'Point in time, e.g. "2026-11-21 14:02:00" (local time unless it has an offset).',
+    )
+    to_gtid: str | None = option("--to-gtid", "Replay up to and including this GTID, e.g. 0-1-42.")
+
+    @field_validator("to_gtid")
+    @classmethod
+    def _gtid(cls, value: str | None) -> str | None:
+        if value is not None and not GTID_RE.match(value):
+            raise ValueError(f"expected a GTID like 0-1-42 (domain-server-sequence), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> MariaDBRestoreOptions:
+        if self.to_time is not None and self.to_gtid is not None:
+            raise ValueError("give --to-time or --to-gtid, not both")
+        return self
+
+    @property
+    def in_place(self) -> bool:
+        return self.target_datadir is None
+
+    @property
+    def to_point(self) -> bool:
+        """True for a point-in-time restore (binlogs replayed to a time or a GTID)."""
+        return self.to_time is not None or self.to_gtid is not None
+
+    def target(self) -> Path | None:
+        return self.target_datadir
+
+    def where(self) -> str:
+        if self.target_datadir is None:
+            return super().where()
+        return f"into {self.target_datadir} (live server untouched)"
+
+
 class MariaDBPolicy(PolicyBase):
     """A MariaDB server protected by mariabackup full backups (and binlogs)."""
+
+    restore_options: ClassVar[type[RestoreOptions]] = MariaDBRestoreOptions
 
     driver: Literal["mariadb"]
     connection: MariaDBConnection
@@ -137,6 +185,14 @@ class MariaDBPolicy(PolicyBase):
     retention: MariaDBRetention = MariaDBRetention()
     restore: MariaDBRestore = MariaDBRestore()
     backup: MariaDBBackupOptions = MariaDBBackupOptions()
+
+    @property
+    def live_data(self) -> Path:
+        return self.datadir
+
+    @property
+    def keep_aside(self) -> timedelta:
+        return self.restore.keep_aside
 
     @field_validator("datadir")
     @classmethod

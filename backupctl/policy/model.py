@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from backupctl.policy.common import PolicyBase, ScheduleBase, StrictModel
+from backupctl.policy.options import RestoreOptions, option
 from backupctl.policy.types import Duration, Schedule
 
 
@@ -35,7 +36,23 @@ class ModelBackupOptions(StrictModel):
     parallel: int = Field(4, ge=1, le=64, description="files stored at once")
 
 
+class ModelRestoreOptions(RestoreOptions):
+    """A model rollback: a stored version (BACKUP_ID: its version or backup id), or the
+    one before the version served now."""
+
+    previous: bool = option(
+        "--previous", "model: the version stored before the one served now (a rollback).", False
+    )
+
+    @model_validator(mode="after")
+    def _previous_alone(self) -> ModelRestoreOptions:
+        if self.previous and self.backup_id is not None:
+            raise ValueError("--previous picks the backup itself: give no BACKUP_ID or time")
+        return self
+
+
 class ModelPolicy(PolicyBase):
+    restore_options: ClassVar[type[RestoreOptions]] = ModelRestoreOptions
     driver: Literal["model"]
     path: Path
     version_from: str = Field(
@@ -45,6 +62,10 @@ class ModelPolicy(PolicyBase):
     retention: ModelRetention = ModelRetention()
     restore: ModelRestore = ModelRestore()
     backup: ModelBackupOptions = ModelBackupOptions()
+
+    @property
+    def live_data(self) -> Path:
+        return self.path
 
     @field_validator("path")
     @classmethod

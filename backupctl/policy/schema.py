@@ -13,7 +13,7 @@ def policy_json_schema() -> dict[str, Any]:
 
     from pydantic import Field
 
-    from backupctl.drivers.registry import POLICY_MODELS
+    from backupctl.policy.registry import POLICY_MODELS
 
     models = tuple(POLICY_MODELS.values())
     union = Annotated[Union[models], Field(discriminator="driver")]  # type: ignore[valid-type]  # noqa: UP007

@@ -20,8 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from backupctl.cron.expressions import validate_expression
 from backupctl.errors import BackupctlError
-from backupctl.scheduling.expressions import validate_expression
 
 _DURATION_RE = re.compile(r"^\s*(\d{1,12})\s*([smhdw])\s*$")  # 10^12 weeks > timedelta.max
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

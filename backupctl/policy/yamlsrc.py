@@ -51,7 +51,7 @@ class _PolicyLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise _TooComplex(
                     mark.line + 1, f"nested more than {MAX_DEPTH} levels deep; not a policy"
                 )

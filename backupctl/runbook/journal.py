@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backupctl.errors import NotFoundError
+from backupctl.layout import StateLayout
 from backupctl.runbook.step import StepResult
 from backupctl.statefile import open_private, private_dir
 
@@ -86,13 +87,9 @@ class Journal:
         return any(s.status == "compensation-failed" for s in self.steps)
 
 
-def journal_dir(state_dir: Path) -> Path:
-    return state_dir / "runbooks"
-
-
-def find_unfinished(state_dir: Path, policy: str) -> Journal | None:
+def find_unfinished(layout: StateLayout, policy: str) -> Journal | None:
     """Return the newest unfinished journal of ``policy``, if any."""
-    directory = journal_dir(state_dir)
+    directory = layout.journals
     if not directory.is_dir():
         return None
     for path in sorted(directory.glob("*.json"), reverse=True):

@@ -1,4 +1,5 @@
-"""Restore reports: JSON (for tools) and Markdown (for the incident review)."""
+"""Restore reports: a typed document, written as JSON (for tools) and Markdown (for the
+incident review) under ``STATE_DIR/restores/``."""
 
 from __future__ import annotations
 
@@ -7,105 +8,163 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from backupctl.layout import StateLayout
 from backupctl.runbook.journal import Journal
+from backupctl.runbook.records import CheckRecord, StepRecord
 from backupctl.statefile import private_dir, write_atomic
 from backupctl.timefmt import utc_and_local
 
 
-def report_dir(state_dir: Path) -> Path:
-    return state_dir / "restores"
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow")
 
 
-def build_report(journal: Journal, manifest_summary: dict[str, Any]) -> dict[str, Any]:
-    """Return the report of a finished (or failed, or rolled back) restore."""
-    seconds = round(sum(s.seconds for s in journal.steps), 3)
-    return {
-        "run_id": journal.run_id,
-        "kind": journal.kind,
-        "policy": journal.policy,
-        "backup": manifest_summary,
-        "mode": "target"
-        if journal.params.get("target_datadir") or journal.params.get("target_dir")
-        else "in-place",
-        "datadir": journal.values.get("datadir") or journal.params.get("datadir"),
-        "started_at": journal.started_at,
-        "finished_at": journal.finished_at,
-        "seconds": seconds,
-        "state": journal.state,
-        "passed": journal.state == "completed",
-        "error": journal.error,
-        "aside": journal.values.get("aside") if journal.state == "completed" else None,
-        "recovery_point": journal.values.get("recovery_point"),
-        "steps": [s.to_dict() for s in journal.steps],
-        "checks": journal.values.get("checks", []),
-    }
+class BackupSummary(_Record):
+    """The backup a restore started from."""
+
+    backup_id: str
+    kind: str = ""
+    finished_at: str | None = None
+    raw_bytes: int | None = None
+    stored_bytes: int | None = None
 
 
-def to_markdown(report: dict[str, Any]) -> str:
-    backup = report["backup"]
+class RecoveryPoint(_Record):
+    """Where a restore brought the data: a moment, a transaction, a commit."""
+
+    gtid: str | None = None
+    time_utc: str | None = None
+    time_local: str | None = None
+    commit: str | None = None
+    gtid_position: str | None = None
+
+    def describe(self) -> str:
+        """For people: GTID, or the moment in UTC and local time, or the commit."""
+        parts = []
+        if self.gtid:
+            parts.append(f"GTID {self.gtid}")
+        if self.time_utc:
+            parts.append(utc_and_local(datetime.fromisoformat(self.time_utc)))
+        if self.commit:
+            parts.append(f"commit {self.commit}")
+        if self.gtid_position:
+            parts.append(f"server GTID position {self.gtid_position}")
+        return ", ".join(parts)
+
+
+class RestoreReport(_Record):
+    """One restore (or its rollback): what ran, how it ended, where the data is now."""
+
+    run_id: str
+    kind: str = "restore"
+    policy: str
+    backup: BackupSummary
+    mode: str = "in-place"
+    datadir: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    seconds: float = 0.0
+    state: str
+    passed: bool
+    error: str | None = None
+    #: where the replaced data was moved (kept for the policy's keep_aside)
+    aside: str | None = None
+    recovery_point: RecoveryPoint | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+    checks: list[CheckRecord] = Field(default_factory=list)
+
+    @property
+    def ended_well(self) -> bool:
+        """Completed, or rolled back as asked (``--rollback``)."""
+        return self.state in ("completed", "rolled-back")
+
+    def to_json_data(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def build_report(journal: Journal, backup: BackupSummary) -> RestoreReport:
+    """The report of a finished (or failed, or rolled back) restore."""
+    completed = journal.state == "completed"
+    return RestoreReport(
+        run_id=journal.run_id,
+        kind=journal.kind,
+        policy=journal.policy,
+        backup=backup,
+        mode="in-place" if _in_place(journal.params) else "target",
+        datadir=journal.values.get("datadir") or journal.params.get("datadir"),
+        started_at=journal.started_at,
+        finished_at=journal.finished_at,
+        seconds=round(sum(s.seconds for s in journal.steps), 3),
+        state=journal.state,
+        passed=completed,
+        error=journal.error,
+        aside=journal.values.get("aside") if completed else None,
+        recovery_point=journal.values.get("recovery_point"),
+        steps=[StepRecord.model_validate(s.to_dict(), strict=False) for s in journal.steps],
+        checks=[
+            CheckRecord.model_validate(c, strict=False) for c in journal.values.get("checks", [])
+        ],
+    )
+
+
+def _in_place(params: dict[str, Any]) -> bool:
+    if "in_place" in params:
+        return bool(params["in_place"])
+    # journals written before the options were stored whole
+    return not (params.get("target_datadir") or params.get("target_dir"))
+
+
+def to_markdown(report: RestoreReport) -> str:
+    backup = report.backup
     lines = [
-        f"# Restore {report['run_id']} of {report['policy']}",
+        f"# Restore {report.run_id} of {report.policy}",
         "",
-        f"- result: **{'PASSED' if report['passed'] else report['state'].upper()}**",
-        f"- backup: {backup.get('backup_id')} (finished {backup.get('finished_at')}, "
-        f"{backup.get('raw_bytes')} bytes)",
-        f"- mode: {report['mode']}, datadir {report['datadir']}",
-        f"- started {report['started_at']}, finished {report['finished_at']}, "
-        f"{report['seconds']:.1f}s of steps",
+        f"- result: **{'PASSED' if report.passed else report.state.upper()}**",
+        f"- backup: {backup.backup_id} (finished {backup.finished_at}, {backup.raw_bytes} bytes)",
+        f"- mode: {report.mode}, datadir {report.datadir}",
+        f"- started {report.started_at}, finished {report.finished_at}, "
+        f"{report.seconds:.1f}s of steps",
     ]
-    if point := report.get("recovery_point"):
-        lines.append(f"- recovered to: {describe_point(point)}")
-    if report.get("aside"):
-        lines.append(f"- previous datadir kept at `{report['aside']}`")
-    if report.get("error"):
-        lines.append(f"- error: {report['error']}")
+    if report.recovery_point is not None:
+        lines.append(f"- recovered to: {report.recovery_point.describe()}")
+    if report.aside:
+        lines.append(f"- previous datadir kept at `{report.aside}`")
+    if report.error:
+        lines.append(f"- error: {report.error}")
     lines += ["", "| step | status | seconds | detail |", "|---|---|---:|---|"]
-    for step in report["steps"]:
-        detail = str(step["detail"]).replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {step['name']} | {step['status']} | {step['seconds']:.2f} | {detail} |")
-    if report["checks"]:
+    for step in report.steps:
+        detail = str(step.detail).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {step.name} | {step.status} | {step.seconds:.2f} | {detail} |")
+    if report.checks:
         lines += ["", "| check | passed | detail |", "|---|---|---|"]
-        for check in report["checks"]:
-            detail = str(check["detail"]).replace("|", "\\|")
-            lines.append(f"| {check['name']} | {'yes' if check['passed'] else 'NO'} | {detail} |")
+        for check in report.checks:
+            detail = str(check.detail).replace("|", "\\|")
+            lines.append(f"| {check.name} | {'yes' if check.passed else 'NO'} | {detail} |")
     return "\n".join(lines) + "\n"
 
 
-def describe_point(point: dict[str, Any]) -> str:
-    """A recovery point for people: GTID, or the moment in UTC and local time."""
-    parts = []
-    if point.get("gtid"):
-        parts.append(f"GTID {point['gtid']}")
-    if point.get("time_utc"):
-        parts.append(utc_and_local(datetime.fromisoformat(point["time_utc"])))
-    if point.get("commit"):
-        parts.append(f"commit {point['commit']}")
-    if point.get("gtid_position"):
-        parts.append(f"server GTID position {point['gtid_position']}")
-    return ", ".join(parts)
-
-
-def write_report(state_dir: Path, report: dict[str, Any]) -> Path:
+def write_report(layout: StateLayout, report: RestoreReport) -> Path:
     """Write ``<run_id>.json`` and ``.md`` under the state directory; return the JSON path."""
-    directory = report_dir(state_dir)
-    private_dir(directory)
-    path = directory / f"{report['run_id']}.json"
-    write_atomic(path, json.dumps(report, indent=2, default=str) + "\n")
+    private_dir(layout.restore_reports)
+    path = layout.restore_report(report.run_id)
+    write_atomic(path, json.dumps(report.to_json_data(), indent=2) + "\n")
     write_atomic(path.with_suffix(".md"), to_markdown(report))
     return path
 
 
-def past_reports(state_dir: Path, policy: str) -> list[dict[str, Any]]:
-    """Every restore report of ``policy``, oldest first."""
-    directory = report_dir(state_dir)
+def past_reports(layout: StateLayout, policy: str) -> list[RestoreReport]:
+    """Every readable restore report of ``policy``, oldest first."""
+    directory = layout.restore_reports
     if not directory.is_dir():
         return []
     reports = []
     for path in sorted(directory.glob("*.json")):
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
+            report = RestoreReport.model_validate_json(path.read_text())
+        except (OSError, ValueError, ValidationError):
             continue
-        if data.get("policy") == policy:
-            reports.append(data)
+        if report.policy == policy:
+            reports.append(report)
     return reports

@@ -6,6 +6,8 @@ import abc
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from backupctl.checks import CheckResult
+
 Status = Literal["pending", "running", "ok", "failed", "compensated", "compensation-failed"]
 
 
@@ -24,6 +26,13 @@ class RunContext:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
+
+    def record_checks(self, checks: list[CheckResult]) -> None:
+        """Add ``checks`` to the run's journaled checks (what reports show), replacing
+        earlier results of the same names (a resumed step records its checks again)."""
+        names = {c.name for c in checks}
+        kept = [c for c in self.get("checks") or [] if c["name"] not in names]
+        self["checks"] = kept + [c.to_dict() for c in checks]
 
 
 @dataclass

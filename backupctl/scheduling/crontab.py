@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from itertools import groupby
 
-from backupctl.scheduling.jobs import JobPlan, ScheduledJob
+from backupctl.scheduling.plan import JobPlan, ScheduledJob
 
 
 def crontab_lines(

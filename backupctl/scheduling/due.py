@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from backupctl.scheduling.jobs import ScheduledJob
+from backupctl.scheduling.plan import ScheduledJob
 from backupctl.scheduling.state import JobState, RunningMark, ScheduleState
 
 

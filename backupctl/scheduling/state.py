@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from backupctl.errors import BackupctlError
+from backupctl.layout import StateLayout
 from backupctl.statefile import locked, write_atomic
 
 STATE_VERSION = 1
@@ -129,8 +129,8 @@ def _time(text: str) -> datetime:
 class ScheduleState:
     """The state file of one state directory."""
 
-    def __init__(self, state_dir: Path):
-        self.directory = state_dir / "schedule"
+    def __init__(self, layout: StateLayout):
+        self.directory = layout.schedule
         self.path = self.directory / "state.json"
         self._lock_path = self.directory / "state.lock"
 

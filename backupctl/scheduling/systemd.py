@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from backupctl.cron.oncalendar import spec_to_oncalendar
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.types import format_duration
-from backupctl.scheduling.jobs import JobPlan, ScheduledJob
-from backupctl.scheduling.oncalendar import spec_to_oncalendar
+from backupctl.scheduling.plan import JobPlan, ScheduledJob
 from backupctl.statefile import write_atomic
 
 #: What a backup job needs and nothing more (systemd.exec(5)); ProtectSystem=full

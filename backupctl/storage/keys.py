@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import secrets
+from datetime import UTC, datetime
 
 from backupctl.errors import RepositoryError
 
@@ -23,3 +25,9 @@ def validate_key(key: str) -> str:
 def join(*parts: str) -> str:
     """Join key segments with '/' and validate the result."""
     return validate_key("/".join(p.strip("/") for p in parts if p))
+
+
+def new_backup_id(now: datetime) -> str:
+    """A sortable, unique id like ``20261122T020000Z-3fa9c1``: of a backup, and of a
+    restore or drill run (``now`` in UTC)."""
+    return f"{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"

@@ -16,7 +16,7 @@ from tests.support.policies import mariadb_policy
 
 
 def _fill(server: MariaDBServer) -> None:
-    from backupctl.drivers.mariadb import sample_data
+    from backupctl.demo import sample_data
 
     conn = server.connect()
     try:

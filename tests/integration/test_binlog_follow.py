@@ -74,7 +74,7 @@ def _stored_seq(repo: LocalRepository) -> int:
     fulls = [m for m in scan_manifests(repo, "shop") if m.kind == "full"]
     links, gap = binlog_chain(repo, max(fulls, key=lambda m: m.started_at))
     assert gap is None, f"the chain has a gap at {gap}"
-    return max((_seq(link.info.get("last_gtid") or "") for link in links), default=0)
+    return max((_seq(link.info.last_gtid or "") for link in links), default=0)
 
 
 def _wait_stored(repo: LocalRepository, gtid: str, timeout: float) -> float:

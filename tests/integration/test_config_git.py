@@ -9,7 +9,6 @@ import json
 import os
 import stat
 import subprocess
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from backupctl.catalog.index import Catalog
 from backupctl.errors import BackupFailed, NothingChanged, RepositoryError
-from backupctl.jobs import run_backup
+from backupctl.layout import StateLayout
+from backupctl.operations.backup import run_backup
+from backupctl.operations.context import Context
 from backupctl.policy.config_git import ConfigGitPolicy
 from backupctl.storage.factory import open_repository
 
@@ -62,9 +62,11 @@ def _policy(root: Path, etc: Path) -> Path:
     return path
 
 
-def _backup(backupctl: Any, policy: Path) -> tuple[str, dict[str, Any]]:
+def _backup(
+    backupctl: Any, policy: Path, env: dict[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
     """Run a check that commits; return the backup id and the manifest's details."""
-    result = backupctl("backup", "configs", "--json", policies=policy)
+    result = backupctl("backup", "configs", "--json", policies=policy, env=env)
     assert result.code == 0, result.output
     manifest = json.loads(result.stdout)
     return manifest["backup_id"], manifest["details"]
@@ -95,11 +97,12 @@ def test_history_restore_by_commit_and_time_and_secrets(tmp_path: Path, backupct
     assert _git(git_dir, "rev-list", "--count", "refs/heads/configs").strip() == "1"
     assert len(list((git_dir / "backupctl" / "configs" / "commit").iterdir())) == 1
 
-    time.sleep(1.05)  # commits carry whole seconds: the two must differ for --at TIME
     (etc / "nginx" / "nginx.conf").write_bytes(b"worker_processes 8;\n")
     (etc / "mysql" / "replica.cnf").write_bytes(b"[mysqld]\nserver_id = 2\n")
     (etc / "nginx" / "server.key").write_bytes(SECRET + b"rotated\n")
-    _second_id, second = _backup(backupctl, policy)
+    # commits carry whole seconds: the second is taken "a minute later" (the CLI's clock
+    # moved on, nobody waits), so --at TIME tells the two apart
+    _second_id, second = _backup(backupctl, policy, {"BACKUPCTL_CLOCK_OFFSET": "60"})
     assert second["counts"] == {"changed": 1, "added": 1, "removed": 0}
     assert second["summary"].startswith(f"commit {second['commit'][:12]}: 1 changed, 1 added")
     subject = _git(git_dir, "log", "-1", "--format=%s", "refs/heads/configs").strip()
@@ -214,8 +217,9 @@ def test_mode_changes_unrecorded_commits_and_missing_paths_in_process(
     etc = _etc(tmp_path)
     policy = ConfigGitPolicy.model_validate(yaml.safe_load(_policy(tmp_path, etc).read_text()))
     repo = open_repository(policy.manifest_repository)
-    catalog, state = Catalog(tmp_path / "catalog.sqlite"), tmp_path / "state"
-    first = run_backup(policy, repo, catalog, state)
+    ctx = Context(StateLayout(tmp_path / "state"), repositories=lambda _policy: repo)
+    catalog = ctx.catalog()
+    first = run_backup(ctx, policy)
 
     (etc / "mysql" / "my.cnf").chmod(0o600)
     put_bytes = type(repo).put_bytes
@@ -227,18 +231,18 @@ def test_mode_changes_unrecorded_commits_and_missing_paths_in_process(
 
     monkeypatch.setattr(type(repo), "put_bytes", no_manifest)
     with pytest.raises(RepositoryError):
-        run_backup(policy, repo, catalog, state)  # committed, but never recorded
+        run_backup(ctx, policy)  # committed, but never recorded
     monkeypatch.undo()
     orphan = _git(tmp_path / "history.git", "rev-parse", "refs/heads/configs").strip()
 
-    second = run_backup(policy, repo, catalog, state)
+    second = run_backup(ctx, policy)
     assert second.details["changed"] == [str(etc / "mysql" / "my.cnf")]
     assert second.details["compared_with"] == first.details["commit"]
     assert second.details["parent"] == orphan  # history is never rewritten
     with pytest.raises(NothingChanged):
-        run_backup(policy, repo, catalog, state)
+        run_backup(ctx, policy)
     assert [m.backup_id for m in catalog.list("configs")] == [first.backup_id, second.backup_id]
 
     gone = policy.model_copy(update={"paths": [tmp_path / "nowhere"]})
     with pytest.raises(BackupFailed, match="none of the paths"):
-        run_backup(gone, repo, catalog, state)
+        run_backup(ctx, gone)

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from backupctl.drivers.mariadb.instance import checksum_tables
+from backupctl.demo.server import checksum_tables
 from backupctl.drivers.models.tree import scan_tree, tree_hash
 from backupctl.errors import RepositoryError
 from backupctl.storage.local import LocalRepository

@@ -69,11 +69,12 @@ def test_a_mariadb_drill_replays_binlogs_in_a_sandbox_and_measures_rto_rpo(
     count = [{"sql": "SELECT COUNT(*) FROM shop.orders", "expect": "= 3"}]
     policy = _shop(tmp_path, server, count)
     last_write = _backed_up_shop(server, policy, backupctl)
-    time.sleep(2)
     checksum, pid = _checksum(server), server.instance.pid()
 
     began = time.time()
-    result = backupctl("drill", "run", "shop", "--json", policies=policy)
+    # the drill runs "ten minutes later": its RPO is measured on the clock it runs by
+    later = {"BACKUPCTL_CLOCK_OFFSET": "600"}
+    result = backupctl("drill", "run", "shop", "--json", policies=policy, env=later)
     wall = time.time() - began
     assert result.code == 0, result.output
     report = json.loads(result.stdout)
@@ -91,7 +92,7 @@ def test_a_mariadb_drill_replays_binlogs_in_a_sandbox_and_measures_rto_rpo(
     assert all(c["passed"] for c in report["checks"])
     assert {"objective-rpo", "objective-rto"} <= {c["name"] for c in report["checks"]}
     # RPO: the drill's start minus the last binlog event (1 s resolution)
-    age = began - last_write
+    age = began + 600 - last_write
     assert age - 2.5 <= report["rpo_seconds"] <= age + 2.5
     # RTO: measured inside the command, so no longer than the command itself
     assert 0 < report["rto_seconds"] <= wall
@@ -125,8 +126,8 @@ def test_impossible_objectives_fail_the_drill_with_exit_3_naming_them(
     slow = [{"sql": "SELECT SLEEP(1.2) + COUNT(*) FROM shop.orders", "expect": "> 0"}]
     policy = _shop(tmp_path, server, slow, rpo="1s", rto="1s")
     _backed_up_shop(server, policy, backupctl)
-    time.sleep(2.5)
-    result = backupctl("drill", "run", "shop", "--json", policies=policy)
+    later = {"BACKUPCTL_CLOCK_OFFSET": "60"}  # a minute after the last write: RPO missed
+    result = backupctl("drill", "run", "shop", "--json", policies=policy, env=later)
     assert result.code == 3, result.output
     report = json.loads(result.stdout)
     assert not report["passed"]
@@ -391,7 +392,10 @@ def test_random_selection_drills_an_older_version_and_does_not_judge_its_rpo(
 ) -> None:
     import random
 
-    from backupctl.drills.runner import run_drill, select_backup
+    from backupctl.catalog.manifest import scan_manifests
+    from backupctl.layout import StateLayout
+    from backupctl.operations.context import Context
+    from backupctl.operations.drill import run_drill, select_backup
     from backupctl.policy.loader import load_policies
     from backupctl.storage.factory import open_repository
 
@@ -411,21 +415,23 @@ def test_random_selection_drills_an_older_version_and_does_not_judge_its_rpo(
     )
     repo = open_repository(policy.repository)
     now = datetime.now(UTC)
+    stored = sorted(scan_manifests(repo, "llm"), key=lambda m: m.finished_at)
 
     picks = set()
     for seed in range(40):
-        picked = select_backup(repo, policy, now, random.Random(seed)).manifest
+        picked = select_backup(stored, policy.drill, now, random.Random(seed)).manifest
         assert picked is not None
         picks.add(picked.backup_id)
     assert picks == set(ids)  # every kept version can be drilled
     narrow = policy.model_copy(
         update={"drill": policy.drill.model_copy(update={"window": timedelta(0)})}
     )
-    fallback = select_backup(repo, narrow, now, random.Random(1))
+    fallback = select_backup(stored, narrow.drill, now, random.Random(1))
     assert fallback.manifest is not None and fallback.manifest.backup_id == ids[-1]
 
     seed = next(s for s in range(100) if random.Random(s).choice(ids) == ids[0])
-    report = run_drill(policy, repo, backupctl.state_dir, rng=random.Random(seed))
+    ctx = Context(StateLayout(backupctl.state_dir))
+    report = run_drill(ctx, policy, repo, rng=random.Random(seed)).model_dump(mode="json")
     assert report["passed"], report["reason"]
     assert report["backup_id"] == ids[0]
     assert report["selection"] == {

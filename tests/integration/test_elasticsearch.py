@@ -12,35 +12,16 @@ import yaml
 from elasticsearch import Elasticsearch
 
 from tests.support.elasticsearch import EsCluster
+from tests.support.policies import search_policy
 
 
 def _policy(
     tmp_path: Path, es: EsCluster, restore: dict[str, Any] | None = None, **extra: Any
 ) -> Path:
-    connection: dict[str, Any] = {"url": es.url}
-    data: dict[str, Any] = {
-        "version": 1,
-        "name": "search",
-        "driver": "elasticsearch",
-        "connection": connection,
-        "snapshot_repository": {
-            "name": es.name("repo"),
-            "type": "fs",
-            "settings": {"location": es.repo_location("snapshots")},
-        },
-        "repository": f"file://{tmp_path / 'repo'}",
-        "indices": [es.name("orders") + "-*"],
-        "schedule": {"snapshot": "30 2 * * *"},
-        "retention": {"expire_after": "30d", "min_count": 1, "max_count": 10},
-        "objectives": {"rpo": "24h", "rto": "2h"},
-        "restore": {"verify": [{"index": es.name("orders") + "-*", "min_docs": 1}]}
-        | (restore or {}),
-    }
-    data.update(extra)
-    path = tmp_path / "policies" / "search.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    verify = {"verify": [{"index": es.name("orders") + "-*", "min_docs": 1}]}
+    return search_policy(
+        tmp_path / "policies", es, tmp_path / "repo", restore=verify | (restore or {}), **extra
+    )
 
 
 def _fill(client: Elasticsearch, index: str, docs: int) -> None:

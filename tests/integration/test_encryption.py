@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from backupctl.drivers.mariadb.instance import MariaDBInstance, checksum_tables
+from backupctl.demo.server import checksum_tables
+from backupctl.drivers.mariadb.instance import MariaDBInstance
 from backupctl.errors import EncryptionError
 from backupctl.policy.loader import load_policies
 from backupctl.storage.encryption import (

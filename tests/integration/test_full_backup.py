@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from backupctl.catalog.manifest import read_manifest
-from backupctl.drivers.mariadb import sample_data
+from backupctl.demo import sample_data
+from backupctl.demo.server import checksum_tables
 from backupctl.drivers.mariadb.extract import extract, prepare
-from backupctl.drivers.mariadb.instance import MariaDBInstance, checksum_tables
+from backupctl.drivers.mariadb.instance import MariaDBInstance
 from backupctl.proc import process_args
 from backupctl.storage.factory import open_repository
 from backupctl.storage.spec import RepositorySpec

@@ -43,9 +43,9 @@ import pytest
 import yaml
 
 from backupctl.catalog.manifest import scan_manifests
-from backupctl.drivers.mariadb import sample_data
+from backupctl.demo import sample_data
+from backupctl.demo.server import checksum_tables
 from backupctl.drivers.mariadb.datadir_steps import servers_on
-from backupctl.drivers.mariadb.instance import checksum_tables
 from backupctl.drivers.mariadb.pitr import binlog_chain
 from backupctl.storage.local import PARTIAL_MARK, LocalRepository
 from tests.support.cli import CliResult
@@ -249,7 +249,7 @@ def assert_chain_reaches(rig: Rig, trial: Trial | str, gtid: str, with_list: boo
     fulls = [m for m in scan_manifests(rig.repo, rig.name) if m.kind == "full" and m.restorable]
     links, gap = binlog_chain(rig.repo, max(fulls, key=lambda m: m.started_at))
     assert gap is None, f"{trial} the binlog chain has a gap: {gap}"
-    newest = max((_seq(link.info.get("last_gtid") or "") for link in links), default=0)
+    newest = max((_seq(link.info.last_gtid or "") for link in links), default=0)
     assert newest >= _seq(gtid), f"{trial} the chain ends at seq {newest}, before {gtid}"
     if with_list:
         listing = rig.ok(trial, "list", rig.name).stdout

@@ -11,8 +11,9 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from backupctl.drivers.mariadb import sample_data
-from backupctl.drivers.mariadb.instance import MariaDBInstance, checksum_tables
+from backupctl.demo import sample_data
+from backupctl.demo.server import checksum_tables
+from backupctl.drivers.mariadb.instance import MariaDBInstance
 from backupctl.errors import ToolError, UsageError
 from tests.support.mariadb import MariaDBServer
 

@@ -23,8 +23,8 @@ import pymysql
 import pytest
 import yaml
 
+from backupctl.demo.server import BACKUP_GRANTS
 from backupctl.drivers.mariadb import connection
-from backupctl.drivers.mariadb.instance import BACKUP_GRANTS
 from backupctl.policy.mariadb import MariaDBConnection
 from backupctl.proc import require_tool, secret_file
 from tests.support.cli import popen_backupctl

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from backupctl.drivers.mariadb import sample_data
+from backupctl.demo import sample_data
+from backupctl.demo.server import ThrowawayServer, checksum_tables
 from backupctl.drivers.mariadb.datadir_steps import servers_on
-from backupctl.drivers.mariadb.instance import MariaDBInstance, checksum_tables
+from backupctl.drivers.mariadb.instance import MariaDBInstance
 from tests.support.cli import popen_backupctl
 from tests.support.mariadb import MariaDBServer
 from tests.support.policies import restorable_policy
@@ -346,7 +347,7 @@ def test_restore_keeps_a_mysql_owned_datadir_owned_by_mysql(backupctl: Any) -> N
         pytest.skip("needs root to hand the datadir to mysql")
     base = Path(tempfile.mkdtemp(prefix="backupctl-owner-", dir="/tmp"))
     base.chmod(0o755)  # mysql must reach the datadir
-    instance = MariaDBInstance.create(base / "mariadb")
+    instance = ThrowawayServer.create(base / "mariadb")
     try:
         (base / "mariadb").chmod(0o755)
         subprocess.run(

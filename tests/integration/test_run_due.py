@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from backupctl.scheduling.locks import policy_lock
+from backupctl.layout import StateLayout
+from backupctl.locks import policy_lock
 from tests.support.cli import CliResult
 from tests.support.model_policies import model_policy, write_model
 
@@ -116,7 +117,9 @@ def test_a_due_drill_runs_and_its_failure_is_reported(setup: Any) -> None:
 
 def test_a_job_still_running_is_skipped_and_the_others_run(setup: Any) -> None:
     setup("2026-01-01T00:00:30+00:00")
-    with policy_lock(setup.state_dir, "a", purpose="backup"):  # a's previous run goes on
+    with policy_lock(
+        StateLayout(setup.state_dir), "a", purpose="backup"
+    ):  # a's previous run goes on
         result = setup("2026-01-01T01:00:00+00:00")
     assert result.code == 0, result.output
     assert "a:check (version): skipped: still running: another run of policy 'a'" in result.stdout

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cli import popen_backupctl
+from tests.support.elasticsearch import EsCluster
 from tests.support.mariadb import MariaDBServer
 from tests.support.model_policies import model_policy, write_model
-from tests.support.policies import mariadb_policy
+from tests.support.policies import mariadb_policy, search_policy
 from tests.support.webhook import WebhookReceiver, free_port
+
+#: the CLI's clock a minute ahead: what status says once the objectives' time has passed
+LATER = {"BACKUPCTL_CLOCK_OFFSET": "60"}
 
 EVERY_15 = {"check": "*/15 * * * *", "timezone": "UTC"}
 
@@ -131,8 +135,7 @@ def test_status_reflects_a_failure_a_stale_policy_and_a_passing_drill(
 
     stale = _llm(tmp_path / "stale", objectives={"rpo": "1s"})
     assert backupctl("backup", "llm", policies=stale).code == 0
-    time.sleep(1.5)
-    result = backupctl("status", policies=stale)
+    result = backupctl("status", policies=stale, env=LATER)  # a minute on
     assert result.code == 1, result.output
     assert "BREACH" in result.stdout and "over the RPO objective of 1s" in result.stdout
     assert "\x1b[" not in result.stdout  # no colour when not on a terminal
@@ -141,13 +144,12 @@ def test_status_reflects_a_failure_a_stale_policy_and_a_passing_drill(
 
 
 def test_unchanged_checks_keep_the_recovery_point_fresh(tmp_path: Path, backupctl: Any) -> None:
-    policy = _llm(tmp_path, objectives={"rpo": "2s"})
+    policy = _llm(tmp_path, objectives={"rpo": "30s"})
     assert backupctl("backup", "llm", policies=policy).code == 0
-    time.sleep(2.5)
-    assert backupctl("status", policies=policy).code == 1  # nothing confirmed for 2.5 s
-    unchanged = backupctl("backup", "llm", policies=policy)
+    assert backupctl("status", policies=policy, env=LATER).code == 1  # a minute: breached
+    unchanged = backupctl("backup", "llm", policies=policy, env=LATER)
     assert unchanged.code == 0 and "nothing stored" in unchanged.stdout
-    [row] = json.loads(backupctl("status", "--json", policies=policy).stdout)
+    [row] = json.loads(backupctl("status", "--json", policies=policy, env=LATER).stdout)
     assert row["verdict"] == "ok", row["problems"]  # the served model is still the stored one
     assert row["runs"]["version"]["counts"] == {"success": 1, "unchanged": 1}
 
@@ -206,3 +208,64 @@ def test_the_scheduler_serves_metrics(tmp_path: Path, backupctl: Any) -> None:
     finally:
         daemon.terminate()
         daemon.communicate(timeout=30)
+
+
+def _window_ends(listed: str) -> dict[str, str]:
+    """``POLICY: recoverable from A to B`` lines of ``backupctl list``: B by policy."""
+    ends = {}
+    for line in listed.splitlines():
+        name, sep, rest = line.partition(": recoverable from ")
+        if sep:
+            ends[name] = rest.split(" to ", 1)[1].split(" (", 1)[0]
+    return ends
+
+
+def _shown(moment: float | str) -> str:
+    """A time as ``list`` shows it (whole seconds, UTC)."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment).timestamp()
+    return datetime.fromtimestamp(int(moment), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def test_list_status_and_metrics_agree_on_what_can_be_restored(
+    es_cluster: EsCluster, tmp_path: Path, backupctl: Any
+) -> None:
+    """The newest snapshot FAILED and the model's newest run found nothing changed: the
+    window ends at the last good snapshot and at the unchanged check, in `list`, `status`
+    and the metrics alike (one catalog query answers all three)."""
+    fake = es_cluster.require_fake("needs a snapshot that ends FAILED")
+    client = es_cluster.client()
+    index = es_cluster.name("orders") + "-1"
+    client.indices.create(index=index, settings={"number_of_replicas": 0})
+    client.index(index=index, document={"n": 1}, refresh=True)
+    llm = _llm(tmp_path, objectives={"rpo": "1h"})
+    search_policy(llm.parent, es_cluster, tmp_path / "repo")
+    policies = llm.parent
+    assert backupctl("backup", "search", policies=policies).code == 0
+    assert backupctl("backup", "llm", policies=policies).code == 0
+    fake.fail_next_snapshots(state="FAILED")
+    later = {"BACKUPCTL_CLOCK_OFFSET": "120"}  # two minutes on: a later second, no waiting
+    assert backupctl("backup", "search", policies=policies, env=later).code == 1
+    unchanged = backupctl("backup", "llm", policies=policies, env=later)
+    assert unchanged.code == 0 and "nothing stored" in unchanged.stdout
+
+    backups = json.loads(backupctl("list", "--json", policies=policies).stdout)
+    snapshots = [b for b in backups if b["policy"] == "search"]
+    assert [b["failure"] is None for b in snapshots] == [True, False]  # FAILED is newest
+    good_snapshot = snapshots[0]["finished_at"]
+    statuses = {
+        row["policy"]: row
+        for row in json.loads(backupctl("status", "--json", policies=policies, env=later).stdout)
+    }
+    samples = _samples(backupctl("metrics", policies=policies, env=later).stdout)
+    listed = _window_ends(backupctl("list", policies=policies).stdout)
+    unchanged_at = statuses["llm"]["runs"]["version"]["last_unchanged"]
+
+    assert listed["search"] == _shown(good_snapshot)  # not the FAILED one
+    assert listed["llm"] == _shown(unchanged_at)  # the check: the version was still current
+    for name in ("search", "llm"):
+        assert _shown(statuses[name]["recoverable_to"]) == listed[name], name
+        last = _get(samples, "backupctl_recoverability_last_timestamp_seconds", policy=name)
+        assert _shown(last) == listed[name], name
+    assert statuses["search"]["backups"] == {"snapshot": 1}
+    assert _get(samples, "backupctl_backups", policy="search", kind="snapshot") == 1

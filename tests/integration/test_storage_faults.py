@@ -36,7 +36,8 @@ import structlog
 import yaml
 from botocore.awsrequest import AWSResponse
 
-from backupctl.drivers.mariadb.instance import MariaDBInstance, checksum_tables
+from backupctl.demo.server import checksum_tables
+from backupctl.drivers.mariadb.instance import MariaDBInstance
 from backupctl.errors import RepositoryError
 from backupctl.retry import RetryPolicy
 from backupctl.storage.s3 import RETRY_EVENT, S3Repository

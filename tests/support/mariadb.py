@@ -9,7 +9,7 @@ harmless). Tests that use these fixtures are skipped with a clear reason when th
   not stop, kill or wipe it (use ``fresh_mariadb`` for that).
 - ``fresh_mariadb`` (function): the same, but a new server for this test only; stopped
   (or already dead) afterwards, its files under ``tmp_path``.
-- ``mariadb_factory`` (function): ``make(name, **create_kwargs) -> MariaDBInstance``,
+- ``mariadb_factory`` (function): ``make(name, **create_kwargs) -> ThrowawayServer``,
   unstarted instances under ``tmp_path`` (all stopped at teardown), e.g. a second server
   to restore into.
 
@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from backupctl.drivers.mariadb.instance import MariaDBInstance
+from backupctl.demo.server import ThrowawayServer
 
 BACKUP_USER = "backup"
 _SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
@@ -45,7 +45,7 @@ _FIXTURES = {"mariadb_server", "fresh_mariadb", "mariadb_factory"}
 class MariaDBServer:
     """A started test server and the credentials of its backup user."""
 
-    instance: MariaDBInstance
+    instance: ThrowawayServer
     user: str
     password: str
     password_file: Path
@@ -96,7 +96,7 @@ def _require_mariadbd() -> None:
 def start_server(base_dir: Path, extra_args: list[str] | None = None) -> MariaDBServer:
     """Create and start a server under ``base_dir`` with a backup user; the caller stops it."""
     _require_mariadbd()
-    instance = MariaDBInstance.create(
+    instance = ThrowawayServer.create(
         base_dir / "mariadb", binlog=True, networking=True, extra_args=extra_args
     )
     instance.start()
@@ -133,13 +133,13 @@ def fresh_mariadb(tmp_path: Path) -> Iterator[MariaDBServer]:
 
 
 @pytest.fixture
-def mariadb_factory(tmp_path: Path) -> Iterator[Callable[..., MariaDBInstance]]:
-    """``make(name, **kwargs)``: new unstarted instances (MariaDBInstance.create)."""
-    made: list[MariaDBInstance] = []
+def mariadb_factory(tmp_path: Path) -> Iterator[Callable[..., ThrowawayServer]]:
+    """``make(name, **kwargs)``: new unstarted instances (ThrowawayServer.create)."""
+    made: list[ThrowawayServer] = []
 
-    def make(name: str = "extra", **kwargs: Any) -> MariaDBInstance:
+    def make(name: str = "extra", **kwargs: Any) -> ThrowawayServer:
         _require_mariadbd()
-        instance = MariaDBInstance.create(tmp_path / name, **kwargs)
+        instance = ThrowawayServer.create(tmp_path / name, **kwargs)
         made.append(instance)
         return instance
 

@@ -3,7 +3,7 @@ and for filling small filesystems."""
 
 from __future__ import annotations
 
-from backupctl.drivers.mariadb import sample_data
+from backupctl.demo import sample_data
 from tests.support.mariadb import MariaDBServer
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.elasticsearch import EsCluster
 from tests.support.mariadb import MariaDBServer
 
 
@@ -51,3 +52,32 @@ def restorable_policy(directory: Path, server: MariaDBServer, **restore: object)
         f"file://{directory / 'repo'}",
         restore={"stop": [str(stop)], "start": [str(start)], **restore},
     )
+
+
+def search_policy(
+    directory: Path, es: EsCluster, repository: Path, name: str = "search", **extra: object
+) -> Path:
+    """Write ``<directory>/<name>.yaml``: snapshots of ``es``'s ``<prefix>-orders-*``
+    indices, manifests in ``repository`` (``extra`` replaces or adds top-level fields);
+    return its path."""
+    policy: dict[str, object] = {
+        "version": 1,
+        "name": name,
+        "driver": "elasticsearch",
+        "connection": {"url": es.url},
+        "snapshot_repository": {
+            "name": es.name("repo"),
+            "type": "fs",
+            "settings": {"location": es.repo_location("snapshots")},
+        },
+        "repository": f"file://{repository}",
+        "indices": [es.name("orders") + "-*"],
+        "schedule": {"snapshot": "30 2 * * *"},
+        "retention": {"expire_after": "30d", "min_count": 1, "max_count": 10},
+        "objectives": {"rpo": "24h", "rto": "2h"},
+        **extra,
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +19,20 @@ from backupctl.catalog.manifest import (
     scan_manifests,
 )
 from backupctl.errors import NotFoundError, RepositoryError
+from backupctl.storage.base import Repository
 from backupctl.storage.local import LocalRepository
+
+
+class _Fulls:
+    """The rules of a driver whose backups are plain fulls (the catalog query's input)."""
+
+    main_kind = "full"
+
+    def names(self, manifest: Manifest) -> Sequence[str]:
+        return ()
+
+    def recovery_window(self, repo: Repository, restorable: list[Manifest]) -> None:
+        return None
 
 
 def _manifest(policy: str, backup_id: str, minutes: int) -> Manifest:
@@ -51,13 +65,14 @@ def test_catalog_sync_rebuilds_from_repository_alone(tmp_path: Path) -> None:
     assert [m.backup_id for m in found] == ids
     catalog = Catalog(tmp_path / "fresh-host" / "catalog.sqlite")
     assert catalog.replace_repository(repo.url, found) == 2
-    assert catalog.get("db").backup_id == ids[-1]
-    assert catalog.get("db", ids[0]).raw_bytes == 100
+    backups = catalog.backups("db", _Fulls())
+    assert backups.newest().backup_id == ids[-1]
+    assert backups.find(ids[0]).raw_bytes == 100
     assert incomplete_backups(repo, "db") == ["db/full/20261101T020000Z-cccccc"]
     with pytest.raises(NotFoundError, match="no backup"):
-        catalog.get("db", "20261101T000000Z-ffffff")
+        backups.find("20261101T000000Z-ffffff")
     with pytest.raises(NotFoundError, match="catalog sync"):
-        catalog.get("other")
+        catalog.backups("other", _Fulls()).newest()
 
 
 def test_manifest_json_round_trips_with_totals(tmp_path: Path) -> None:

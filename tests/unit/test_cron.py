@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from backupctl.scheduling.cron import CronError, parse_cron
-from backupctl.scheduling.expressions import to_cron, trigger, validate_expression
-from backupctl.scheduling.oncalendar import to_oncalendar
+from backupctl.cron.expressions import to_cron, trigger, validate_expression
+from backupctl.cron.oncalendar import to_oncalendar
+from backupctl.cron.parser import CronError, parse_cron
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)  # a Thursday
 

@@ -11,13 +11,13 @@ import pytest
 
 from backupctl.drills.html import history_svg, timeline_svg, to_html
 from backupctl.drills.objectives import missed_objectives, objective_seconds
-from backupctl.drills.report import seconds_text, to_markdown
+from backupctl.drills.report import DrillReport, seconds_text, to_markdown
 from backupctl.policy.common import Objectives
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def _report(**changes: Any) -> dict[str, Any]:
+def _data(**changes: Any) -> dict[str, Any]:
     report: dict[str, Any] = {
         "drill_id": "20261122T020000Z-abc123",
         "policy": "shop-db",
@@ -39,6 +39,10 @@ def _report(**changes: Any) -> dict[str, Any]:
     }
     report.update(changes)
     return report
+
+
+def _report(**changes: Any) -> DrillReport:
+    return DrillReport.model_validate(_data(**changes))
 
 
 def _svg(text: str) -> ET.Element:
@@ -80,7 +84,7 @@ def test_seconds_read_as_people_say_them() -> None:
 
 
 def test_the_timeline_has_one_bar_per_step_as_long_as_it_took() -> None:
-    steps = _report()["steps"]
+    steps = _report().steps
     svg = _svg(timeline_svg(steps))
     bars = svg.findall(f"{SVG}rect")
     assert len(bars) == 3
@@ -93,9 +97,9 @@ def test_the_timeline_has_one_bar_per_step_as_long_as_it_took() -> None:
 
 def test_the_history_chart_marks_misses_failures_and_the_objective() -> None:
     history = [
-        _report(drill_id="1", rto_seconds=100.0),
-        _report(drill_id="2", rto_seconds=None, passed=False),
-        _report(drill_id="3", rto_seconds=500.0),
+        _report(drill_id="20261101T020000Z-aaaaa1", rto_seconds=100.0),
+        _report(drill_id="20261102T020000Z-aaaaa2", rto_seconds=None, passed=False),
+        _report(drill_id="20261103T020000Z-aaaaa3", rto_seconds=500.0),
     ]
     svg = _svg(history_svg(history, "rto_seconds", 300.0))
     bars = svg.findall(f"{SVG}rect")
@@ -109,12 +113,13 @@ def test_the_history_chart_marks_misses_failures_and_the_objective() -> None:
 
 def test_the_html_page_is_self_contained_and_escapes_what_it_shows() -> None:
     hostile = "<script>alert(1)</script>"
-    report = _report(
+    data = _data(
         passed=False,
         reason=f"step 'verify' failed: {hostile}",
         notes=["RPO objective not judged"],
     )
-    report["steps"][0]["name"] = hostile
+    data["steps"][0]["name"] = hostile
+    report = DrillReport.model_validate(data)
     page = to_html(report, [report])
     assert page.startswith("<!DOCTYPE html>") and "<script>" not in page
     assert "&lt;script&gt;" in page

@@ -43,6 +43,9 @@ from tests.fuzz.inprocess import problems_with, run_inprocess
 from tests.fuzz.values import NASTY_STRINGS
 from tests.support.cli import run_backupctl
 
+#: property campaigns over thousands of inputs: seconds each (pytest -m "not slow" skips them)
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("BACKUPCTL_FUZZ_EXAMPLES", "200"))
 SEED = os.environ.get("BACKUPCTL_FUZZ_SEED")
 EXIT_CODES = {0, 1, 2, 3}

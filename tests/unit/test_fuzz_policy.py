@@ -26,14 +26,17 @@ import yaml
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from backupctl.drivers.registry import POLICY_MODELS
 from backupctl.errors import PolicyError
 from backupctl.policy.loader import load_policies
+from backupctl.policy.registry import POLICY_MODELS
 from backupctl.policy.yamlsrc import MAX_BYTES, MAX_DEPTH
 from backupctl.storage.keys import NAME_RE
 from tests.fuzz.inprocess import problems_with, run_inprocess
 from tests.fuzz.values import NASTY_STRINGS
 from tests.support.cli import run_backupctl
+
+#: property campaigns over thousands of inputs: seconds each (pytest -m "not slow" skips them)
+pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("BACKUPCTL_FUZZ_EXAMPLES", "200"))
 SEED = os.environ.get("BACKUPCTL_FUZZ_SEED")  # another reproducible set than the default

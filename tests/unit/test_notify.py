@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from backupctl import __version__
 from backupctl.errors import PolicyError
-from backupctl.observability.events import RunEvent
+from backupctl.history import RunEvent
 from backupctl.observability.notify import Delivery, send_notifications
 from backupctl.policy.common import NotifyTarget, PolicyBase
 from backupctl.policy.loader import load_policies

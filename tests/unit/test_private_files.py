@@ -17,14 +17,14 @@ import pytest
 from backupctl import statefile
 from backupctl.catalog.index import Catalog
 from backupctl.drivers.mariadb.restore_plan import recovery_run_dir
+from backupctl.history import RunEvent, RunHistory
 from backupctl.hooks import run_hook
-from backupctl.observability.events import RunEvent
-from backupctl.observability.runs import RunHistory
+from backupctl.layout import StateLayout
+from backupctl.locks import policy_lock
 from backupctl.policy.loader import parse_policy
 from backupctl.proc import secret_file
 from backupctl.runbook.journal import Journal
 from backupctl.runbook.step import StepResult
-from backupctl.scheduling.locks import policy_lock
 from backupctl.statefile import (
     inherited_umask,
     locked,
@@ -101,11 +101,11 @@ def test_state_files_are_private(tmp_path: Path, umask: int) -> None:
     Catalog(state / "catalog.sqlite")
     with locked(state / "schedule" / "state.lock"):
         pass
-    with policy_lock(state, "shop"):
+    with policy_lock(StateLayout(state), "shop"):
         pass
     Journal(state / "runbooks" / "r1.json", "r1", "restore", "shop", {}, [StepResult("a")]).save()
     now = datetime.now(UTC)
-    RunHistory(state).add(RunEvent("shop", "mariadb", "full", "success", now, now))
+    RunHistory(StateLayout(state)).add(RunEvent("shop", "mariadb", "full", "success", now, now))
     names = {p.name for p in state.rglob("*")}
     assert {"catalog.sqlite", "state.lock", "shop.lock", "r1.json", "runs.json"} <= names
     assert _not_private(state) == []
@@ -164,8 +164,12 @@ def test_a_recovery_instance_run_as_another_user_gets_a_run_dir_it_can_reach(
 ) -> None:
     """The state directory is 0700: an instance running as ``mysql`` (root restoring a
     datadir owned by mysql) could not enter it."""
-    own = recovery_run_dir(tmp_path / "state", "r1")
-    assert own == (tmp_path / "state").absolute() / "recovery" / "r1"
-    shared = recovery_run_dir(tmp_path / "state", "r1", shared=True)
+    short = Path(tempfile.mkdtemp(prefix="st-"))  # tmp_path may be too long for a socket
+    try:
+        own = recovery_run_dir(StateLayout(short / "state"), "r1")
+        assert own == (short / "state").absolute() / "recovery" / "r1"
+    finally:
+        short.rmdir()
+    shared = recovery_run_dir(StateLayout(tmp_path / "state"), "r1", shared=True)
     assert shared.parent == Path(tempfile.gettempdir())
     assert shared.name == "backupctl-recovery-r1"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 
 from backupctl.catalog.manifest import Artifact, Manifest
@@ -31,6 +32,7 @@ def _store(repo: LocalRepository, kind: str, days_ago: float, n: int) -> Manifes
     return manifest
 
 
+@pytest.mark.slow
 def test_prune_applies_chain_aware_retention(tmp_path: Path) -> None:
     repo = LocalRepository(tmp_path / "repo")
     old_full, old_binlog = _store(repo, "full", 45, 1), _store(repo, "binlog", 44, 2)

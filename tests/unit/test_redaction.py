@@ -19,15 +19,8 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backupctl.log import (
-    MASK,
-    configure,
-    format_exception,
-    is_secret_key,
-    redact_secrets,
-    scrub,
-    scrubbed_traceback,
-)
+from backupctl.log import configure, format_exception, redact_secrets, scrubbed_traceback
+from backupctl.redaction import MASK, is_secret_key, scrub
 
 EXAMPLES = int(os.environ.get("BACKUPCTL_REDACTION_EXAMPLES", "300"))
 PROPERTY = settings(
@@ -118,8 +111,8 @@ UNCHANGED = [
     "monkey=1 turkey: 2 keys=3",
     "policies/shop-secret.yaml:8 connection.password_file: secret file /x does not exist",
     "tokens.json: 3 entries",
-    "GRANT SELECT ON *.* TO `weak`@`%` IDENTIFIED BY PASSWORD '<redacted>'",  # proc.redact's
-    "mariabackup: password='<redacted>' user=backup",
+    "GRANT SELECT ON *.* TO `weak`@`%` IDENTIFIED BY PASSWORD '***'",  # masked already
+    "mariabackup: password='***' user=backup",
     "tokenizer.json 12 MB, 32000 tokens",
     "",
 ]
@@ -289,6 +282,7 @@ _keys = st.one_of(_text, st.sampled_from(["password", "token", "api_key", "event
 
 @PROPERTY
 @given(st.dictionaries(_keys, _values, max_size=8))
+@pytest.mark.slow
 def test_the_processor_never_crashes_and_always_renders(event: dict[str, Any]) -> None:
     out = redact_secrets(None, "info", dict(event))
     assert set(out) == set(event)

@@ -6,10 +6,18 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from backupctl.layout import StateLayout
+from backupctl.operations.context import Context
+from backupctl.operations.restore import estimate, prune_asides
 from backupctl.policy.loader import parse_policy
-from backupctl.restore import estimate, prune_asides
 from backupctl.runbook.journal import Journal
-from backupctl.runbook.report import build_report, to_markdown, write_report
+from backupctl.runbook.report import (
+    BackupSummary,
+    RestoreReport,
+    build_report,
+    to_markdown,
+    write_report,
+)
 from backupctl.runbook.step import StepResult
 
 
@@ -38,7 +46,8 @@ def _report(state: Path, run_id: str, finished: datetime, aside: Path, seconds: 
         finished_at=finished.isoformat(),
     )
     journal.values["aside"] = str(aside)
-    write_report(state, build_report(journal, {"backup_id": "b", "raw_bytes": 1000}))
+    backup = BackupSummary(backup_id="b", raw_bytes=1000)
+    write_report(StateLayout(state), build_report(journal, backup))
 
 
 def test_old_asides_are_pruned_and_recent_ones_kept(tmp_path: Path) -> None:
@@ -49,10 +58,11 @@ def test_old_asides_are_pruned_and_recent_ones_kept(tmp_path: Path) -> None:
     now = datetime.now(UTC)
     _report(state, "20261101T000000Z-aaaaaa", now - timedelta(days=8), old, 10)
     _report(state, "20261120T000000Z-bbbbbb", now - timedelta(hours=1), recent, 30)
-    assert prune_asides(state, _policy(tmp_path, "7d")) == [str(old)]
+    ctx = Context(StateLayout(state), clock=lambda: now)
+    assert prune_asides(ctx, _policy(tmp_path, "7d")) == [str(old)]
     assert not old.exists() and recent.exists()
     # the median seconds per byte of past restores, scaled to the new backup
-    assert estimate(state, "db", 2000) == 40.0
+    assert estimate(StateLayout(state), "db", 2000) == 40.0
 
 
 def test_markdown_report_names_steps_checks_and_aside(tmp_path: Path) -> None:
@@ -60,6 +70,6 @@ def test_markdown_report_names_steps_checks_and_aside(tmp_path: Path) -> None:
     _report(state, "20261101T000000Z-aaaaaa", datetime.now(UTC), tmp_path / "aside", 1.5)
     data = json.loads((state / "restores" / "20261101T000000Z-aaaaaa.json").read_text())
     assert data["passed"] is True and data["steps"][0]["name"] == "fetch-extract"
-    text = to_markdown(data)
+    text = to_markdown(RestoreReport.model_validate(data))
     assert "PASSED" in text and "| fetch-extract | ok | 1.50 |" in text
     assert f"`{tmp_path / 'aside'}`" in text

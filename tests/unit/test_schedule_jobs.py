@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from backupctl.drivers.registry import POLICY_MODELS, driver_class
+from backupctl.drivers.registry import driver_class
 from backupctl.errors import PolicyError
+from backupctl.layout import StateLayout
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.loader import load_policies
+from backupctl.policy.registry import POLICY_MODELS
 from backupctl.scheduling.due import claim_job, due_slot, next_due, register_jobs
-from backupctl.scheduling.jobs import plan_jobs
+from backupctl.scheduling.plan import plan_jobs
 from backupctl.scheduling.state import JobState, RunningMark, ScheduleState, ScheduleStateError
 from tests.support.cli import run_backupctl
 
@@ -144,7 +146,7 @@ def test_due_once_per_gap_and_new_jobs_wait(tmp_path: Path) -> None:
 def test_claims_are_exclusive_and_a_running_job_is_skipped(tmp_path: Path) -> None:
     job = plan_jobs(_policies(tmp_path / "p")).job("llm:check")
     assert job is not None
-    state = ScheduleState(tmp_path / "state")
+    state = ScheduleState(StateLayout(tmp_path / "state"))
     register_jobs(state, [job], _at("2026-01-01T00:00:00"))
     later = _at("2026-01-01T01:00:00")
     claim = claim_job(state, job, later)
@@ -162,7 +164,7 @@ def test_claims_are_exclusive_and_a_running_job_is_skipped(tmp_path: Path) -> No
 def test_a_killed_runs_mark_does_not_block(tmp_path: Path) -> None:
     job = plan_jobs(_policies(tmp_path / "p")).job("llm:check")
     assert job is not None
-    state = ScheduleState(tmp_path / "state")
+    state = ScheduleState(StateLayout(tmp_path / "state"))
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
@@ -178,7 +180,7 @@ def test_a_killed_runs_mark_does_not_block(tmp_path: Path) -> None:
 
 
 def test_state_file_round_trips_and_a_corrupt_one_is_named(tmp_path: Path) -> None:
-    state = ScheduleState(tmp_path)
+    state = ScheduleState(StateLayout(tmp_path))
     now = _at("2026-01-01T00:00:00")
     with state.update() as jobs:
         jobs["a:b"] = JobState(now, now, last_outcome="ok", last_success=now)

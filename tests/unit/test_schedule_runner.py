@@ -15,32 +15,32 @@ from typing import Any, cast
 
 import pytest
 
-from backupctl.catalog.index import Catalog
 from backupctl.catalog.manifest import Manifest
+from backupctl.cron.triggers import seconds_trigger_factory
+from backupctl.drills.report import DrillReport
 from backupctl.errors import (
     BackupFailed,
     LockHeldError,
     NothingChanged,
     PolicyError,
     RepositoryError,
-    UnsupportedOperation,
 )
+from backupctl.layout import StateLayout
+from backupctl.operations import jobs as runner_module
+from backupctl.operations.context import Context
+from backupctl.operations.daemon import SchedulerDaemon
+from backupctl.operations.jobs import JobRunner
+from backupctl.operations.run_due import ScheduledJobsFailed, run_due
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.loader import load_policies
-from backupctl.scheduling import runner as runner_module
-from backupctl.scheduling.daemon import SchedulerDaemon
-from backupctl.scheduling.jobs import ScheduledJob, plan_jobs
-from backupctl.scheduling.rundue import ScheduledJobsFailed, run_due
-from backupctl.scheduling.runner import JobRunner
+from backupctl.scheduling.plan import ScheduledJob, plan_jobs
 from backupctl.scheduling.state import JobState
-from backupctl.scheduling.triggers import seconds_trigger_factory
-from backupctl.storage.base import Repository
 from tests.support.model_policies import model_policy
 
 NOW = datetime(2026, 1, 1, 1, 0, tzinfo=UTC)
 EARLIER = datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC)
 
-Backup = Callable[[PolicyBase, Repository, Catalog, Path, str], Manifest]
+Backup = Callable[[Context, PolicyBase, str], Manifest]
 
 
 def _policies(tmp_path: Path, *names: str, **extra: Any) -> list[PolicyBase]:
@@ -61,13 +61,7 @@ def _manifest(backup_id: str = "20260101T010000Z-abcdef") -> Manifest:
 def _runner(
     tmp_path: Path, backup: Backup, clock: Callable[[], datetime] = lambda: NOW
 ) -> JobRunner:
-    return JobRunner(
-        tmp_path / "state",
-        repository=lambda policy: cast(Repository, None),
-        catalog=lambda: Catalog(tmp_path / "state" / "catalog.sqlite"),
-        clock=clock,
-        backup=backup,
-    )
+    return JobRunner(Context(StateLayout(tmp_path / "state")), clock=clock, backup=backup)
 
 
 def _prime(runner: JobRunner, jobs: list[ScheduledJob]) -> None:
@@ -107,7 +101,7 @@ def test_a_failure_or_a_bug_does_not_stop_the_other_jobs(tmp_path: Path) -> None
     plan = plan_jobs(policies)
     calls: list[str] = []
 
-    def backup(policy: PolicyBase, *args: Any) -> Manifest:
+    def backup(ctx: Context, policy: PolicyBase, *args: Any) -> Manifest:
         calls.append(policy.name)
         if policy.name == "a":
             raise RuntimeError("a bug")
@@ -128,7 +122,6 @@ def test_a_failure_or_a_bug_does_not_stop_the_other_jobs(tmp_path: Path) -> None
     ("prune_error", "outcome", "detail"),
     [
         (None, "ok", "stored"),
-        (UnsupportedOperation("no retention"), "ok", "stored"),
         (LockHeldError("busy"), "ok", "stored"),
         (RepositoryError("bucket gone"), "failed", "stored; prune failed: bucket gone"),
     ],
@@ -142,7 +135,7 @@ def test_prune_after_backup(
 ) -> None:
     pruned: list[str] = []
 
-    def prune_policy(policy: PolicyBase, *args: Any) -> list[Any]:
+    def prune_policy(ctx: Context, policy: PolicyBase, *args: Any) -> list[Any]:
         pruned.append(policy.name)
         if prune_error is not None:
             raise prune_error
@@ -180,9 +173,9 @@ def test_drill_jobs_run_the_drill_and_a_failed_drill_fails_the_job(
 ) -> None:
     drilled: list[str] = []
 
-    def drill(policy: PolicyBase, repo: Repository, state_dir: Path, *_: Any) -> dict[str, Any]:
+    def drill(ctx: Context, policy: PolicyBase) -> DrillReport:
         drilled.append(policy.name)
-        return report
+        return cast(DrillReport, SimpleNamespace(**{"reason": None, "html_report": None, **report}))
 
     policies = _policies(tmp_path, "a", drill={"schedule": "* * * * *"})
     plan = plan_jobs(policies)
@@ -227,12 +220,7 @@ def test_an_interrupted_run_is_recorded_and_its_mark_cleared(tmp_path: Path) -> 
 def _daemon(
     tmp_path: Path, backup: Backup, load: Callable[[], list[PolicyBase]], second: str = "*"
 ) -> tuple[SchedulerDaemon, JobRunner]:
-    runner = JobRunner(
-        tmp_path / "state",
-        repository=lambda policy: cast(Repository, None),
-        catalog=lambda: Catalog(tmp_path / "state" / "catalog.sqlite"),
-        backup=backup,
-    )
+    runner = JobRunner(Context(StateLayout(tmp_path / "state")), backup=backup)
     factory = seconds_trigger_factory(second)
     return SchedulerDaemon(load, runner, trigger_factory=factory), runner
 
@@ -244,6 +232,7 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 8.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_daemon_fires_jobs_at_their_times(tmp_path: Path) -> None:
     policies = _policies(tmp_path, "a")
     fired: list[float] = []
@@ -316,6 +305,7 @@ def test_daemon_reload_replaces_jobs_and_keeps_them_on_invalid_policies(tmp_path
         daemon.stop()
 
 
+@pytest.mark.slow
 def test_daemon_stop_waits_for_a_running_backup(tmp_path: Path) -> None:
     policies = _policies(tmp_path, "a")
     running, finished = threading.Event(), threading.Event()
@@ -336,6 +326,7 @@ def test_daemon_stop_waits_for_a_running_backup(tmp_path: Path) -> None:
     assert record.last_outcome == "ok" and record.running is None
 
 
+@pytest.mark.slow
 def test_daemon_runs_jobs_of_one_policy_in_turn(tmp_path: Path) -> None:
     """A full backup and the binlogs due at the same second both run, one after the
     other, instead of one of them being refused the policy's lock."""
@@ -348,9 +339,7 @@ def test_daemon_runs_jobs_of_one_policy_in_turn(tmp_path: Path) -> None:
     policies = load_policies(tmp_path / "policies")
     runs: list[tuple[str, float, float]] = []
 
-    def backup(
-        policy: PolicyBase, repo: Any, catalog: Any, state: Path, kind: str, *_: Any
-    ) -> Manifest:
+    def backup(ctx: Context, policy: PolicyBase, kind: str) -> Manifest:
         began = time.monotonic()
         time.sleep(0.4)
         runs.append((kind, began, time.monotonic()))

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from backupctl.drivers.base import RecoveryWindow
-from backupctl.observability.events import RunEvent
-from backupctl.observability.runs import RunHistory, RunHistoryError, RunRecord
+from backupctl.catalog.query import RecoveryWindow
+from backupctl.drills.report import DrillReport
+from backupctl.history import RunEvent, RunHistory, RunHistoryError, RunRecord
+from backupctl.layout import StateLayout
 from backupctl.observability.status import FollowState, PolicyStatus, judge
 from backupctl.units import human_duration
 
@@ -44,7 +45,7 @@ def test_a_record_counts_outcomes_and_failures_in_a_row() -> None:
 
 
 def _add_many(state_dir: Path, count: int) -> None:
-    history = RunHistory(state_dir)
+    history = RunHistory(StateLayout(state_dir))
     for minute in range(count):
         history.add(_event("success", minute))
 
@@ -57,11 +58,11 @@ def test_concurrent_processes_never_lose_a_run(tmp_path: Path) -> None:
     for worker in workers:
         worker.join(30)
     assert [w.exitcode for w in workers] == [0, 0, 0, 0]
-    assert RunHistory(tmp_path).read()["shop:full"].counts == {"success": 100}
+    assert RunHistory(StateLayout(tmp_path)).read()["shop:full"].counts == {"success": 100}
 
 
 def test_a_damaged_history_says_what_to_do(tmp_path: Path) -> None:
-    history = RunHistory(tmp_path)
+    history = RunHistory(StateLayout(tmp_path))
     history.directory.mkdir()
     history.path.write_text("{not json")
     with pytest.raises(RunHistoryError, match="move it aside"):
@@ -83,12 +84,23 @@ def _status(**changes: object) -> PolicyStatus:
     return status
 
 
+def _drill(passed: bool, rto_seconds: float | None, reason: str | None) -> DrillReport:
+    return DrillReport(
+        drill_id="20261120T020000Z-abcdef",
+        policy="shop",
+        started_at="2026-11-20T02:00:00+00:00",
+        passed=passed,
+        rto_seconds=rto_seconds,
+        reason=reason,
+    )
+
+
 def _messages(status: PolicyStatus) -> list[tuple[str, str]]:
     return [(p.severity, p.message) for p in status.problems]
 
 
 def test_a_fresh_recovery_point_and_a_good_drill_are_ok() -> None:
-    drill = {"passed": True, "rto_seconds": 600.0, "reason": None}
+    drill = _drill(True, 600.0, None)
     status = _status(last_drill=drill, drill_next_due=NOW + timedelta(days=30))
     assert status.verdict == "ok" and status.problems == []
 
@@ -118,12 +130,12 @@ def test_a_fresh_recovery_point_and_a_good_drill_are_ok() -> None:
             "binlog follow has stored nothing for 2h, past the RPO objective of 1h",
         ),
         (
-            {"last_drill": {"passed": False, "rto_seconds": 18000.0, "reason": "RTO missed"}},
+            {"last_drill": _drill(False, 18000.0, "RTO missed")},
             "breach",
             "the last drill's RTO 5h is over the objective of 4h",
         ),
         (
-            {"last_drill": {"passed": False, "rto_seconds": None, "reason": "step 'prepare'"}},
+            {"last_drill": _drill(False, None, "step 'prepare'")},
             "warning",
             "the last drill failed: step 'prepare'",
         ),

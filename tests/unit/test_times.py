@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from backupctl.cli.restore_cmd import parse_time
 from backupctl.errors import UsageError
-from backupctl.timefmt import utc_and_local
+from backupctl.timefmt import parse_time, utc_and_local
 
 
 @pytest.fixture

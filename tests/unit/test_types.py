@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from backupctl.cron.expressions import to_cron, validate_expression
 from backupctl.policy.types import format_duration, parse_duration
-from backupctl.scheduling.expressions import to_cron, validate_expression
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from backupctl.catalog.manifest import Manifest
-from backupctl.checks import CheckResult, record_checks
-from backupctl.drivers.base import DrillPlan, RestoreRequest
+from backupctl.checks import CheckResult
+from backupctl.drivers.base import DrillPlan
 from backupctl.drivers.config_git import extract, history
 from backupctl.drivers.config_git import restore_steps as steps
+from backupctl.drivers.config_git.details import ConfigGitDetails
 from backupctl.drivers.config_git.gitrepo import GitRepository
-from backupctl.errors import BackupctlError, UsageError, VerificationFailed
+from backupctl.errors import BackupctlError, VerificationFailed
 from backupctl.runbook.step import RunContext, Step
 
 
@@ -28,8 +29,9 @@ class CheckHistory(Step):
         return f"check every object of {self.git.git_dir} (git fsck) and the commit's history"
 
     def run(self, ctx: RunContext) -> str:
+        details = ConfigGitDetails.of(self.manifest)
+        commit = details.commit
         problems = self.git.fsck()
-        commit = str(self.manifest.details["commit"])
         fsck = CheckResult(
             "git-fsck",
             not problems,
@@ -39,11 +41,11 @@ class CheckHistory(Step):
         if not problems:
             tree = self.git.tree_of(commit) if self.git.resolve(commit) else None
             head = self.git.resolve(self.branch)
-            recorded = tree is not None and tree == self.manifest.details.get("tree")
+            recorded = tree is not None and tree == details.tree
             reachable = recorded and head is not None and self.git.is_ancestor(commit, head)
             where = f"commit {commit[:12]} with its recorded tree, reachable from {self.branch}"
             checks.append(CheckResult("history", reachable, where if reachable else f"no {where}"))
-        record_checks(ctx, checks)
+        ctx.record_checks(checks)
         failed = [c for c in checks if not c.passed]
         if failed:
             raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed))
@@ -68,18 +70,14 @@ class RemoveFiles(Step):
         return f"removed {removed} entries"
 
 
-def drill_plan(
-    git: GitRepository, branch: str, manifest: Manifest, request: RestoreRequest
-) -> DrillPlan:
-    """Check the repository, restore ``manifest``'s commit into ``request.target_dir``,
-    verify every file, remove them. RPO from the commit's snapshot time."""
-    if request.target_dir is None:
-        raise UsageError("a drill needs a sandbox directory")
-    target = request.target_dir / "files"
+def drill_plan(git: GitRepository, branch: str, manifest: Manifest, sandbox: Path) -> DrillPlan:
+    """Check the repository, restore ``manifest``'s commit into ``sandbox``, verify every
+    file, remove them. RPO from the commit's snapshot time."""
+    target = sandbox / "files"
     when = history.committed_at(manifest)
     plan: list[Step] = [CheckHistory(git, branch, manifest)]
     try:
-        chosen = extract.select(git, str(manifest.details["commit"]), None)
+        chosen = extract.select(git, ConfigGitDetails.of(manifest).commit, None)
     except BackupctlError:  # a damaged repository: check-history names the damage
         chosen = None
     if chosen is not None:

@@ -10,12 +10,12 @@ files are created with ``O_EXCL | O_NOFOLLOW``. Modes come from the commit's met
 from __future__ import annotations
 
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from backupctl.checks import CheckResult
+from backupctl.drivers.config_git.details import is_object_id
 from backupctl.drivers.config_git.gitrepo import (
     LINK_MODE,
     GitRepository,
@@ -30,9 +30,6 @@ from backupctl.drivers.config_git.snapshot import (
     printable,
 )
 from backupctl.errors import UsageError, VerificationFailed
-
-#: a full commit id (SHA-1 or SHA-256), as manifests record it
-_COMMIT_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 
 @dataclass
@@ -64,7 +61,7 @@ def select(git: GitRepository, commit: str, only: Path | None) -> Selection:
     if only is not None and not only.is_absolute():
         raise UsageError(f"--path must be absolute (as in the policy's paths), got {only}")
     prefix = os.path.normpath(str(only)) if only is not None else "/"
-    if not _COMMIT_RE.match(commit):  # from the manifest: never an option or a rev expression
+    if not is_object_id(commit):  # from the manifest: never an option or a rev expression
         raise VerificationFailed(f"refusing commit id {commit!r} from the manifest (tampered?)")
     entries = git.ls_tree(commit)
     meta = [e for e in entries if e.path == METADATA_PATH]

@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 
 from backupctl.catalog.manifest import MANIFEST, Manifest, read_manifest
+from backupctl.drivers.config_git.details import ConfigGitDetails
 from backupctl.errors import NotFoundError, UsageError
 from backupctl.storage.base import Repository
 from backupctl.timefmt import utc_and_local
@@ -14,9 +15,10 @@ _HEX_RE = re.compile(r"^[0-9a-f]{4,64}$")
 
 
 def committed_at(manifest: Manifest) -> datetime:
-    """When the commit's snapshot was taken (whole seconds, as Git records it)."""
-    value = manifest.details.get("committed_at")
-    return datetime.fromisoformat(value) if value else manifest.finished_at
+    """When the commit's snapshot was taken (whole seconds, as Git records it); the
+    manifest's finish time when it does not say. Raises VerificationFailed naming the
+    backup when its details do not fit."""
+    return ConfigGitDetails.of(manifest).committed_at or manifest.finished_at
 
 
 def last_recorded(repo: Repository, policy: str, kind: str) -> Manifest | None:
@@ -50,7 +52,7 @@ def at_or_before(commits: list[Manifest], moment: datetime, policy: str) -> Mani
         first = ordered[0]
         raise UsageError(
             f"{utc_and_local(moment)} is before the first commit of {policy} "
-            f"({first.details.get('commit', '')[:12]}, {utc_and_local(committed_at(first))})"
+            f"({ConfigGitDetails.of(first).commit[:12]}, {utc_and_local(committed_at(first))})"
         )
     return earlier[-1]
 
@@ -58,15 +60,16 @@ def at_or_before(commits: list[Manifest], moment: datetime, policy: str) -> Mani
 def named(commits: list[Manifest], text: str, policy: str) -> Manifest | None:
     """The commit ``text`` names: a backup id, or a commit id or its unique prefix.
 
-    Returns None when it names none. Raises UsageError for an ambiguous prefix."""
+    Returns None when it names none. Raises UsageError for an ambiguous prefix,
+    VerificationFailed naming a backup whose details do not fit (it might be the one)."""
     for manifest in commits:
         if manifest.backup_id == text:
             return manifest
     wanted = text.lower()
     if not _HEX_RE.match(wanted):
         return None
-    matches = [m for m in commits if str(m.details.get("commit", "")).startswith(wanted)]
+    matches = [m for m in commits if ConfigGitDetails.of(m).commit.startswith(wanted)]
     if len(matches) > 1:
-        ids = ", ".join(str(m.details["commit"])[:12] for m in matches[:5])
+        ids = ", ".join(ConfigGitDetails.of(m).commit[:12] for m in matches[:5])
         raise UsageError(f"commit {text!r} of {policy} is ambiguous ({ids}): give more digits")
     return matches[0] if matches else None

@@ -7,7 +7,6 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from backupctl.checks import record_checks
 from backupctl.drivers.config_git import extract
 from backupctl.drivers.config_git.gitrepo import GitRepository
 from backupctl.errors import UsageError, VerificationFailed
@@ -97,7 +96,7 @@ class VerifyFiles(Step):
 
     def run(self, ctx: RunContext) -> str:
         checks = extract.verify(self.git, self.chosen, self.target)
-        record_checks(ctx, checks)
+        ctx.record_checks(checks)
         failed = [c for c in checks if not c.passed]
         if failed:
             raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed))

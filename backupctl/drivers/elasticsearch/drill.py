@@ -6,11 +6,11 @@ from __future__ import annotations
 from elasticsearch import Elasticsearch
 
 from backupctl.catalog.manifest import Manifest
-from backupctl.drivers.base import DrillPlan, RestoreRequest
+from backupctl.drivers.base import DrillPlan, RestoreRun
 from backupctl.drivers.elasticsearch import restore_steps as steps
 from backupctl.drivers.elasticsearch.client import call, make_client
-from backupctl.drivers.elasticsearch.indices import IndexMap, index_map
-from backupctl.policy.elasticsearch import ElasticsearchPolicy, ElasticsearchRestore
+from backupctl.drivers.elasticsearch.indices import IndexMap, copies_under, index_map
+from backupctl.policy.elasticsearch import ElasticsearchPolicy
 from backupctl.runbook.step import RunContext, Step
 
 
@@ -32,20 +32,11 @@ class DeleteCopies(Step):
         return f"deleted {', '.join(present) or 'nothing'}"
 
 
-def drill_plan(
-    policy: ElasticsearchPolicy, manifest: Manifest, request: RestoreRequest
-) -> DrillPlan:
+def drill_plan(policy: ElasticsearchPolicy, manifest: Manifest, run: RestoreRun) -> DrillPlan:
     """Steps restoring ``manifest`` under ``drill-<run id>-`` names; RPO from the snapshot's
     start (the moment its data reflects)."""
-    prefix = f"drill-{request.run_id.lower()}-"
-    options = ElasticsearchRestore(
-        mode="rename",
-        rename_pattern="(.+)",
-        rename_replacement=f"{prefix}$1",
-        wait_for=policy.restore.wait_for,
-        recovery_timeout=policy.restore.recovery_timeout,
-        verify=policy.restore.verify,
-    )
+    prefix = f"drill-{run.run_id.lower()}-"
+    options = copies_under(prefix, policy.restore)
     indices = index_map(manifest, options, None)
     sandboxed = policy.model_copy(update={"restore": options})
     es = make_client(policy.connection)

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from backupctl.catalog.manifest import Manifest
+from backupctl.drivers.elasticsearch.details import SnapshotDetails
 from backupctl.errors import UsageError, VerificationFailed
 from backupctl.policy.elasticsearch import ElasticsearchRestore
 
@@ -19,19 +20,34 @@ _ES_NAME = re.compile(r'^(?![-_+])(?!\.{1,2}$)[^\\/*?"<>| ,#:A-Z\x00-\x1f]{1,255
 _ES_REPOSITORY = re.compile(r'^(?![-_+])(?!\.{1,2}$)[^\\/*?"<>| ,#\x00-\x1f]{1,255}$')
 
 
-def check_names(manifest: Manifest) -> None:
-    """Refuse a manifest whose snapshot, repository or index names are not plain
-    Elasticsearch names (they go into API paths). Raises VerificationFailed."""
-    details = manifest.details
-    names = [("snapshot", details.get("snapshot"), _ES_NAME)]
-    names += [("repository", details.get("repository"), _ES_REPOSITORY)]
-    names += [("index", name, _ES_NAME) for name in details.get("indices") or {}]
+def check_names(manifest: Manifest) -> SnapshotDetails:
+    """The manifest's details, once they are known to fit and to name only plain
+    Elasticsearch names as snapshot, repository and indices (they go into API paths).
+    Raises VerificationFailed naming the backup when they do not."""
+    details = SnapshotDetails.of(manifest)
+    names = [("snapshot", details.snapshot, _ES_NAME)]
+    names += [("repository", details.repository, _ES_REPOSITORY)]
+    names += [("index", name, _ES_NAME) for name in details.indices]
     for what, name, rule in names:
-        if not isinstance(name, str) or not rule.match(name) or len(name.encode()) > 255:
+        if not rule.match(name) or len(name.encode()) > 255:
             raise VerificationFailed(
                 f"refusing backup {manifest.backup_id}: its manifest names the {what} "
                 f"{name!r}, not a plain Elasticsearch name (tampered?)"
             )
+    return details
+
+
+def copies_under(prefix: str, restore: ElasticsearchRestore) -> ElasticsearchRestore:
+    """Restore options that bring every index back as ``<prefix><name>`` (a deep verify's
+    or a drill's copies, never the live indices), waiting and verifying as ``restore``."""
+    return ElasticsearchRestore(
+        mode="rename",
+        rename_pattern="(.+)",
+        rename_replacement=f"{prefix}$1",
+        wait_for=restore.wait_for,
+        recovery_timeout=restore.recovery_timeout,
+        verify=restore.verify,
+    )
 
 
 def java_replacement(replacement: str) -> str:
@@ -61,8 +77,7 @@ def index_map(
     """The indices of ``manifest`` to restore (all, or those matching ``only``) and their
     names after the restore. Raises UsageError when ``only`` matches nothing,
     VerificationFailed for names no snapshot can hold (``check_names``)."""
-    check_names(manifest)
-    stored = sorted((manifest.details.get("indices") or {}).keys())
+    stored = sorted(check_names(manifest).indices)
     chosen = stored
     if only:
         chosen = [name for name in stored if any(fnmatch.fnmatchcase(name, p) for p in only)]

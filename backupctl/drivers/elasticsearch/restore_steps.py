@@ -13,8 +13,8 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from backupctl.catalog.manifest import Manifest
-from backupctl.checks import record_checks
 from backupctl.drivers.elasticsearch.client import ElasticsearchError, body, call
+from backupctl.drivers.elasticsearch.details import SnapshotDetails
 from backupctl.drivers.elasticsearch.indices import IndexMap
 from backupctl.drivers.elasticsearch.verification import verify_indices
 from backupctl.errors import BackupctlError, UsageError, VerificationFailed
@@ -116,7 +116,7 @@ class RestoreSnapshot(Step):
 
     @property
     def snapshot(self) -> str:
-        return str(self.manifest.details["snapshot"])
+        return SnapshotDetails.of(self.manifest).snapshot
 
     def describe(self, ctx: RunContext) -> str:
         how = "under new names" if self.indices.renamed else "over the closed indices"
@@ -220,7 +220,7 @@ class VerifyIndices(Step):
 
     def run(self, ctx: RunContext) -> str:
         checks = verify_indices(self.es, self.manifest, self.indices, self.policy.restore.verify)
-        record_checks(ctx, checks)
+        ctx.record_checks(checks)
         failed = [c for c in checks if not c.passed]
         if failed:
             raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed))

@@ -9,15 +9,10 @@ from elasticsearch import Elasticsearch
 from backupctl.catalog.manifest import Manifest
 from backupctl.checks import CheckResult
 from backupctl.drivers.elasticsearch.client import body, call
+from backupctl.drivers.elasticsearch.details import IndexEntry, SnapshotDetails
 from backupctl.drivers.elasticsearch.indices import IndexMap
 from backupctl.drivers.elasticsearch.snapshots import index_stats
 from backupctl.policy.elasticsearch import IndexCheck
-
-
-def expected_docs(entry: dict[str, int]) -> tuple[int, int]:
-    """The document count range recorded at snapshot time (before .. after the snapshot)."""
-    low, high = entry.get("docs", 0), entry.get("docs_after", entry.get("docs", 0))
-    return min(low, high), max(low, high)
 
 
 def verify_indices(
@@ -25,17 +20,17 @@ def verify_indices(
 ) -> list[CheckResult]:
     """Counts of every restored index against the manifest; each policy rule (its pattern
     names original indices); and the cluster not red."""
-    recorded = manifest.details.get("indices") or {}
+    recorded = SnapshotDetails.of(manifest).indices
     found = index_stats(es, indices.restored)
     checks = []
     for source in indices.sources:
         target = indices.targets[source]
         name = f"docs {target}"
-        entry = recorded.get(source, {})
-        if "docs" not in entry:
+        expected = recorded.get(source, IndexEntry()).expected_docs()
+        if expected is None:
             checks.append(CheckResult(name, True, "no count recorded (index was closed or hidden)"))
             continue
-        low, high = expected_docs(entry)
+        low, high = expected
         if target not in found:
             checks.append(CheckResult(name, False, "index is missing or closed after the restore"))
             continue

@@ -1,1 +1,2 @@
-"""MariaDB: full backups with mariabackup (binlogs and recovery instances follow)."""
+"""MariaDB: full backups with mariabackup, binlog backups and streaming, point-in-time
+restores, recovery instances and drills."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+
+from backupctl.drivers.mariadb.details import BinlogCoordinates, Lsn, MariabackupInfo
 
 _BINLOG_RE = re.compile(
     r"filename '(?P<file>[^']*)', position '(?P<position>\d+)'"
@@ -22,30 +23,30 @@ def parse_key_values(text: str) -> dict[str, str]:
     return result
 
 
-def read_backup_info(lsndir: Path) -> dict[str, Any]:
+def read_backup_info(lsndir: Path) -> MariabackupInfo:
     """Return LSNs, binlog coordinates and tool version from ``lsndir``.
 
-    Missing files give empty sections (an old mariabackup, a server without binlog).
+    Missing files leave their fields None (an old mariabackup, a server without binlog).
     """
-    info: dict[str, Any] = {}
+    info = MariabackupInfo()
     checkpoints = lsndir / "xtrabackup_checkpoints"
     if checkpoints.is_file():
         values = parse_key_values(checkpoints.read_text())
-        info["lsn"] = {
-            k: int(values[k])
-            for k in ("from_lsn", "to_lsn", "last_lsn")
-            if values.get(k, "").isdigit()
-        }
-        info["backup_type"] = values.get("backup_type")
-    details = lsndir / "xtrabackup_info"
-    if details.is_file():
-        values = parse_key_values(details.read_text())
-        info["mariabackup_version"] = values.get("tool_version")
+        info.lsn = Lsn.model_validate(
+            {
+                k: int(values[k])
+                for k in ("from_lsn", "to_lsn", "last_lsn")
+                if values.get(k, "").isdigit()
+            }
+        )
+        info.backup_type = values.get("backup_type")
+    described = lsndir / "xtrabackup_info"
+    if described.is_file():
+        values = parse_key_values(described.read_text())
+        info.mariabackup_version = values.get("tool_version")
         match = _BINLOG_RE.search(values.get("binlog_pos", ""))
         if match:
-            info["binlog"] = {
-                "file": match["file"],
-                "position": int(match["position"]),
-                "gtid": match["gtid"] or None,
-            }
+            info.binlog = BinlogCoordinates(
+                file=match["file"], position=int(match["position"]), gtid=match["gtid"] or None
+            )
     return info

@@ -19,15 +19,17 @@ from backupctl.catalog.manifest import Manifest, scan_manifests
 from backupctl.checks import CheckResult
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.binlog_events import scan_file
-from backupctl.errors import BackupctlError, BackupFailed, UsageError
+from backupctl.drivers.mariadb.details import BinlogDetails, BinlogInfo
+from backupctl.errors import BackupctlError, BackupFailed, UsageError, VerificationFailed
+from backupctl.locks import follow_lock, lock_holder
 from backupctl.pipeline import CHUNK, decompress
 from backupctl.policy.mariadb import MariaDBPolicy
-from backupctl.proc import redact, require_tool, secret_file, tail_text
-from backupctl.scheduling.locks import follow_lock, lock_holder
+from backupctl.proc import require_tool, secret_file, tail_text
+from backupctl.redaction import scrub
 from backupctl.storage.base import Repository
 
 if TYPE_CHECKING:
-    from backupctl.jobs import BackupSession
+    from backupctl.drivers.session import BackupSession
 
 BINLOG_KIND = "binlog"
 
@@ -40,7 +42,7 @@ def shipped_binlogs(repo: Repository, policy: str, current: str) -> set[str]:
     names: set[str] = set()
     for manifest in scan_manifests(repo, policy):
         if manifest.kind == BINLOG_KIND:
-            names.update(b["file"] for b in manifest.details.get("binlogs", []))
+            names.update(b.file for b in binlogs_of(manifest))
     if names and sequence(current) <= max(sequence(n) for n in names):
         # numbering went backwards: the server was restored or rebuilt, and its binlogs
         # are new files that merely reuse old names
@@ -69,6 +71,22 @@ def server_binlogs(policy: MariaDBPolicy, rotate: bool) -> tuple[list[str], str,
     finally:
         db.close()
     return names[:-1], names[-1], int(server_id)
+
+
+def binlogs_of(manifest: Manifest) -> list[BinlogInfo]:
+    """The binlogs a binlog backup stored. Raises VerificationFailed naming the backup when
+    its details do not describe a binlog backup."""
+    return BinlogDetails.of(manifest).binlogs
+
+
+def _file_name(name: str, policy: str) -> str:
+    """``name``, a binlog name from the repository of ``policy``, when it can become a file
+    name in a directory and nothing else (no path). Raises VerificationFailed."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise VerificationFailed(
+            f"refusing binlog name {name!r} from the repository of {policy} (tampered?)"
+        )
+    return name
 
 
 def describe_binlog(path: Path) -> dict[str, Any]:
@@ -112,29 +130,27 @@ def _fetch(policy: MariaDBPolicy, name: str, directory: Path) -> Path:
         )
     target = directory / name
     if proc.returncode != 0 or not target.is_file():
-        detail = redact(tail_text(proc.stderr + proc.stdout, 5))
+        detail = scrub(tail_text(proc.stderr + proc.stdout, 5))
         raise BackupFailed(f"mariadb-binlog could not fetch {name}: {detail}")
     return target
 
 
 def store_binlog(
     session: BackupSession, path: Path, level: int, described: dict[str, Any] | None = None
-) -> dict[str, Any]:
+) -> BinlogInfo:
     """Compress one complete local binlog into the backup; return its description
-    (``described``, when the caller has already scanned the file)."""
-    info = {"file": path.name, **(described or describe_binlog(path))}
+    (from ``described``, when the caller has already scanned the file)."""
+    info = BinlogInfo.model_validate({**(described or describe_binlog(path)), "file": path.name})
     with session.artifact(f"{path.name}.zst", level, threads=1) as out, open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             out.write(chunk)
-    log.info(
-        "binlog shipped", file=path.name, bytes=info["size"], last_event_at=info["last_event_at"]
-    )
+    log.info("binlog shipped", file=path.name, bytes=info.size, last_event_at=info.last_event_at)
     return info
 
 
-def ship_binlogs(policy: MariaDBPolicy, session: BackupSession) -> dict[str, Any]:
+def ship_binlogs(policy: MariaDBPolicy, session: BackupSession) -> BinlogDetails:
     """Rotate, then store every closed binlog not shipped yet; return manifest details."""
-    if (holder := lock_holder(session.state_dir, follow_lock(policy.name))) is not None:
+    if (holder := lock_holder(session.layout, follow_lock(policy.name))) is not None:
         raise UsageError(
             f"binlog follow is streaming the binlogs of {policy.name!r} ({holder}); "
             "binlog backups are not needed while it runs"
@@ -151,12 +167,9 @@ def ship_binlogs(policy: MariaDBPolicy, session: BackupSession) -> dict[str, Any
             path.unlink()
     if gaps:
         log.warning("binlogs were purged on the server before they were shipped", missing=gaps)
-    return {
-        "server_id": server_id,
-        "current_binlog": current,
-        "binlogs": binlogs,
-        "purged_before_shipping": gaps,
-    }
+    return BinlogDetails(
+        server_id=server_id, current_binlog=current, binlogs=binlogs, purged_before_shipping=gaps
+    )
 
 
 def purged_before(closed: list[str], shipped: set[str]) -> list[str]:
@@ -177,9 +190,9 @@ def sequence(name: str) -> int:
 def verify_binlogs(repo: Repository, manifest: Manifest, scratch: Path) -> list[CheckResult]:
     """Decompress every shipped binlog and let mariadb-binlog read it end to end."""
     checks = []
-    for info in manifest.details.get("binlogs", []):
-        artifact = manifest.artifact(f"{info['file']}.zst")
-        path = scratch / info["file"]
+    for info in binlogs_of(manifest):
+        artifact = manifest.artifact(f"{info.file}.zst")
+        path = scratch / _file_name(info.file, manifest.policy)
         try:
             with open(path, "wb") as fh:
                 for chunk in decompress(repo.iter_read(artifact.key), artifact.raw_bytes):
@@ -187,11 +200,11 @@ def verify_binlogs(repo: Repository, manifest: Manifest, scratch: Path) -> list[
             check_readable(path)
             described = describe_binlog(path)
         except BackupctlError as exc:
-            checks.append(CheckResult(f"binlog {info['file']}", False, str(exc)))
+            checks.append(CheckResult(f"binlog {info.file}", False, str(exc)))
             continue
         finally:
             path.unlink(missing_ok=True)
-        same = described["end_position"] == info["end_position"]
+        same = described["end_position"] == info.end_position
         detail = f"{described['transactions']} transaction(s) up to {described['last_event_at']}"
-        checks.append(CheckResult(f"binlog {info['file']}", same, detail))
+        checks.append(CheckResult(f"binlog {info.file}", same, detail))
     return checks

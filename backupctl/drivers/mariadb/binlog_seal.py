@@ -16,11 +16,12 @@ from typing import Any
 
 import structlog
 
-from backupctl.catalog.index import Catalog
+from backupctl.drivers.base import StoreBackup
 from backupctl.drivers.mariadb.binlog import BINLOG_KIND, sequence, store_binlog
 from backupctl.drivers.mariadb.binlog_stream import StreamIndex, remove_stream
+from backupctl.drivers.mariadb.details import BinlogDetails
+from backupctl.drivers.session import BackupSession
 from backupctl.errors import BackupctlError, LockHeldError
-from backupctl.jobs import BackupSession, run_backup
 from backupctl.policy.mariadb import MariaDBPolicy
 from backupctl.storage.base import Repository
 
@@ -42,11 +43,10 @@ class Sealer:
         self,
         policy: MariaDBPolicy,
         repo: Repository,
-        catalog: Catalog,
-        state_dir: Path,
+        store_backup: StoreBackup,
         retry_after: float,
     ):
-        self.policy, self.repo, self.catalog, self.state_dir = policy, repo, catalog, state_dir
+        self.policy, self.repo, self.store_backup = policy, repo, store_backup
         self.retry_after = retry_after
         self._pending: dict[str, SealJob] = {}
         self._sealed: list[str] = []
@@ -118,19 +118,14 @@ class Sealer:
     def _seal(self, job: SealJob) -> bool:
         level = self.policy.backup.compression_level
 
-        def produce(session: BackupSession) -> dict[str, Any]:
+        def produce(session: BackupSession) -> BinlogDetails:
             info = store_binlog(session, job.path, level, described=job.info)
-            return {
-                "server_id": job.server_id,
-                "binlogs": [info],
-                "purged_before_shipping": [],
-                "source": "follow",
-            }
+            return BinlogDetails(
+                server_id=job.server_id, binlogs=[info], purged_before_shipping=[], source="follow"
+            )
 
         try:
-            run_backup(
-                self.policy, self.repo, self.catalog, self.state_dir, BINLOG_KIND, produce=produce
-            )
+            self.store_backup(BINLOG_KIND, produce)
         except LockHeldError:
             log.debug("binlog follow: policy busy, sealing later", file=job.path.name)
             return False

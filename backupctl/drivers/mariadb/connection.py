@@ -7,6 +7,7 @@ from typing import Any
 
 import pymysql
 
+from backupctl.drivers.mariadb.details import DatabaseInfo, ServerInventory, TableInfo
 from backupctl.errors import BackupFailed, ServerUnreachable
 from backupctl.policy.mariadb import MariaDBConnection
 from backupctl.proc import mysql_option_file
@@ -99,7 +100,7 @@ def client_options(conn: MariaDBConnection) -> str:
     return mysql_option_file("client", options)
 
 
-def inventory(db: pymysql.connections.Connection) -> dict[str, Any]:
+def inventory(db: pymysql.connections.Connection) -> ServerInventory:
     """Return server version, datadir and every user table with row and size estimates."""
     with db.cursor() as cur:
         cur.execute("SELECT VERSION(), @@datadir, @@log_bin, @@server_id, @@gtid_strict_mode")
@@ -119,21 +120,16 @@ def inventory(db: pymysql.connections.Connection) -> dict[str, Any]:
             SYSTEM_SCHEMAS,
         )
         schemas = [r[0] for r in cur.fetchall()]
-    databases: dict[str, list[dict[str, Any]]] = {name: [] for name in schemas}
+    databases: dict[str, list[TableInfo]] = {name: [] for name in schemas}
     for schema, table, engine, rows_estimate, size in rows:
         databases.setdefault(schema, []).append(
-            {
-                "name": table,
-                "engine": engine,
-                "rows_estimate": int(rows_estimate),
-                "bytes": int(size),
-            }
+            TableInfo(name=table, engine=engine, rows_estimate=int(rows_estimate), bytes=int(size))
         )
-    return {
-        "server_version": version,
-        "server_datadir": datadir,
-        "log_bin": bool(log_bin),
-        "server_id": int(server_id),
-        "gtid_strict_mode": bool(strict),
-        "databases": [{"name": n, "tables": t} for n, t in databases.items()],
-    }
+    return ServerInventory(
+        server_version=version,
+        server_datadir=datadir,
+        log_bin=bool(log_bin),
+        server_id=int(server_id),
+        gtid_strict_mode=bool(strict),
+        databases=[DatabaseInfo(name=n, tables=t) for n, t in databases.items()],
+    )

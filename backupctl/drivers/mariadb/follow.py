@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from typing import IO
 
 import structlog
 
-from backupctl.catalog.index import Catalog
+from backupctl.drivers.base import FollowContext
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.binlog import (
     purged_before,
@@ -40,11 +39,11 @@ from backupctl.drivers.mariadb.binlog_stream import (
     read_streams,
 )
 from backupctl.errors import BackupctlError, BackupFailed, ServerUnreachable
+from backupctl.locks import follow_lock, policy_lock
 from backupctl.policy.mariadb import MariaDBPolicy
-from backupctl.proc import redact, require_tool, secret_file, tail_text
-from backupctl.scheduling.locks import follow_lock, policy_lock
+from backupctl.proc import require_tool, secret_file, tail_text
+from backupctl.redaction import scrub
 from backupctl.statefile import open_private, private_dir, write_atomic
-from backupctl.storage.base import Repository
 
 log = structlog.get_logger()
 
@@ -78,17 +77,10 @@ class FollowStatus:
 class BinlogFollower:
     """Streams one policy's binlogs into its repository until ``stop`` is set."""
 
-    def __init__(
-        self,
-        policy: MariaDBPolicy,
-        repo: Repository,
-        catalog: Catalog,
-        state_dir: Path,
-        stop: threading.Event,
-    ):
-        self.policy, self.repo, self.catalog = policy, repo, catalog
-        self.state_dir, self.stop = state_dir, stop
-        self.work = state_dir / "binlog-follow" / policy.name
+    def __init__(self, policy: MariaDBPolicy, context: FollowContext):
+        self.policy, self.context = policy, context
+        self.repo, self.stop = context.repo, context.stop
+        self.work = context.layout.follow(policy.name)
         self.spool = self.work / "spool"
         self.interval = policy.backup.binlog_flush_interval.total_seconds()
         self.rotate_every = policy.backup.binlog_rotate_interval.total_seconds()
@@ -99,9 +91,10 @@ class BinlogFollower:
 
     def run(self) -> None:
         """Follow until stopped. Raises LockHeldError when another follower runs."""
-        with policy_lock(self.state_dir, follow_lock(self.policy.name), purpose="binlog follow"):
+        lock = follow_lock(self.policy.name)
+        with policy_lock(self.context.layout, lock, purpose="binlog follow"):
             self.sealer = Sealer(
-                self.policy, self.repo, self.catalog, self.state_dir, max(self.interval, 1.0)
+                self.policy, self.repo, self.context.store_backup, max(self.interval, 1.0)
             )
             try:
                 self._supervise()
@@ -163,7 +156,7 @@ class BinlogFollower:
                     proc.wait()
             self.flush()  # whatever arrived before it ended
         if not self.stop.is_set():
-            detail = redact(tail_text(err_path.read_text(errors="replace"), 3))
+            detail = scrub(tail_text(err_path.read_text(errors="replace"), 3))
             log.warning("binlog follow: connection lost", exit=proc.returncode, error=detail)
 
     def _start_file(self) -> str:

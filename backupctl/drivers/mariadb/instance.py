@@ -1,4 +1,5 @@
-"""Private, throwaway ``mariadbd`` instances: tests, ``backupctl demo``, recovery instances.
+"""Private ``mariadbd`` instances: the recovery instance a restore or drill starts on the
+restored datadir (``backupctl.demo.server`` adds throwaway servers for the demo and tests).
 
 An instance owns a datadir and a private run directory (socket, pid file, error log).
 It always starts with ``--no-defaults``, so no ``/etc/mysql`` option file leaks in.
@@ -8,41 +9,25 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import shlex
 import shutil
 import signal
-import socket as socketlib
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import pymysql
 import structlog
 
-from backupctl.drivers.mariadb.connection import SYSTEM_SCHEMAS
 from backupctl.errors import ToolError, UsageError
 from backupctl.proc import require_tool, tail_text
 
-BACKUP_GRANTS = (
-    "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, REPLICATION CLIENT, REPLICATION SLAVE, "
-    "SELECT, SHOW VIEW, EVENT, TRIGGER"
-)
 MAX_SOCKET_PATH = 100  # sun_path holds 107 bytes plus NUL; keep a margin
-_GRANTS_RE = re.compile(r"^[A-Za-z ,]+$")
 
 log = structlog.get_logger()
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socketlib.socket(socketlib.AF_INET, socketlib.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _alive(pid: int) -> bool:
@@ -73,65 +58,7 @@ class MariaDBInstance:
     extra_args: list[str] = field(default_factory=list)
     run_as: str | None = None  # OS user for --user; root when we run as root
     own_socket_dir: bool = field(default=False, repr=False)  # short temp dir, removed on stop
-    auto_port: bool = field(default=False, repr=False)  # may pick another port if taken
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
-
-    @classmethod
-    def create(
-        cls,
-        base_dir: Path,
-        *,
-        binlog: bool = True,
-        networking: bool = True,
-        buffer_pool: str = "128M",
-        server_id: int = 1,
-        extra_args: list[str] | None = None,
-    ) -> Self:
-        """Initialise a new datadir in ``base_dir/data``; return the (unstarted) instance.
-
-        Socket, pid file and error log go to ``base_dir/run``. Raises UsageError when
-        the datadir already holds a database, ToolError when ``mariadb-install-db`` is
-        missing or fails.
-        """
-        base_dir = Path(base_dir).resolve()
-        datadir = base_dir / "data"
-        if (datadir / "mysql").exists():
-            raise UsageError(f"{datadir} already holds a database; use for_datadir()")
-        base_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            require_tool("mariadb-install-db", "mariadb-server"),
-            "--no-defaults",
-            f"--datadir={datadir}",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-            "--skip-name-resolve",
-        ]
-        if os.geteuid() == 0:
-            cmd.append("--user=root")
-        started = time.monotonic()
-        try:
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise ToolError(f"mariadb-install-db timed out for {datadir}") from exc
-        if res.returncode != 0:
-            raise ToolError(
-                f"mariadb-install-db failed (exit {res.returncode}):\n"
-                f"{tail_text(res.stdout + res.stderr)}"
-            )
-        log.info(
-            "mariadb_datadir_initialised",
-            datadir=str(datadir),
-            seconds=round(time.monotonic() - started, 2),
-        )
-        return cls.for_datadir(
-            datadir,
-            base_dir / "run",
-            networking,
-            binlog=binlog,
-            buffer_pool=buffer_pool,
-            server_id=server_id,
-            extra_args=extra_args,
-        )
 
     @classmethod
     def for_datadir(
@@ -151,13 +78,16 @@ class MariaDBInstance:
 
         Socket, pid file and error log go to ``run_dir`` (mode 0700); the socket goes
         to a short private temp dir when ``run_dir`` is too long for a unix socket.
-        ``networking=False`` means ``--skip-networking``; otherwise ``port`` or a free
-        one. ``run_as`` sets ``--user`` (e.g. ``mysql`` when the datadir must keep its
-        ownership). Raises UsageError if ``datadir`` is not a directory.
+        ``networking=False`` means ``--skip-networking``; otherwise TCP on ``port`` (the
+        demo's throwaway servers pick a free one). ``run_as`` sets ``--user`` (e.g.
+        ``mysql`` when the datadir must keep its ownership). Raises UsageError if
+        ``datadir`` is not a directory, or for networking without a port.
         """
         datadir, run_dir = Path(datadir).resolve(), Path(run_dir).resolve()
         if not datadir.is_dir():
             raise UsageError(f"datadir {datadir} does not exist")
+        if networking and port is None:
+            raise UsageError("a MariaDB instance with networking needs a port")
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         sock_dir, own = run_dir, False
         if len(os.fsencode(run_dir / "mysqld.sock")) > MAX_SOCKET_PATH:
@@ -168,7 +98,7 @@ class MariaDBInstance:
         return cls(
             datadir=datadir,
             socket=sock_dir / "mysqld.sock",
-            port=(port or free_port()) if networking else None,
+            port=port if networking else None,
             pid_file=run_dir / "mysqld.pid",
             error_log=run_dir / "error.log",
             binlog=binlog,
@@ -177,7 +107,6 @@ class MariaDBInstance:
             extra_args=list(extra_args or []),
             run_as=run_as,
             own_socket_dir=own,
-            auto_port=networking and port is None,
         )
 
     def command(self) -> list[str]:
@@ -213,13 +142,7 @@ class MariaDBInstance:
         """
         if self.is_running():
             return
-        for attempt in range(3):
-            try:
-                return self._start_once(timeout)
-            except ToolError as exc:
-                if not (self.auto_port and "already in use" in str(exc) and attempt < 2):
-                    raise
-                self.port = free_port()
+        self._start_once(timeout)
 
     def _start_once(self, timeout: float) -> None:
         self.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -312,45 +235,6 @@ class MariaDBInstance:
         is_server = b"mariadbd" in cmdline or b"mysqld" in cmdline
         return pid if is_server and _alive(pid) else None
 
-    def write_service_hooks(self, directory: Path) -> tuple[Path, Path]:
-        """Write ``stop.sh`` and ``start.sh`` that stop and start this server the way a
-        service manager would (for restore hooks in tests and the demo); return their paths."""
-        directory.mkdir(parents=True, exist_ok=True)
-        admin = require_tool("mariadb-admin", "mariadb-client")
-        command = " ".join(shlex.quote(arg) for arg in self.command())
-        ping = (
-            f"{admin} --no-defaults --socket={shlex.quote(str(self.socket))} -uroot "
-            "ping >/dev/null 2>&1"
-        )
-        stop = directory / "stop.sh"
-        stop.write_text(
-            "#!/bin/sh\n"
-            f"pid=$(cat {shlex.quote(str(self.pid_file))} 2>/dev/null) || exit 0\n"
-            'kill -TERM "$pid" 2>/dev/null || exit 0\n'
-            # gone, or a zombie its parent has not reaped yet
-            "for _ in $(seq 600); do\n"
-            '  grep -qsv ") Z " "/proc/$pid/stat" || exit 0\n'
-            "  sleep 0.1\n"
-            "done\n"
-            'echo "mariadbd $pid did not stop" >&2; exit 1\n'
-        )
-        start = directory / "start.sh"
-        start.write_text(
-            "#!/bin/sh\n"
-            "# idempotent, like `systemctl start`: a running server is left alone\n"
-            f"{ping} && exit 0\n"
-            f"mkdir -p {shlex.quote(str(self.socket.parent))}\n"
-            f"setsid {command} </dev/null >>{shlex.quote(str(self.error_log))} 2>&1 &\n"
-            "for _ in $(seq 1200); do\n"
-            f"  {ping} && exit 0\n"
-            "  sleep 0.1\n"
-            "done\n"
-            'echo "mariadbd did not start" >&2; exit 1\n'
-        )
-        for path in (stop, start):
-            path.chmod(0o755)
-        return stop, start
-
     def is_running(self) -> bool:
         """Return True while the server process of this instance is alive."""
         return self.pid() is not None
@@ -389,29 +273,6 @@ class MariaDBInstance:
         except (pymysql.MySQLError, OSError) as exc:
             raise ToolError(f"cannot connect to {self.socket} as {user}: {exc}") from exc
 
-    def create_user(self, name: str, password: str, grants: str = BACKUP_GRANTS) -> None:
-        """Create (or replace) ``name``@localhost and ``name``@127.0.0.1 with ``grants`` on *.*.
-
-        The default grants cover mariabackup 10.11 (RELOAD, PROCESS, LOCK TABLES, BINLOG
-        MONITOR), binlog streaming (REPLICATION SLAVE) and inventory queries (SELECT,
-        SHOW VIEW, EVENT, TRIGGER). Raises UsageError for a malformed grant list,
-        ToolError when the server rejects the statements.
-        """
-        if not _GRANTS_RE.match(grants):
-            raise UsageError(f"invalid grant list: {grants!r}")
-        conn = self.connect()
-        try:
-            with conn.cursor() as cur:
-                for host in ("localhost", "127.0.0.1"):
-                    cur.execute(
-                        "CREATE OR REPLACE USER %s@%s IDENTIFIED BY %s", (name, host, password)
-                    )
-                    cur.execute(f"GRANT {grants} ON *.* TO %s@%s", (name, host))
-        except pymysql.MySQLError as exc:
-            raise ToolError(f"cannot create user {name}: {exc}") from exc
-        finally:
-            conn.close()
-
     def server_version(self) -> str:
         """Return ``VERSION()`` of the running server. Raises ToolError."""
         conn = self.connect()
@@ -430,37 +291,3 @@ class MariaDBInstance:
                 return tail_text(f.read().decode(errors="replace"), lines)
         except OSError:
             return "(no error log)"
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def checksum_tables(conn: Any, databases: list[str] | None = None) -> dict[str, int | None]:
-    """Return ``{"db.table": CHECKSUM TABLE value}`` for every base table of user databases.
-
-    System schemas are left out; ``databases`` restricts the result. A value is None
-    when the server could not checksum the table. Raises ToolError on SQL errors.
-    """
-    sql = (
-        "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES"
-        " WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN %s"
-    )
-    params: list[Any] = [SYSTEM_SCHEMAS]
-    if databases is not None:
-        if not databases:
-            return {}
-        sql += " AND TABLE_SCHEMA IN %s"
-        params.append(tuple(databases))
-    result: dict[str, int | None] = {}
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql + " ORDER BY TABLE_SCHEMA, TABLE_NAME", params)
-            pairs = [(str(s), str(t)) for s, t in cur.fetchall()]
-            for i in range(0, len(pairs), 50):
-                quoted = [f"{_quote(s)}.{_quote(t)}" for s, t in pairs[i : i + 50]]
-                cur.execute("CHECKSUM TABLE " + ", ".join(quoted))
-                result.update({str(t): None if v is None else int(v) for t, v in cur.fetchall()})
-    except pymysql.MySQLError as exc:
-        raise ToolError(f"CHECKSUM TABLE failed: {exc}") from exc
-    return {f"{s}.{t}": result.get(f"{s}.{t}") for s, t in pairs}

@@ -13,13 +13,14 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pymysql
+from pydantic import ValidationError
 
 from backupctl.catalog.manifest import Manifest, scan_manifests
 from backupctl.drivers.mariadb.binlog import BINLOG_KIND
-from backupctl.drivers.mariadb.binlog_stream import read_streams
+from backupctl.drivers.mariadb.binlog_stream import StreamIndex, read_streams
+from backupctl.drivers.mariadb.details import BinlogDetails, BinlogInfo, FullDetails
 from backupctl.errors import BackupctlError, UsageError, VerificationFailed
 from backupctl.pipeline import decompress
 from backupctl.proc import require_tool, tail_text
@@ -38,12 +39,33 @@ class ChainLink:
 
     file: str
     parts: tuple[tuple[str, int], ...]  # (object key, raw bytes)
-    info: dict[str, Any]
+    info: BinlogInfo
     streaming: bool = False  # the open end, still being written by binlog follow
 
 
 def _seq(name: str) -> int:
     return int(name.rsplit(".", 1)[1])
+
+
+def backup_gtid(full: Manifest) -> str | None:
+    """The GTID position ``full`` was taken at (None: none recorded)."""
+    binlog = FullDetails.of(full).binlog
+    return binlog.gtid if binlog is not None else None
+
+
+def _stream_info(stream: StreamIndex) -> BinlogInfo:
+    """The description of a streamed binlog (as far as it is stored). Raises
+    VerificationFailed when its index does not describe one (tampered or corrupt)."""
+    try:
+        return BinlogInfo.model_validate({**stream.info, "file": stream.file})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'info'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise VerificationFailed(
+            f"refusing the stream of binlog {stream.file!r} of {stream.policy}: its index does "
+            f"not describe the binlog ({problems}; tampered or corrupt)"
+        ) from None
 
 
 def binlog_chain(repo: Repository, full: Manifest) -> tuple[list[ChainLink], str | None]:
@@ -55,25 +77,27 @@ def binlog_chain(repo: Repository, full: Manifest) -> tuple[list[ChainLink], str
     Sealed binlogs come from binlog backups; the open end from ``binlog follow``'s
     streams. Returns (links, what breaks the chain or None).
     """
-    start = (full.details.get("binlog") or {}).get("file")
+    coordinates = FullDetails.of(full).binlog
+    start = coordinates.file if coordinates is not None else None
     if not start:
         return [], None
     stored: dict[str, ChainLink] = {}
     for stream in read_streams(repo, full.policy):
         if stream.updated_at >= full.started_at and stream.segments:
-            stored[stream.file] = ChainLink(stream.file, tuple(stream.parts), stream.info, True)
+            info = _stream_info(stream)
+            stored[stream.file] = ChainLink(stream.file, tuple(stream.parts), info, True)
     for manifest in scan_manifests(repo, full.policy):
         # binlogs with events after the backup were closed, so shipped, after it started;
         # older ones with the same names may come from before a restore reset the numbering
         if manifest.kind != BINLOG_KIND or manifest.started_at < full.started_at:
             continue
-        for info in manifest.details.get("binlogs", []):
-            artifact = manifest.artifact(f"{info['file']}.zst")
+        for described in BinlogDetails.of(manifest).binlogs:
+            artifact = manifest.artifact(f"{described.file}.zst")
             part = ((artifact.key, artifact.raw_bytes),)
-            stored[info["file"]] = ChainLink(info["file"], part, info)
+            stored[described.file] = ChainLink(described.file, part, described)
     links: list[ChainLink] = []
     for name in (start, *stored):  # from manifests: numbered binlog names, nothing else
-        if not isinstance(name, str) or not BINLOG_NAME_RE.match(name):
+        if not BINLOG_NAME_RE.match(name):
             raise VerificationFailed(
                 f"refusing binlog name {name!r} from the repository of {full.policy} (tampered?)"
             )
@@ -92,8 +116,8 @@ def binlog_chain(repo: Repository, full: Manifest) -> tuple[list[ChainLink], str
 
 def _discontinuity(previous: ChainLink, link: ChainLink) -> str | None:
     """Why ``link`` does not follow ``previous``, or None when it does."""
-    last = previous.info.get("last_gtid")
-    state = {g.strip() for g in (link.info.get("gtid_state_before") or "").split(",") if g}
+    last = previous.info.last_gtid
+    state = {g.strip() for g in link.info.gtid_state_before.split(",") if g}
     if not last or not state or last in state:
         return None
     return (
@@ -104,7 +128,7 @@ def _discontinuity(previous: ChainLink, link: ChainLink) -> str | None:
 
 def latest_point(links: list[ChainLink], full: Manifest) -> datetime:
     """The newest moment the chain can restore to (the full backup's end without binlogs)."""
-    stamps = [link.info["last_event_at"] for link in links if link.info.get("last_event_at")]
+    stamps = [link.info.last_event_at for link in links if link.info.last_event_at]
     return datetime.fromisoformat(max(stamps)) if stamps else full.finished_at
 
 
@@ -137,12 +161,18 @@ class ReplayTarget:
     def stop_args(self, full: Manifest) -> list[str]:
         """mariadb-binlog options that start after the backup and stop at the target."""
         if self.gtid:
-            start = (full.details.get("binlog") or {}).get("gtid")
+            start = backup_gtid(full)
             return ([f"--start-position={start}"] if start else []) + [
                 f"--stop-position={self.gtid}"
             ]
         assert self.time is not None
-        position = full.details["binlog"]["position"]
+        coordinates = FullDetails.of(full).binlog
+        if coordinates is None:
+            raise UsageError(
+                f"backup {full.backup_id} of {full.policy} records no binlog position "
+                "(the server kept no binlog): it cannot be replayed to a point in time"
+            )
+        position = coordinates.position
         stop = self.time.astimezone().strftime("%Y-%m-%d %H:%M:%S")
         return [f"--start-position={position}", f"--stop-datetime={stop}"]
 
@@ -154,8 +184,8 @@ class ReplayTarget:
             if not GTID_RE.match(self.gtid):
                 raise UsageError(f"expected a GTID like 0-1-42, got {self.gtid!r}")
             domain, _server, seq = (int(p) for p in self.gtid.split("-"))
-            first = gtid_seq((full.details.get("binlog") or {}).get("gtid"), domain) or 0
-            lasts = [gtid_seq(link.info.get("last_gtid"), domain) for link in links]
+            first = gtid_seq(backup_gtid(full), domain) or 0
+            lasts = [gtid_seq(link.info.last_gtid, domain) for link in links]
             last = max((n for n in lasts if n is not None), default=first)
             if not first < seq <= last:
                 raise UsageError(
@@ -188,7 +218,7 @@ def newest_before_gtid(fulls: list[Manifest], gtid: str) -> Manifest:
     domain, _server, seq = (int(p) for p in gtid.split("-"))
     before = []
     for manifest in fulls:
-        done = gtid_seq((manifest.details.get("binlog") or {}).get("gtid"), domain) or 0
+        done = gtid_seq(backup_gtid(manifest), domain) or 0
         if done < seq:
             before.append(manifest)
     if not before:
@@ -207,11 +237,9 @@ class ReplayBinlogs(Step):
         self.socket, self.scratch = socket, scratch
 
     def describe(self, ctx: RunContext) -> str:
-        start = self.full.details.get("binlog", {})
-        return (
-            f"replay binlogs from {start.get('file')}:{start.get('position')} "
-            f"up to {self.target} into the recovery instance"
-        )
+        start = FullDetails.of(self.full).binlog
+        where = f"{start.file}:{start.position}" if start is not None else "the backup"
+        return f"replay binlogs from {where} up to {self.target} into the recovery instance"
 
     def run(self, ctx: RunContext) -> str:
         links = self.target.check(self.repo, self.full)

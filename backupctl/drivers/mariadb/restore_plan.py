@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from backupctl.catalog.manifest import Manifest
-from backupctl.drivers.base import RestoreRequest
+from backupctl.drivers.base import RestoreRun
 from backupctl.drivers.mariadb.datadir_steps import (
     CheckTarget,
     EnsureStopped,
@@ -17,27 +17,29 @@ from backupctl.drivers.mariadb.datadir_steps import (
     Prepare,
     RestorePaths,
 )
+from backupctl.drivers.mariadb.details import FullDetails
 from backupctl.drivers.mariadb.instance import MAX_SOCKET_PATH
-from backupctl.drivers.mariadb.pitr import ReplayBinlogs, ReplayTarget
+from backupctl.drivers.mariadb.pitr import ReplayBinlogs, ReplayTarget, backup_gtid
 from backupctl.drivers.mariadb.service_steps import (
     HealthCheck,
     StartRecoveryInstance,
     StopRecoveryInstance,
     VerifyRestored,
 )
-from backupctl.policy.mariadb import MariaDBPolicy
+from backupctl.layout import StateLayout
+from backupctl.policy.mariadb import MariaDBPolicy, MariaDBRestoreOptions
 from backupctl.runbook.hook_step import HookStep
 from backupctl.runbook.step import Step
 from backupctl.storage.base import Repository
 
 
-def recovery_run_dir(state_dir: Path, run_id: str, shared: bool = False) -> Path:
+def recovery_run_dir(layout: StateLayout, run_id: str, shared: bool = False) -> Path:
     """Where the recovery instance keeps socket, pid file and log: derived from the run id,
     so a resumed run finds them; under the state directory when the socket path fits.
     ``shared``: the instance may run as another user (root restoring a datadir owned by
     ``mysql``), who cannot enter the private (0700) state directory: a directory of its
     own (0700, handed to that user) under the temp directory then."""
-    preferred = state_dir.absolute() / "recovery" / run_id
+    preferred = layout.recovery(run_id)
     if not shared and len(str(preferred / "mysqld.sock")) <= MAX_SOCKET_PATH:
         return preferred
     return Path(tempfile.gettempdir()) / f"backupctl-recovery-{run_id}"
@@ -58,31 +60,35 @@ def _may_run_as_another_user(live: Path, in_place: bool) -> bool:
 
 
 def restore_steps(
-    policy: MariaDBPolicy, repo: Repository, manifest: Manifest, request: RestoreRequest
+    policy: MariaDBPolicy,
+    repo: Repository,
+    manifest: Manifest,
+    options: MariaDBRestoreOptions,
+    run: RestoreRun,
 ) -> list[Step]:
     """In place: stop hooks -> … -> start hooks -> health check. To a target: no hooks,
     no live server touched."""
-    live = request.target_datadir or policy.datadir
-    paths = RestorePaths(live.absolute(), request.run_id, request.in_place)
-    shared = _may_run_as_another_user(paths.live, request.in_place)
-    run_dir = recovery_run_dir(request.state_dir, request.run_id, shared)
+    live = options.target_datadir or policy.datadir
+    paths = RestorePaths(live.absolute(), run.run_id, options.in_place)
+    shared = _may_run_as_another_user(paths.live, options.in_place)
+    run_dir = recovery_run_dir(run.layout, run.run_id, shared)
     env = {
         "BACKUPCTL_BACKUP_ID": manifest.backup_id,
         "BACKUPCTL_DATADIR": str(paths.live),
-        "BACKUPCTL_RUN_ID": request.run_id,
+        "BACKUPCTL_RUN_ID": run.run_id,
     }
     restore = policy.restore
     replay: list[Step] = []
     strict_from = None
-    if request.to_time is not None or request.to_gtid is not None:
-        if manifest.details.get("gtid_strict_mode"):
-            strict_from = (manifest.details.get("binlog") or {}).get("gtid") or ""
-        target = ReplayTarget(request.to_time, request.to_gtid)
+    if options.to_point:
+        if FullDetails.of(manifest).gtid_strict_mode:
+            strict_from = backup_gtid(manifest) or ""
+        target = ReplayTarget(options.to_time, options.to_gtid)
         target.check(repo, manifest)  # refuse before anything changes
-        scratch = paths.live.parent / f".{paths.live.name}.binlogs-{request.run_id}"
+        scratch = paths.live.parent / f".{paths.live.name}.binlogs-{run.run_id}"
         replay.append(ReplayBinlogs(repo, manifest, target, run_dir / "mysqld.sock", scratch))
     middle: list[Step] = [
-        Extract(repo, manifest, paths, request.progress),
+        Extract(repo, manifest, paths, run.progress),
         Prepare(paths, policy.backup.mariabackup),
         MoveIntoPlace(paths),
         StartRecoveryInstance(paths.live, run_dir, policy, strict_from),
@@ -90,7 +96,7 @@ def restore_steps(
         VerifyRestored(paths.live, run_dir, manifest, policy, replayed=bool(replay)),
         StopRecoveryInstance(paths.live, run_dir, policy),
     ]
-    if not request.in_place:
+    if not options.in_place:
         return [CheckTarget(paths), *middle]
     return [
         HookStep("stop-services", policy, restore.stop, restore.start, env, restore.hook_timeout),

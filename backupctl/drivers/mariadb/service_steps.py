@@ -13,7 +13,6 @@ from pathlib import Path
 import pymysql
 
 from backupctl.catalog.manifest import Manifest
-from backupctl.checks import record_checks
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.instance import MariaDBInstance
 from backupctl.drivers.mariadb.verification import verify_restored
@@ -136,7 +135,7 @@ class VerifyRestored(Step):
             restore.check_parallel,
             exact=not self.replayed,
         )
-        record_checks(ctx, checks)
+        ctx.record_checks(checks)
         failed = [c for c in checks if not c.passed]
         if failed:
             raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed))

@@ -12,6 +12,7 @@ import pymysql
 from backupctl.catalog.manifest import Manifest
 from backupctl.checks import CheckResult
 from backupctl.drivers.mariadb.connection import SYSTEM_SCHEMAS
+from backupctl.drivers.mariadb.details import FullDetails
 from backupctl.policy.mariadb import EXPECT_RE, SqlCheck
 
 Conn: TypeAlias = "pymysql.connections.Connection[Any]"
@@ -36,9 +37,9 @@ def restored_tables(conn: Conn) -> set[str]:
 def manifest_tables(manifest: Manifest) -> dict[str, int]:
     """``db.table`` -> row estimate, from the manifest."""
     return {
-        f"{db['name']}.{t['name']}": int(t.get("rows_estimate", 0))
-        for db in manifest.details.get("databases", [])
-        for t in db["tables"]
+        f"{db.name}.{t.name}": t.rows_estimate
+        for db in FullDetails.of(manifest).databases
+        for t in db.tables
     }
 
 
@@ -112,7 +113,7 @@ def compare(value: Any, expect: str) -> bool:
         left, right = Decimal(str(value)), Decimal(raw)
     else:
         left = "" if value is None else str(value)
-    return {
+    outcomes: dict[str, bool] = {
         "=": left == right,
         "==": left == right,
         "!=": left != right,
@@ -120,7 +121,8 @@ def compare(value: Any, expect: str) -> bool:
         "<": left < right,
         ">=": left >= right,
         "<=": left <= right,
-    }[op]
+    }
+    return outcomes[op]
 
 
 def check_assertion(conn: Conn, check: SqlCheck) -> CheckResult:

@@ -13,6 +13,7 @@ from typing import Any
 from backupctl.catalog.manifest import Manifest
 from backupctl.drivers.models.apply import swap_in
 from backupctl.drivers.models.blobs import blob_key, fetch_blob
+from backupctl.drivers.models.details import ModelDetails
 from backupctl.drivers.models.tree import Entry, safe_entries, scan_tree, tree_hash
 from backupctl.errors import VerificationFailed
 from backupctl.hooks import run_hook, run_hooks
@@ -24,7 +25,7 @@ from backupctl.storage.base import Repository
 
 def entries_of(manifest: Manifest) -> list[Entry]:
     """The manifest's entries, each checked to stay inside the model (VerificationFailed)."""
-    return safe_entries(manifest.details.get("entries"), manifest.backup_id)
+    return safe_entries(ModelDetails.of(manifest).entries, manifest.backup_id)
 
 
 class Materialise(Step):
@@ -34,9 +35,9 @@ class Materialise(Step):
         self.repo, self.manifest, self.staging = repo, manifest, staging
 
     def describe(self, ctx: RunContext) -> str:
-        d = self.manifest.details
-        size = f"{d.get('files')} files, {d.get('bytes')} bytes"
-        return f"write version {d.get('version')} ({size}) to {self.staging}"
+        d = ModelDetails.of(self.manifest)
+        size = f" ({d.files} files, {d.bytes} bytes)" if None not in (d.files, d.bytes) else ""
+        return f"write version {d.version}{size} to {self.staging}"
 
     def run(self, ctx: RunContext) -> str:
         entries = entries_of(self.manifest)  # refused before anything is written
@@ -80,7 +81,7 @@ class CheckHashes(Step):
 
     def run(self, ctx: RunContext) -> str:
         found = tree_hash(scan_tree(self.staging))
-        wanted = self.manifest.details["tree_hash"]
+        wanted = ModelDetails.of(self.manifest).tree_hash
         if found != wanted:
             raise VerificationFailed(f"staging tree hash {found[:16]} differs from {wanted[:16]}")
         return f"tree hash {found[:16]}… matches the manifest"

@@ -1,0 +1,80 @@
+"""What a driver writes one backup through: its artifacts, streamed compressed and
+checksummed into the repository, each committed only when complete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+
+from backupctl.catalog.manifest import Artifact, backup_prefix
+from backupctl.layout import StateLayout
+from backupctl.pipeline import CompressingWriter
+from backupctl.policy.common import PolicyBase
+from backupctl.progress import ProgressFactory, no_progress
+from backupctl.storage import keys
+from backupctl.storage.base import ObjectWriter, Repository
+
+
+class ArtifactWriter:
+    """Context manager streaming one compressed artifact; committed only on clean exit."""
+
+    def __init__(self, session: BackupSession, name: str, level: int, threads: int):
+        self.session, self.name = session, name
+        self.key = keys.join(session.prefix, name)
+        self._writer: ObjectWriter = session.repo.open_write(self.key)
+        self._compressor = CompressingWriter(self._writer, level=level, threads=threads)
+
+    def write(self, data: bytes) -> None:
+        self._compressor.write(data)
+
+    def __enter__(self) -> ArtifactWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self._writer.abort()
+            return
+        try:
+            stats = self._compressor.finish()
+            self._writer.commit()
+        except BaseException:
+            self._writer.abort()
+            raise
+        self.session.artifacts.append(
+            Artifact(
+                name=self.name,
+                key=self.key,
+                raw_bytes=stats.raw_bytes,
+                stored_bytes=stats.stored_bytes,
+                sha256=stats.sha256,
+            )
+        )
+
+
+@dataclass
+class BackupSession:
+    """What a driver gets to write one backup."""
+
+    repo: Repository
+    policy: PolicyBase
+    kind: str
+    backup_id: str
+    started_at: datetime
+    layout: StateLayout
+    progress: ProgressFactory = no_progress
+    artifacts: list[Artifact] = field(default_factory=list)
+    tool_versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        return backup_prefix(self.policy.name, self.kind, self.backup_id)
+
+    def artifact(self, name: str, level: int = 3, threads: int = 0) -> ArtifactWriter:
+        """Open a compressed, checksummed artifact called ``name`` (e.g. ``data.mbstream.zst``)."""
+        return ArtifactWriter(self, name, level, threads)

@@ -1,0 +1,225 @@
+"""``backupctl restore``: plan, run, resume and roll back a restore runbook; its reports.
+
+The command line gives a policy and the driver's typed restore options; the driver
+chooses the backup (``choose_backup``) and the steps (``restore_steps``); the runbook
+engine runs them under the policy's lock with a journal, so a killed restore can be
+finished (``--resume``) or undone (``--rollback``) from the options stored in it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from backupctl.catalog.manifest import Manifest, read_manifest
+from backupctl.drivers.base import RestoreRun
+from backupctl.drivers.registry import AnyDriver, driver_for
+from backupctl.errors import NotFoundError, UsageError
+from backupctl.layout import StateLayout
+from backupctl.locks import policy_lock
+from backupctl.operations.context import Context
+from backupctl.policy.common import PolicyBase
+from backupctl.policy.options import RestoreOptions
+from backupctl.runbook.engine import PlannedStep, Runbook, RunbookFailed
+from backupctl.runbook.journal import Journal, find_unfinished
+from backupctl.runbook.report import (
+    BackupSummary,
+    RestoreReport,
+    build_report,
+    past_reports,
+    write_report,
+)
+from backupctl.runbook.step import StepResult
+from backupctl.storage.keys import new_backup_id
+
+log = structlog.get_logger()
+
+
+@dataclass
+class RestorePlan:
+    """A restore ready to run: the backup, the options, the runbook and its steps."""
+
+    policy: PolicyBase
+    manifest: Manifest
+    options: RestoreOptions
+    runbook: Runbook
+    steps: list[PlannedStep]
+    estimate_seconds: float | None
+
+    @property
+    def run_id(self) -> str:
+        return self.runbook.journal.run_id
+
+    def to_dict(self) -> dict[str, Any]:
+        target = self.options.target()
+        return {
+            "policy": self.manifest.policy,
+            "run_id": self.run_id,
+            "backup": summary(self.manifest).model_dump(mode="json"),
+            "in_place": self.options.in_place,
+            "target": str(target) if target else None,
+            "options": self.options.model_dump(mode="json"),
+            "estimate_seconds": self.estimate_seconds,
+            "steps": [
+                {"name": s.name, "does": s.description, "hooks": s.hooks} for s in self.steps
+            ],
+        }
+
+
+def summary(manifest: Manifest) -> BackupSummary:
+    return BackupSummary(
+        backup_id=manifest.backup_id,
+        kind=manifest.kind,
+        finished_at=manifest.finished_at.isoformat(),
+        raw_bytes=manifest.raw_bytes,
+        stored_bytes=manifest.stored_bytes,
+    )
+
+
+def estimate(layout: StateLayout, policy: str, raw_bytes: int) -> float | None:
+    """Seconds a restore of ``raw_bytes`` should take, from past successful restores."""
+    rates = [
+        r.seconds / r.backup.raw_bytes
+        for r in past_reports(layout, policy)
+        if r.passed and r.backup.raw_bytes
+    ]
+    return round(statistics.median(rates) * raw_bytes, 1) if rates else None
+
+
+def plan_restore(ctx: Context, policy: PolicyBase, options: RestoreOptions) -> RestorePlan:
+    """Choose the backup ``options`` ask for and build the plan (nothing is changed or
+    written). Raises NotFoundError for an unknown backup, UsageError for a backup
+    recorded as failed, options the driver cannot honour, or a point outside the
+    recoverable window."""
+    driver = driver_for(policy)
+    options = _options_of(driver, options)
+    repo = ctx.repository(policy)
+    known = driver.choose_backup(options, ctx.backups(policy, driver))
+    manifest = read_manifest(repo, known.policy, known.kind, known.backup_id)
+    if manifest.failure is not None:
+        who = f"backup {manifest.backup_id} of {manifest.policy}"
+        raise UsageError(f"{who} is not restorable: {manifest.failure}")
+    run = RestoreRun(new_backup_id(ctx.clock()), ctx.layout, ctx.progress)
+    steps = driver.restore_steps(repo, manifest, options, run)
+    target, live = options.target(), policy.live_data
+    journal = Journal(
+        path=ctx.layout.journal(run.run_id),
+        run_id=run.run_id,
+        kind="restore",
+        policy=policy.name,
+        params={
+            "backup_id": manifest.backup_id,
+            "backup_kind": manifest.kind,
+            "in_place": options.in_place,
+            "datadir": str(target or live) if (target or live) else None,
+            "options": options.model_dump(mode="json"),
+        },
+        steps=[StepResult(s.name) for s in steps],
+    )
+    runbook = Runbook(steps, journal)
+    estimated = estimate(ctx.layout, policy.name, manifest.raw_bytes)
+    return RestorePlan(policy, manifest, options, runbook, runbook.plan(), estimated)
+
+
+def _options_of(driver: AnyDriver, options: RestoreOptions) -> RestoreOptions:
+    wanted: type[RestoreOptions] = driver.policy.restore_options
+    if not isinstance(options, wanted):
+        raise UsageError(
+            f"{driver.name} restores take {wanted.__name__}, not {type(options).__name__}"
+        )
+    return options
+
+
+def run_restore(ctx: Context, plan: RestorePlan) -> RestoreReport:
+    """Run a plan under the policy lock. Returns the report; raises RunbookFailed (with the
+    report written) when a step failed and everything was undone."""
+    policy = plan.policy
+    with policy_lock(ctx.layout, policy.name, purpose="restore"):
+        _refuse_if_unfinished(ctx.layout, policy.name)
+        prune_asides(ctx, policy)
+        return _drive(ctx.layout, plan.runbook, plan.manifest, rollback=False)
+
+
+def resume_restore(ctx: Context, policy: PolicyBase, *, rollback: bool) -> RestoreReport:
+    """Finish (or undo) the interrupted restore of ``policy`` with the options stored in its
+    journal. Raises NotFoundError if there is none."""
+    with policy_lock(ctx.layout, policy.name, purpose="restore"):
+        journal = find_unfinished(ctx.layout, policy.name)
+        if journal is None:
+            raise NotFoundError(f"no interrupted restore of policy {policy.name!r}")
+        driver = driver_for(policy)
+        repo = ctx.repository(policy)
+        params = journal.params
+        manifest = read_manifest(repo, policy.name, params["backup_kind"], params["backup_id"])
+        options = stored_options(policy, params)
+        run = RestoreRun(journal.run_id, ctx.layout, ctx.progress, resuming=True)
+        runbook = Runbook(driver.restore_steps(repo, manifest, options, run), journal)
+        log.info("resuming interrupted restore", run_id=journal.run_id, rollback=rollback)
+        return _drive(ctx.layout, runbook, manifest, rollback=rollback)
+
+
+def stored_options(policy: PolicyBase, params: dict[str, Any]) -> RestoreOptions:
+    """The options a journal stored. Journals written before the options were stored
+    whole kept them as separate parameters of the same names (``to_time``, ``indices``…)."""
+    model = policy.restore_options
+    stored = params.get("options")
+    if not isinstance(stored, dict):
+        fields = set(model.model_fields) - {"backup_id"}  # it held the backup chosen
+        stored = {k: v for k, v in params.items() if k in fields and v is not None}
+    options: RestoreOptions = model.model_validate(stored)
+    return options
+
+
+def _drive(
+    layout: StateLayout, runbook: Runbook, manifest: Manifest, *, rollback: bool
+) -> RestoreReport:
+    structlog.contextvars.bind_contextvars(
+        run_id=runbook.journal.run_id, backup_id=manifest.backup_id
+    )
+    try:
+        if rollback:
+            runbook.rollback()
+        else:
+            runbook.run()
+    except RunbookFailed as exc:
+        exc.report_path = write_report(layout, build_report(runbook.journal, summary(manifest)))
+        raise
+    finally:
+        structlog.contextvars.unbind_contextvars("run_id", "backup_id")
+    report = build_report(runbook.journal, summary(manifest))
+    write_report(layout, report)
+    return report
+
+
+def _refuse_if_unfinished(layout: StateLayout, policy: str) -> None:
+    journal = find_unfinished(layout, policy)
+    if journal is not None:
+        raise UsageError(
+            f"restore {journal.run_id} of policy {policy!r} was interrupted; finish it with "
+            "`backupctl restore --resume` or undo it with `backupctl restore --rollback`"
+        )
+
+
+def prune_asides(ctx: Context, policy: PolicyBase) -> list[str]:
+    """Delete data moved aside by successful restores older than the policy's
+    ``keep_aside``; return their paths."""
+    keep = policy.keep_aside
+    if keep is None:
+        return []
+    removed = []
+    now = ctx.clock()
+    for report in past_reports(ctx.layout, policy.name):
+        aside, finished = report.aside, report.finished_at
+        if not (report.passed and aside and finished and Path(aside).exists()):
+            continue
+        if now - datetime.fromisoformat(finished) > keep:
+            shutil.rmtree(aside)
+            removed.append(aside)
+            log.info("removed old data kept aside by an earlier restore", path=aside)
+    return removed
