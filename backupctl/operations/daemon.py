@@ -96,9 +96,10 @@ class SchedulerDaemon:
 
     def _apply(self, policies: list[PolicyBase]) -> JobPlan:
         plan = plan_jobs(policies, self._trigger_factory)
-        self.policies = list(policies)
         by_name = {p.name: p for p in policies}
         self._runner.register(plan.jobs)
+        # published once their jobs are registered: /metrics then knows when each is due
+        self.policies = list(policies)
         wanted = {job.id for job in plan.jobs}
         for existing in self._scheduler.get_jobs():
             if existing.id not in wanted:
