@@ -82,6 +82,16 @@ class ElasticsearchRestore(StrictModel):
     switch_aliases: bool = Field(
         False, description="rename mode: move the originals' aliases to the restored indices"
     )
+    include_aliases: bool = Field(
+        True,
+        description="replace mode: restore the indices' aliases as the snapshot has them (a "
+        "write alias that rolled over since is refused before anything changes)",
+    )
+    feature_states: list[str] = Field(
+        default_factory=list,
+        description="feature states to restore with their system indices (e.g. [security]); "
+        "none by default: system indices are left as they are",
+    )
     wait_for: Literal["green", "yellow"] = Field(
         "yellow", description="health the restored indices must reach (yellow: all primaries)"
     )

@@ -42,6 +42,9 @@ KEYS = {
     "indices",
 }
 INDEX_KEYS = {"docs", "bytes", "docs_after"}
+#: what this version adds: data streams, feature states, how documents were counted, and
+#: each index's aliases
+NEW_KEYS = {"data_streams", "feature_states", "counted_with"}
 
 
 def _manifest(details: dict[str, Any]) -> Manifest:
@@ -109,7 +112,9 @@ def test_details_the_driver_writes_read_back_as_the_same_json(
     raw = (tmp_path / "repo" / manifest.prefix / MANIFEST).read_bytes()
     stored = json.loads(raw)["details"]
     # the shape readers (and people with jq) rely on: every key, plain JSON values
-    assert set(stored) == KEYS
+    assert set(stored) == KEYS | NEW_KEYS
+    assert stored["counted_with"] == "count"
+    assert stored["data_streams"] == [] and stored["feature_states"] == []
     assert stored["snapshot"] == f"search-{manifest.backup_id}".lower()
     assert stored["repository"] == es_cluster.name("repo")
     assert stored["state"] == "SUCCESS"
@@ -120,7 +125,8 @@ def test_details_the_driver_writes_read_back_as_the_same_json(
     assert stored["indices"][orders]["docs_after"] == 3
     assert isinstance(stored["indices"][orders]["bytes"], int)
     # the closed index: its counts are written as null (absent before typed details)
-    assert stored["indices"][archive] == {"docs": None, "bytes": None, "docs_after": None}
+    closed = {"docs": None, "bytes": None, "docs_after": None, "aliases": {}}
+    assert stored["indices"][archive] == closed
 
     # model -> JSON -> model -> JSON: nothing changes on the way
     details = SnapshotDetails.of(parse_manifest(raw, "test"))

@@ -48,4 +48,6 @@ def test_compose_file_defines_the_test_services() -> None:
     assert "--log-bin=mysql-bin" in services["mariadb"]["command"]
     assert services["elasticsearch"]["environment"]["path.repo"]
     assert services["elasticsearch"]["image"].split(":")[-1].startswith("8.")
+    assert services["elasticsearch9"]["image"].split(":")[-1].startswith("9.")
+    assert services["elasticsearch9"]["environment"]["path.repo"]
     assert "minio" in services

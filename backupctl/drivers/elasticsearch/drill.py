@@ -8,7 +8,7 @@ from elasticsearch import Elasticsearch
 from backupctl.catalog.manifest import Manifest
 from backupctl.drivers.base import DrillPlan, RestoreRun
 from backupctl.drivers.elasticsearch import restore_steps as steps
-from backupctl.drivers.elasticsearch.client import call, make_client
+from backupctl.drivers.elasticsearch.client import make_client
 from backupctl.drivers.elasticsearch.indices import IndexMap, copies_under, index_map
 from backupctl.policy.elasticsearch import ElasticsearchPolicy
 from backupctl.runbook.step import RunContext, Step
@@ -26,10 +26,8 @@ class DeleteCopies(Step):
         return f"delete the {len(self.indices.restored)} drill copies"
 
     def run(self, ctx: RunContext) -> str:
-        present = sorted(steps.index_states(self.es, self.indices.restored))
-        if present:
-            call("delete drill copies", self.es.indices.delete, index=",".join(present))
-        return f"deleted {', '.join(present) or 'nothing'}"
+        deleted = steps.delete_restored(self.es, self.indices)
+        return f"deleted {', '.join(deleted) or 'nothing'}"
 
 
 def drill_plan(policy: ElasticsearchPolicy, manifest: Manifest, run: RestoreRun) -> DrillPlan:
@@ -37,7 +35,7 @@ def drill_plan(policy: ElasticsearchPolicy, manifest: Manifest, run: RestoreRun)
     start (the moment its data reflects)."""
     prefix = f"drill-{run.run_id.lower()}-"
     options = copies_under(prefix, policy.restore)
-    indices = index_map(manifest, options, None)
+    indices = index_map(manifest, options, None, copies=True)
     sandboxed = policy.model_copy(update={"restore": options})
     es = make_client(policy.connection)
     plan: list[Step] = [

@@ -11,19 +11,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from elasticsearch import Elasticsearch
 
 from backupctl.catalog.manifest import Manifest
 from backupctl.checks import CheckResult
 from backupctl.drivers.base import DrillPlan, Driver, RestoreRun
+from backupctl.drivers.elasticsearch import inventory
 from backupctl.drivers.elasticsearch import restore_steps as steps
+from backupctl.drivers.elasticsearch.aliases import CheckWriteAliases, SwitchAliases
 from backupctl.drivers.elasticsearch.client import ElasticsearchError, body, call, make_client
-from backupctl.drivers.elasticsearch.details import IndexEntry, SnapshotDetails
+from backupctl.drivers.elasticsearch.details import (
+    AliasProperties,
+    FeatureState,
+    IndexEntry,
+    SnapshotDetails,
+)
 from backupctl.drivers.elasticsearch.indices import check_names, copies_under, index_map
 from backupctl.drivers.elasticsearch.snapshots import (
     delete_snapshot,
     ensure_repository,
     get_snapshot,
-    index_stats,
     snapshot_name,
     take_snapshot,
 )
@@ -59,7 +66,8 @@ class ElasticsearchDriver(Driver[ElasticsearchPolicy, ElasticsearchRestoreOption
             session.tool_versions["elasticsearch"] = str(version)
             repository = policy.snapshot_repository.name
             action = ensure_repository(es, policy.snapshot_repository)
-            before = index_stats(es, policy.indices)
+            before = _counts(es, policy.indices)
+            aliases = inventory.aliases_of(es, policy.indices)
             name = snapshot_name(policy.name, session.backup_id)
             outcome = take_snapshot(
                 es,
@@ -70,10 +78,16 @@ class ElasticsearchDriver(Driver[ElasticsearchPolicy, ElasticsearchRestoreOption
                 {"backupctl_backup_id": session.backup_id, "backupctl_policy": policy.name},
                 policy.snapshot_timeout.total_seconds(),
             )
-            after = index_stats(es, policy.indices)
+            after = _counts(es, policy.indices)
         finally:
             es.close()
         info = outcome.info
+        states = [
+            FeatureState(
+                feature_name=str(state.get("feature_name")), indices=state.get("indices") or []
+            )
+            for state in info.get("feature_states") or []
+        ]
         details = SnapshotDetails(
             snapshot=name,
             uuid=info.get("uuid"),
@@ -84,7 +98,10 @@ class ElasticsearchDriver(Driver[ElasticsearchPolicy, ElasticsearchRestoreOption
             include_global_state=policy.include_global_state,
             snapshot_started_at=info.get("start_time"),
             snapshot_finished_at=info.get("end_time"),
-            indices=_index_details(info.get("indices") or [], before, after),
+            indices=_index_details(info.get("indices") or [], before, after, aliases),
+            data_streams=sorted(info.get("data_streams") or []),
+            feature_states=states,
+            counted_with="count",
         )
         if (failure := outcome.failure()) is not None:
             raise IncompleteBackup(failure, details)
@@ -129,7 +146,7 @@ class ElasticsearchDriver(Driver[ElasticsearchPolicy, ElasticsearchRestoreOption
         policy = self.policy
         prefix = f"backupctl-verify-{secrets.token_hex(3)}-"
         options = copies_under(prefix, policy.restore)
-        indices = index_map(manifest, options, None)
+        indices = index_map(manifest, options, None, copies=True)
         scratch_policy = policy.model_copy(update={"restore": options})
         es = make_client(policy.connection)
         try:
@@ -143,7 +160,10 @@ class ElasticsearchDriver(Driver[ElasticsearchPolicy, ElasticsearchRestoreOption
         except BackupctlError as exc:
             return [CheckResult("restore", False, str(exc))]
         finally:
-            _delete_copies(es, indices.restored)
+            try:
+                steps.delete_restored(es, indices)
+            except ElasticsearchError as exc:
+                log.error("could not delete the verification copies", error=str(exc))
             es.close()
 
     def restore_steps(
@@ -158,22 +178,24 @@ class ElasticsearchDriver(Driver[ElasticsearchPolicy, ElasticsearchRestoreOption
         indices = index_map(manifest, restore, options.indices)
         es = make_client(policy.connection)
         env = {"BACKUPCTL_BACKUP_ID": manifest.backup_id, "BACKUPCTL_RUN_ID": run.run_id}
-        prepare: Step = (
-            steps.CheckTargetsFree(es, indices)
+        checks: list[Step] = (
+            [steps.CheckTargetsFree(es, indices)]
             if indices.renamed
-            else steps.PrepareTargets(es, indices, restore.delete_existing)
+            else [steps.PrepareTargets(es, indices, restore.delete_existing)]
         )
+        if not indices.renamed and restore.include_aliases:
+            checks.insert(0, CheckWriteAliases(es, manifest, indices))
         plan: list[Step] = [
             HookStep(
                 "stop-services", policy, restore.stop, restore.start, env, restore.hook_timeout
             ),
-            prepare,
+            *checks,
             steps.RestoreSnapshot(es, policy, manifest, indices),
             steps.WaitRecovered(es, policy, indices),
             steps.VerifyIndices(es, policy, manifest, indices),
         ]
         if indices.renamed and restore.switch_aliases:
-            plan.append(steps.SwitchAliases(es, indices))
+            plan.append(SwitchAliases(es, indices))
         plan.append(
             HookStep(
                 "start-services", policy, restore.start, restore.stop, env, restore.hook_timeout
@@ -206,11 +228,27 @@ class ElasticsearchDriver(Driver[ElasticsearchPolicy, ElasticsearchRestoreOption
         return f"snapshot {details.snapshot} " + ("deleted" if gone else "was already gone")
 
 
+def _counts(es: Elasticsearch, patterns: list[str]) -> dict[str, dict[str, Any]]:
+    """Open indices matching the policy's patterns -> top-level documents (``_count``:
+    what a restore is checked against) and primary store bytes."""
+    inventory.refresh(es, patterns)
+    stats = inventory.store_stats(es, patterns)
+    counts = inventory.document_counts(es, sorted(stats))
+    return {
+        name: {"docs": counts[name], "bytes": entry["bytes"]}
+        for name, entry in stats.items()
+        if name in counts
+    }
+
+
 def _index_details(
-    names: list[str], before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
+    names: list[str],
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    aliases: dict[str, dict[str, AliasProperties]],
 ) -> dict[str, IndexEntry]:
-    """Per index: documents before and after the snapshot ran, and primary store bytes
-    (None where the index was not open then)."""
+    """Per index: documents before and after the snapshot ran, primary store bytes (None
+    where the index was not open then), and its aliases with their properties."""
     entries = {}
     for name in sorted(names):
         first, last = before.get(name, after.get(name)), after.get(name)
@@ -218,16 +256,6 @@ def _index_details(
             docs=None if first is None else first["docs"],
             bytes=None if first is None else first["bytes"],
             docs_after=None if last is None else last["docs"],
+            aliases=aliases.get(name),
         )
     return entries
-
-
-def _delete_copies(es: Any, names: list[str]) -> None:
-    """Delete the verification copies by name (clusters refuse wildcard deletes)."""
-    present: list[str] = []
-    try:
-        present = sorted(steps.index_states(es, names))
-        if present:
-            call("delete verification copies", es.indices.delete, index=",".join(present))
-    except ElasticsearchError as exc:
-        log.error("could not delete the verification copies", indices=present, error=str(exc))

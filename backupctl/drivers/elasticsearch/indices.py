@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from backupctl.catalog.manifest import Manifest
 from backupctl.drivers.elasticsearch.details import SnapshotDetails
@@ -50,6 +50,24 @@ def copies_under(prefix: str, restore: ElasticsearchRestore) -> ElasticsearchRes
     )
 
 
+#: a backing index's name after its data stream's: ``.ds-<stream>-2026.11.22-000001``
+_BACKING_SUFFIX = re.compile(r"^\d{4}\.\d{2}\.\d{2}-\d{6}$")
+_BACKING_PREFIXES = (".ds-", ".fs-")
+
+
+def data_stream_of(index: str, streams: list[str]) -> str | None:
+    """The data stream among ``streams`` that ``index`` is a backing index of, or None
+    (the longest name wins: ``logs-app``'s indices also start with ``.ds-logs-``)."""
+    for prefix in _BACKING_PREFIXES:
+        if not index.startswith(prefix):
+            continue
+        rest = index[len(prefix) :]
+        for stream in sorted(streams, key=len, reverse=True):
+            if rest.startswith(stream + "-") and _BACKING_SUFFIX.match(rest[len(stream) + 1 :]):
+                return stream
+    return None
+
+
 def java_replacement(replacement: str) -> str:
     """Elasticsearch's ``rename_replacement`` uses Java's ``$1``; Python's re wants ``\\1``."""
     return _JAVA_GROUP.sub(lambda m: f"\\g<{m.group(1)}>", replacement.replace("\\", "\\\\"))
@@ -57,10 +75,18 @@ def java_replacement(replacement: str) -> str:
 
 @dataclass(frozen=True)
 class IndexMap:
-    """Snapshot index -> the index it is restored as."""
+    """What a restore names (indices, and data streams by their names) -> what each is
+    called afterwards. A data stream's backing indices come back with it; system indices
+    only through their feature state, never by name."""
 
     targets: dict[str, str]
     renamed: bool
+    #: the sources that are data streams: name -> their backing indices in the snapshot
+    data_streams: dict[str, list[str]] = field(default_factory=dict)
+    #: system indices of the snapshot left out (restored only with their feature state)
+    system: tuple[str, ...] = ()
+    #: throwaway copies (a deep verify's, a drill's): no replicas, no lifecycle
+    copies: bool = False
 
     @property
     def sources(self) -> list[str]:
@@ -70,14 +96,37 @@ class IndexMap:
     def restored(self) -> list[str]:
         return [self.targets[s] for s in self.sources]
 
+    @property
+    def plain(self) -> list[str]:
+        """The sources that are indices (not data streams)."""
+        return [s for s in self.sources if s not in self.data_streams]
+
+    def is_stream(self, source: str) -> bool:
+        return source in self.data_streams
+
 
 def index_map(
-    manifest: Manifest, options: ElasticsearchRestore, only: list[str] | None
+    manifest: Manifest,
+    options: ElasticsearchRestore,
+    only: list[str] | None,
+    copies: bool = False,
 ) -> IndexMap:
-    """The indices of ``manifest`` to restore (all, or those matching ``only``) and their
-    names after the restore. Raises UsageError when ``only`` matches nothing,
-    VerificationFailed for names no snapshot can hold (``check_names``)."""
-    stored = sorted(check_names(manifest).indices)
+    """What to restore from ``manifest`` (everything, or what matches ``only``: index and
+    data stream names) and the names after the restore. Raises UsageError when ``only``
+    matches nothing, VerificationFailed for names no snapshot can hold (``check_names``)."""
+    details = check_names(manifest)
+    system = details.system_indices
+    streams: dict[str, list[str]] = {name: [] for name in details.data_streams or []}
+    plain = []
+    for index in sorted(details.indices):
+        if index in system:
+            continue
+        stream = data_stream_of(index, list(streams))
+        if stream is not None:
+            streams[stream].append(index)
+        else:
+            plain.append(index)
+    stored = sorted([*plain, *streams])
     chosen = stored
     if only:
         chosen = [name for name in stored if any(fnmatch.fnmatchcase(name, p) for p in only)]
@@ -86,8 +135,10 @@ def index_map(
                 f"--indices {','.join(only)} matches none of the snapshot's indices "
                 f"({', '.join(stored[:10]) or 'none'})"
             )
+    kept = {name: streams[name] for name in chosen if name in streams}
+    skipped = tuple(sorted(system))
     if options.mode != "rename":
-        return IndexMap({name: name for name in chosen}, renamed=False)
+        return IndexMap({n: n for n in chosen}, False, kept, skipped, copies)
     try:
         pattern = re.compile(options.rename_pattern)
     except re.error as exc:
@@ -100,4 +151,4 @@ def index_map(
             f"rename mode would restore {', '.join(clashes[:5])} under the same name; "
             "check restore.rename_pattern and rename_replacement"
         )
-    return IndexMap(targets, renamed=True)
+    return IndexMap(targets, True, kept, skipped, copies)

@@ -1,8 +1,10 @@
 """Restore runbook steps for Elasticsearch snapshots.
 
-replace mode: close (or delete) the target indices, restore over them.
-rename mode: restore beside the originals, which are never touched; optionally move
-their aliases to the restored copies once those are verified.
+replace mode: close (or delete) the target indices, delete the target data streams when
+the policy says so, restore over them. rename mode: restore beside the originals, which
+are never touched. The restore names indices and data streams (never a data stream's
+backing indices, never a system index: those come back only with their feature state,
+when the policy lists it).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from backupctl.catalog.manifest import Manifest
-from backupctl.drivers.elasticsearch.client import ElasticsearchError, body, call
+from backupctl.drivers.elasticsearch import inventory
+from backupctl.drivers.elasticsearch.client import AnswerLost, body, call, chunks
 from backupctl.drivers.elasticsearch.details import SnapshotDetails
 from backupctl.drivers.elasticsearch.indices import IndexMap
 from backupctl.drivers.elasticsearch.verification import verify_indices
@@ -21,33 +24,18 @@ from backupctl.errors import BackupctlError, UsageError, VerificationFailed
 from backupctl.policy.elasticsearch import ElasticsearchPolicy
 from backupctl.runbook.step import RunContext, Step
 
-
-def index_states(es: Elasticsearch, names: list[str]) -> dict[str, str]:
-    """``name -> "open, green"`` / ``"close"`` for each of ``names`` that exists."""
-    wanted = set(names)
-    rows = body(
-        call(
-            "list indices",
-            es.cat.indices,
-            format="json",
-            h="index,status,health",
-            expand_wildcards="all",
-        )
-    )
-    states = {}
-    for row in rows:
-        if row.get("index") in wanted:
-            health = row.get("health")
-            states[row["index"]] = f"{row.get('status')}, {health}" if health else row["status"]
-    return states
-
-
-def _describe_states(states: dict[str, str]) -> str:
-    return "; ".join(f"{name}: {state}" for name, state in sorted(states.items())) or "none"
+#: what a throwaway copy (deep verify, drill) is restored with: no replica to place, no
+#: lifecycle policy that could roll it over or delete it while it is checked
+COPY_SETTINGS = {"index.number_of_replicas": 0}
+COPY_IGNORED_SETTINGS = ["index.lifecycle.name", "index.lifecycle.rollover_alias"]
+#: how long a health wait may add to the server-side wait before the client gives up
+_CLIENT_MARGIN = 30
 
 
 class PrepareTargets(Step):
-    """replace mode: close (or delete) the open indices the restore will overwrite."""
+    """replace mode: close (or delete) the open indices the restore will overwrite, and
+    delete the data streams it will bring back (only with ``delete_existing``: an existing
+    data stream cannot be restored over, and its write index cannot be closed)."""
 
     name = "prepare-indices"
 
@@ -59,26 +47,40 @@ class PrepareTargets(Step):
         return f"{verb} the existing indices among {', '.join(self.indices.restored)}"
 
     def run(self, ctx: RunContext) -> str:
-        existing = index_states(self.es, self.indices.restored)
-        open_ones = sorted(n for n, s in existing.items() if s.startswith("open"))
+        live_streams = inventory.data_streams(self.es) if self.indices.data_streams else {}
+        streams = sorted(s for s in self.indices.data_streams if s in live_streams)
+        if streams and not self.delete:
+            raise UsageError(
+                f"data stream(s) {', '.join(streams)} exist: a data stream is restored only "
+                "where none of that name exists, and its write index cannot be closed; set "
+                "restore.delete_existing: true (they are deleted, then restored from the "
+                "snapshot) or use rename mode"
+            )
+        existing = inventory.index_states(self.es, self.indices.plain)
         if self.delete:
+            for name in streams:
+                call(f"delete data stream {name}", self.es.indices.delete_data_stream, name=name)
+            ctx["deleted_streams"] = streams
             targets = sorted(existing)
-            if targets:
-                call("delete indices", self.es.indices.delete, index=",".join(targets))
+            for group in chunks(targets):
+                call("delete indices", self.es.indices.delete, index=",".join(group))
             ctx["deleted"] = targets
-            return f"deleted {len(targets)} existing index(es): {', '.join(targets) or 'none'}"
-        if open_ones:
-            call("close indices", self.es.indices.close, index=",".join(open_ones))
-        ctx["closed"] = open_ones
+            gone = [*targets, *(f"data stream {s}" for s in streams)]
+            return f"deleted {len(gone)}: {', '.join(gone) or 'none'}"
+        open_ones = sorted(n for n, s in existing.items() if s.startswith("open"))
+        ctx["closed"] = []
+        for group in chunks(open_ones):
+            call("close indices", self.es.indices.close, index=",".join(group))
+            ctx["closed"] = [*ctx["closed"], *group]
         return f"closed {len(open_ones)} open index(es): {', '.join(open_ones) or 'none'}"
 
     def compensate(self, ctx: RunContext) -> str:
         if ctx.get("restore_started"):
             return "the restore already wrote over them: see restore-snapshot for their state"
         closed: list[str] = ctx.get("closed") or []
-        if closed:
-            call("reopen indices", self.es.indices.open, index=",".join(closed))
-        deleted: list[str] = ctx.get("deleted") or []
+        for group in chunks(closed):
+            call("reopen indices", self.es.indices.open, index=",".join(group))
+        deleted = [*(ctx.get("deleted") or []), *(ctx.get("deleted_streams") or [])]
         lost = f"; deleted before the failure, not recoverable but from a snapshot: {deleted}"
         return f"reopened {', '.join(closed) or 'nothing'}" + (lost if deleted else "")
 
@@ -96,13 +98,69 @@ class CheckTargetsFree(Step):
         return f"check that the new names are free ({pairs})"
 
     def run(self, ctx: RunContext) -> str:
-        taken = index_states(self.es, self.indices.restored)
+        taken = set(inventory.index_states(self.es, self.indices.restored))
+        if self.indices.data_streams:
+            taken |= set(inventory.data_streams(self.es)) & set(self.indices.restored)
         if taken:
             raise UsageError(
                 f"rename mode would restore onto existing indices: {', '.join(sorted(taken))}; "
                 "delete them or change restore.rename_replacement"
             )
         return f"{len(self.indices.restored)} new name(s) are free"
+
+
+def restore_request(policy: ElasticsearchPolicy, indices: IndexMap) -> dict[str, Any]:
+    """The ``_restore`` request: indices and data streams by name; feature states only as
+    the policy lists them (``["none"]`` otherwise, so system indices stay as they are)."""
+    request: dict[str, Any] = {
+        "indices": indices.sources,
+        "include_global_state": False,
+        "include_aliases": not indices.renamed and policy.restore.include_aliases,
+        "feature_states": (
+            list(policy.restore.feature_states)
+            if policy.restore.feature_states and not indices.copies
+            else ["none"]
+        ),
+        "wait_for_completion": False,
+    }
+    if indices.renamed:
+        request["rename_pattern"] = policy.restore.rename_pattern
+        request["rename_replacement"] = policy.restore.rename_replacement
+    if indices.copies:
+        request["index_settings"] = COPY_SETTINGS
+        request["ignore_index_settings"] = COPY_IGNORED_SETTINGS
+    return request
+
+
+def restored_present(es: Elasticsearch, indices: IndexMap) -> list[str]:
+    """The restored names (indices, data streams) that exist now."""
+    present = set(inventory.index_states(es, indices.restored))
+    if indices.data_streams:
+        present |= set(inventory.data_streams(es)) & set(indices.restored)
+    return sorted(present)
+
+
+def restore_began(es: Elasticsearch, indices: IndexMap) -> bool:
+    """True when the cluster has started restoring: a restored index is open (before, each
+    was closed or absent) or a restored data stream exists (before, none did)."""
+    states = inventory.index_states(es, indices.restored)
+    if any(state.startswith("open") for state in states.values()):
+        return True
+    streams = {indices.targets[s] for s in indices.data_streams}
+    return bool(streams and streams & set(inventory.data_streams(es)))
+
+
+def delete_restored(es: Elasticsearch, indices: IndexMap) -> list[str]:
+    """Delete what a restore under new names created (copies, by name: clusters refuse
+    wildcard deletes); return what was deleted."""
+    present = restored_present(es, indices)
+    streams = {indices.targets[s] for s in indices.data_streams}
+    for name in sorted(set(present) & streams):
+        call(f"delete data stream {name}", es.indices.delete_data_stream, name=name)
+    plain = sorted(set(present) - streams)
+    for group in chunks(plain):
+        call("delete restored copies", es.indices.delete, index=",".join(group))
+    return present
 
 
 class RestoreSnapshot(Step):
@@ -120,49 +178,50 @@ class RestoreSnapshot(Step):
 
     def describe(self, ctx: RunContext) -> str:
         how = "under new names" if self.indices.renamed else "over the closed indices"
+        streams = f", {len(self.indices.data_streams)} data stream(s)"
+        left = f"; system indices left as they are: {len(self.indices.system)}"
         return (
-            f"restore {len(self.indices.sources)} index(es) from snapshot {self.snapshot} "
+            f"restore {len(self.indices.plain)} index(es)"
+            f"{streams if self.indices.data_streams else ''} from snapshot {self.snapshot} "
             f"of repository {self.policy.snapshot_repository.name} {how}"
+            f"{left if self.indices.system and not self.policy.restore.feature_states else ''}"
         )
 
     def run(self, ctx: RunContext) -> str:
-        options: dict[str, Any] = {
-            "indices": ",".join(self.indices.sources),
-            "include_global_state": False,
-            "include_aliases": not self.indices.renamed,
-            "wait_for_completion": False,
-        }
-        if self.indices.renamed:
-            options["rename_pattern"] = self.policy.restore.rename_pattern
-            options["rename_replacement"] = self.policy.restore.rename_replacement
+        request = restore_request(self.policy, self.indices)
+        for attempt in range(1, 4):
+            try:
+                call(
+                    f"restore snapshot {self.snapshot}",
+                    self.es.snapshot.restore,
+                    repository=self.policy.snapshot_repository.name,
+                    snapshot=self.snapshot,
+                    safe=False,  # a second restore fails: "open index with same name"
+                    **request,
+                )
+                break
+            except AnswerLost:
+                if restore_began(self.es, self.indices):
+                    break  # the cluster took it; the answer was lost on the way back
+                if attempt == 3:
+                    raise
+        # only now: a refused restore (4xx) restored nothing, and prepare-indices' undo
+        # must reopen what it closed
         ctx["restore_started"] = True
-        call(
-            f"restore snapshot {self.snapshot}",
-            self.es.snapshot.restore,
-            repository=self.policy.snapshot_repository.name,
-            snapshot=self.snapshot,
-            **options,
-        )
         return f"restore of {', '.join(self.indices.restored)} accepted by the cluster"
 
     def compensate(self, ctx: RunContext) -> str:
         if self.indices.renamed:
-            present = sorted(index_states(self.es, self.indices.restored))
-            if present:
-                call("delete restored copies", self.es.indices.delete, index=",".join(present))
+            deleted = delete_restored(self.es, self.indices)
             return (
-                f"deleted the restored copies ({', '.join(present) or 'none'}); originals untouched"
+                f"deleted the restored copies ({', '.join(deleted) or 'none'}); originals untouched"
             )
-        states = index_states_safe(self.es, self.indices.restored)
-        return "replace mode cannot undo a restore; index states now: " + _describe_states(states)
-
-
-def index_states_safe(es: Elasticsearch, names: list[str]) -> dict[str, str]:
-    try:
-        existing = index_states(es, names)
-    except BackupctlError as exc:
-        return {name: f"unknown ({exc})" for name in names}
-    return {name: existing.get(name, "missing") for name in names}
+        if not ctx.get("restore_started"):
+            return "the cluster restored nothing"
+        states = inventory.index_states_safe(self.es, self.indices.restored)
+        return "replace mode cannot undo a restore; index states now: " + (
+            inventory.describe_states(states)
+        )
 
 
 class WaitRecovered(Step):
@@ -180,30 +239,35 @@ class WaitRecovered(Step):
     def run(self, ctx: RunContext) -> str:
         wanted = self.policy.restore.wait_for
         deadline = time.monotonic() + self.policy.restore.recovery_timeout.total_seconds()
-        names = ",".join(self.indices.restored)
-        while True:
+        groups = list(chunks(self.indices.restored))
+        while groups:
             remaining = max(1, int(deadline - time.monotonic()))
+            wait = min(remaining, 30)
+            # the client waits longer than the server (which answers 408 at its timeout),
+            # so a slow recovery is a timed-out answer, never a lost connection
             health = body(
                 call(
                     "index health",
-                    # Elasticsearch answers 408 when the wait times out
-                    self.es.options(ignore_status=408).cluster.health,
-                    index=names,
+                    self.es.options(
+                        ignore_status=408, request_timeout=wait + _CLIENT_MARGIN
+                    ).cluster.health,
+                    index=",".join(groups[0]),
                     wait_for_status=wanted,
-                    timeout=f"{min(remaining, 30)}s",
+                    timeout=f"{wait}s",
                 )
             )
             if not health.get("timed_out"):
-                return (
-                    f"{len(self.indices.restored)} index(es) {health.get('status')}: "
-                    f"{health.get('active_primary_shards')} primary shard(s) active"
-                )
+                groups.pop(0)
+                continue
             if time.monotonic() >= deadline:
-                states = _describe_states(index_states_safe(self.es, self.indices.restored))
+                states = inventory.describe_states(
+                    inventory.index_states_safe(self.es, self.indices.restored)
+                )
                 raise BackupctlError(
                     f"the restored indices did not reach {wanted} in time "
                     f"(cluster says {health.get('status')}); {states}"
                 )
+        return f"{len(self.indices.restored)} restored name(s) {wanted} or better"
 
 
 class VerifyIndices(Step):
@@ -216,7 +280,7 @@ class VerifyIndices(Step):
 
     def describe(self, ctx: RunContext) -> str:
         rules = len(self.policy.restore.verify)
-        return f"document counts against the manifest, {rules} policy rule(s), cluster health"
+        return f"document counts against the manifest, {rules} policy rule(s), their health"
 
     def run(self, ctx: RunContext) -> str:
         checks = verify_indices(self.es, self.manifest, self.indices, self.policy.restore.verify)
@@ -225,43 +289,3 @@ class VerifyIndices(Step):
         if failed:
             raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed))
         return f"{len(checks)} check(s) passed"
-
-
-class SwitchAliases(Step):
-    """rename mode: move the originals' aliases to the restored indices, atomically."""
-
-    name = "switch-aliases"
-
-    def __init__(self, es: Elasticsearch, indices: IndexMap):
-        self.es, self.indices = es, indices
-
-    def describe(self, ctx: RunContext) -> str:
-        return "move the aliases of the original indices to the restored ones (one atomic call)"
-
-    def _actions(self, reverse: bool) -> list[dict[str, Any]]:
-        actions: list[dict[str, Any]] = []
-        for source, target in sorted(self.indices.targets.items()):
-            old, new = (target, source) if reverse else (source, target)
-            try:
-                aliases = body(call("get aliases", self.es.indices.get_alias, index=source))
-            except ElasticsearchError as exc:
-                if exc.status == 404:
-                    continue
-                raise
-            for alias in (aliases.get(source) or {}).get("aliases", {}):
-                actions.append({"remove": {"index": old, "alias": alias}})
-                actions.append({"add": {"index": new, "alias": alias}})
-        return actions
-
-    def run(self, ctx: RunContext) -> str:
-        actions = self._actions(reverse=False)
-        if actions:
-            call("switch aliases", self.es.indices.update_aliases, actions=actions)
-        ctx["aliases_switched"] = len(actions) // 2
-        return f"moved {len(actions) // 2} alias(es) to the restored indices"
-
-    def compensate(self, ctx: RunContext) -> str:
-        if not ctx.get("aliases_switched"):
-            return "no alias was moved"
-        call("switch aliases back", self.es.indices.update_aliases, actions=self._actions(True))
-        return "aliases moved back to the original indices"

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from elasticsearch import Elasticsearch
 
-from backupctl.drivers.elasticsearch.client import ElasticsearchError, body, call
+from backupctl.drivers.elasticsearch.client import AnswerLost, ElasticsearchError, body, call
 from backupctl.errors import BackupFailed
 from backupctl.policy.elasticsearch import SnapshotRepository
 
@@ -76,38 +76,6 @@ def ensure_repository(es: Elasticsearch, spec: SnapshotRepository) -> str:
     return action
 
 
-def index_stats(es: Elasticsearch, indices: list[str]) -> dict[str, dict[str, Any]]:
-    """Documents and primary store bytes of the open indices matching ``indices``."""
-    pattern = ",".join(indices)
-    call(
-        "refresh indices",
-        es.indices.refresh,
-        index=pattern,
-        allow_no_indices=True,
-        ignore_unavailable=True,
-    )
-    rows = body(
-        call(
-            "list indices",
-            es.cat.indices,
-            index=pattern,
-            format="json",
-            bytes="b",
-            h="index,status,health,docs.count,pri.store.size",
-            expand_wildcards="open",
-        )
-    )
-    return {
-        row["index"]: {
-            "docs": int(row.get("docs.count") or 0),
-            "bytes": int(row.get("pri.store.size") or 0),
-            "health": row.get("health"),
-        }
-        for row in rows
-        if row.get("status", "open") == "open"
-    }
-
-
 @dataclass
 class SnapshotOutcome:
     name: str
@@ -141,18 +109,31 @@ def take_snapshot(
 ) -> SnapshotOutcome:
     """Start the snapshot without blocking the request, then poll until it is done.
 
-    Raises BackupFailed (after aborting the snapshot) when it runs past ``timeout``.
+    A start whose answer was lost is not sent again blindly (a second one fails: "a
+    snapshot with the same name is already in-progress"): the repository says whether the
+    cluster took it. Raises BackupFailed (after aborting the snapshot) when it runs past
+    ``timeout``.
     """
-    call(
-        f"start snapshot {name}",
-        es.snapshot.create,
-        repository=repository,
-        snapshot=name,
-        indices=",".join(indices),
-        include_global_state=include_global_state,
-        metadata=metadata,
-        wait_for_completion=False,
-    )
+    for attempt in range(1, 4):
+        try:
+            call(
+                f"start snapshot {name}",
+                es.snapshot.create,
+                repository=repository,
+                snapshot=name,
+                indices=",".join(indices),
+                include_global_state=include_global_state,
+                metadata=metadata,
+                wait_for_completion=False,
+                safe=False,
+            )
+            break
+        except AnswerLost:
+            if get_snapshot(es, repository, name) is not None:
+                log.warning("snapshot start: answer lost, the cluster has it", snapshot=name)
+                break
+            if attempt == 3:
+                raise
     log.info("snapshot started", snapshot=name, repository=repository)
     try:
         return _wait(es, repository, name, timeout)
