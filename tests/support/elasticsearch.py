@@ -29,13 +29,19 @@ Fixtures
   reason=None)``, ``fail_requests(method, path, status=503,
   error_type="concurrent_snapshot_execution_exception", reason=..., times=1)``,
   ``deny_repository_writes(location)`` / ``allow_repository_writes(location)``,
+  ``drop_answer(method, path_regex, times=1)`` (process the request in full, then close
+  the connection without an answer) / ``delay_answer(method, path_regex, seconds,
+  times=1)`` (answer ``seconds`` late), ``add_system_index(feature, index, docs=(),
+  description=None)`` (a system index of a feature, which real clients cannot create),
   ``requests`` / ``calls(method=None, path=None)`` (``RecordedRequest``: ``method``,
-  ``path``, ``query``, ``body``, ``status``, ``user``, ``headers``) / ``clear_requests()``.
+  ``path``, ``query``, ``body``, ``status``, ``user``, ``headers``, ``answer``: sent,
+  dropped or delayed) / ``clear_requests()``.
 - ``server``: the :class:`~tests.fakes.elasticsearch.FakeElasticsearch` (or ``None``).
 - ``require_fake(reason) -> FakeControls``: skip against a real cluster.
 - ``snapshot_root``: a directory fs repositories may use; ``repo_location(base)``: a
   fresh location under it (a string, as repository settings want it).
-- ``prefix`` and ``name(base)``: unique, lowercase names (``<prefix>-<base>``).
+- ``prefix`` and ``name(base)``: unique, lowercase names (``<prefix>-<base>``); teardown
+  on a real cluster also removes data streams and index templates so named.
 - ``restart()``: (the double only) stop it and start a new one on the same port and
   snapshot root: indices and registered repositories are gone, repository contents
   are not.
@@ -170,6 +176,12 @@ def _cleanup_real(cluster: EsCluster) -> None:
     es = Elasticsearch(cluster.url, **cluster.client_kwargs)
     pattern = cluster.name("*")
     try:
+        streams = es.indices.get_data_stream(name=pattern, expand_wildcards="all")
+        for stream in streams["data_streams"]:
+            es.indices.delete_data_stream(name=stream["name"], expand_wildcards="all")
+        templates = es.options(ignore_status=404).indices.get_index_template(name=pattern)
+        for template in templates.body.get("index_templates", []):
+            es.indices.delete_index_template(name=template["name"])
         for index in es.indices.get(index=pattern, expand_wildcards="all"):
             es.indices.delete(index=index, ignore_unavailable=True)
         for repo in es.snapshot.get_repository(name=pattern):

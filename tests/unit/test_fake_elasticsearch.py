@@ -401,11 +401,15 @@ def test_snapshot_status(es: Elasticsearch, snapshotted: tuple[str, str, str]) -
 def test_duplicate_snapshot_names_are_refused(
     es: Elasticsearch, snapshotted: tuple[str, str, str]
 ) -> None:
+    # SnapshotNameAlreadyInUseException (8.3+), a subclass of InvalidSnapshotNameException
     repo, snapshot, index = snapshotted
     with pytest.raises(BadRequestError) as duplicate:
         take_snapshot(es, repo, snapshot, index)
-    assert error_type(duplicate.value) == "invalid_snapshot_name_exception"
-    assert "snapshot with the same name already exists" in reason(duplicate.value)
+    assert error_type(duplicate.value) == "snapshot_name_already_in_use_exception"
+    assert reason(duplicate.value) == (
+        f"[{repo}:{snapshot}] Invalid snapshot name [{snapshot}], "
+        "snapshot with the same name already exists"
+    )
 
 
 def test_delete_snapshot(es: Elasticsearch, snapshotted: tuple[str, str, str]) -> None:

@@ -16,7 +16,13 @@ from elasticsearch import Elasticsearch
 
 from backupctl.catalog.manifest import Manifest
 from backupctl.drivers.elasticsearch import inventory
-from backupctl.drivers.elasticsearch.client import AnswerLost, body, call, chunks
+from backupctl.drivers.elasticsearch.client import (
+    AnswerLost,
+    ElasticsearchError,
+    body,
+    call,
+    chunks,
+)
 from backupctl.drivers.elasticsearch.details import SnapshotDetails
 from backupctl.drivers.elasticsearch.indices import IndexMap
 from backupctl.drivers.elasticsearch.verification import verify_indices
@@ -34,8 +40,8 @@ _CLIENT_MARGIN = 30
 
 class PrepareTargets(Step):
     """replace mode: close (or delete) the open indices the restore will overwrite, and
-    delete the data streams it will bring back (only with ``delete_existing``: an existing
-    data stream cannot be restored over, and its write index cannot be closed)."""
+    delete the data streams it will bring back (only with ``delete_existing``: restoring
+    over a live data stream's closed backing indices would orphan the newer ones)."""
 
     name = "prepare-indices"
 
@@ -51,19 +57,18 @@ class PrepareTargets(Step):
         streams = sorted(s for s in self.indices.data_streams if s in live_streams)
         if streams and not self.delete:
             raise UsageError(
-                f"data stream(s) {', '.join(streams)} exist: a data stream is restored only "
-                "where none of that name exists, and its write index cannot be closed; set "
-                "restore.delete_existing: true (they are deleted, then restored from the "
+                f"data stream(s) {', '.join(streams)} exist: replace mode restores a data stream "
+                "only in place of a deleted one (closing its backing indices would leave those "
+                "written since the snapshot orphaned and closed); set "
+                "restore.delete_existing: true (it is deleted, then restored from the "
                 "snapshot) or use rename mode"
             )
         existing = inventory.index_states(self.es, self.indices.plain)
         if self.delete:
-            for name in streams:
-                call(f"delete data stream {name}", self.es.indices.delete_data_stream, name=name)
+            delete_streams(self.es, streams)
             ctx["deleted_streams"] = streams
             targets = sorted(existing)
-            for group in chunks(targets):
-                call("delete indices", self.es.indices.delete, index=",".join(group))
+            delete_indices(self.es, targets)
             ctx["deleted"] = targets
             gone = [*targets, *(f"data stream {s}" for s in streams)]
             return f"deleted {len(gone)}: {', '.join(gone) or 'none'}"
@@ -155,12 +160,26 @@ def delete_restored(es: Elasticsearch, indices: IndexMap) -> list[str]:
     wildcard deletes); return what was deleted."""
     present = restored_present(es, indices)
     streams = {indices.targets[s] for s in indices.data_streams}
-    for name in sorted(set(present) & streams):
-        call(f"delete data stream {name}", es.indices.delete_data_stream, name=name)
-    plain = sorted(set(present) - streams)
-    for group in chunks(plain):
-        call("delete restored copies", es.indices.delete, index=",".join(group))
+    delete_streams(es, sorted(set(present) & streams))
+    delete_indices(es, sorted(set(present) - streams))
     return present
+
+
+def delete_indices(es: Elasticsearch, names: list[str]) -> None:
+    """Delete indices by name, in bounded requests; one already gone (a retry after a lost
+    answer) is not an error."""
+    for group in chunks(names):
+        call("delete indices", es.indices.delete, index=",".join(group), ignore_unavailable=True)
+
+
+def delete_streams(es: Elasticsearch, names: list[str]) -> None:
+    """Delete data streams (with their backing indices); one already gone is not an error."""
+    for name in names:
+        try:
+            call(f"delete data stream {name}", es.indices.delete_data_stream, name=name)
+        except ElasticsearchError as exc:
+            if exc.status != 404:
+                raise
 
 
 class RestoreSnapshot(Step):

@@ -7,10 +7,11 @@ import time
 from typing import Any
 
 from . import errors
-from .cluster import Doc, Index, Targets
+from .cluster import Cluster, Doc, Index, Targets
+from .names import simple_match
 from .query import from_q, matches
 from .routing import INDICES_OPTIONS, Request, Response, Router
-from .values import new_uuid
+from .values import as_list, new_uuid
 
 PRIMARY_TIMEOUT = 60.0
 WRITE_PARAMS = ("refresh", "timeout", "wait_for_active_shards", "op_type")
@@ -22,10 +23,10 @@ def _shards(req: Request, idx: Index) -> dict[str, int]:
     return {"total": 1 + idx.replicas, "successful": 1 + assigned, "failed": 0}
 
 
-def _write_target(req: Request, name: str) -> Index:
+def _write_target(req: Request, name: str, op: str) -> Index:
     """The index a write goes to: open, and with its primaries started (writes wait)."""
     node = req.node
-    idx = node.cluster.write_index(name)
+    idx = node.cluster.write_index(name, op)
     if idx.state == "close":
         raise errors.index_closed(idx.name, idx.uuid)
     timeout = req.seconds("timeout", PRIMARY_TIMEOUT)
@@ -66,6 +67,9 @@ def _write(
 ) -> tuple[dict[str, Any], int]:
     if not isinstance(source, dict):
         raise errors.EsError(400, "mapper_parsing_exception", "failed to parse")
+    parent = req.node.cluster.parent_stream(idx.name)
+    if parent is not None:
+        _check_timestamp(parent.timestamp_field, source)
     existing = idx.docs.get(doc_id)
     if op == "create" and existing is not None:
         raise _conflict(idx, doc_id, existing.version)
@@ -73,6 +77,19 @@ def _write(
     return _result(
         req, idx, doc_id, doc, "created" if created else "updated"
     ), 201 if created else 200
+
+
+def _check_timestamp(field: str, source: dict[str, Any]) -> None:
+    """``DataStreamTimestampFieldMapper``: exactly one ``@timestamp`` value per document.
+    The ``[line:column]`` prefix is approximate (the end of the compact JSON source)."""
+    position = f"1:{len(json.dumps(source, separators=(',', ':')))}"
+    value = source.get(field)
+    if value is None:
+        raise errors.document_parsing(position, f"data stream timestamp field [{field}] is missing")
+    if isinstance(value, list) and len(value) != 1:
+        raise errors.document_parsing(
+            position, f"data stream timestamp field [{field}] encountered multiple values"
+        )
 
 
 def _after_write(req: Request, indices: list[Index], body: dict[str, Any]) -> None:
@@ -89,9 +106,11 @@ def index_doc(req: Request) -> Response:
     op = req.arg("op_type") or "index"
     if req.path.split("/")[2] == "_create":
         op = "create"
+    if doc_id is None and req.arg("op_type") is None:
+        op = "create"  # RestIndexAction.AutoIdHandler: an automatic id defaults to create
     if op not in ("index", "create"):
         raise errors.illegal_argument(f"opType must be 'create' or 'index', found: [{op}]")
-    idx = _write_target(req, req.params["index"])
+    idx = _write_target(req, req.params["index"], op)
     body, status = _write(req, idx, doc_id or new_uuid(), req.json(), op)
     _after_write(req, [idx], body)
     return Response(status, body)
@@ -99,6 +118,8 @@ def index_doc(req: Request) -> Response:
 
 def _read_index(req: Request) -> Index:
     name = req.params["index"]
+    if name in req.node.cluster.data_streams:  # a single-index read names a backing index
+        raise errors.index_not_found(name)
     indices = req.node.cluster.resolve(name, Targets())
     if len(indices) != 1:
         raise errors.illegal_argument(
@@ -147,7 +168,7 @@ def exists_doc(req: Request) -> Response:
 
 
 def delete_doc(req: Request) -> Response:
-    idx = _write_target(req, req.params["index"])
+    idx = _write_target(req, req.params["index"], "delete")
     doc_id = req.params["id"]
     previous = idx.remove(doc_id, req.node.clock())
     version = previous.version + 1 if previous else 1
@@ -232,7 +253,7 @@ def _bulk_item(
 ) -> dict[str, Any]:
     doc_id = meta.get("_id")
     try:
-        idx = _write_target(req, str(meta["_index"]))
+        idx = _write_target(req, str(meta["_index"]), kind)
         touched.append(idx)
         if kind == "delete":
             previous = idx.remove(str(doc_id), req.node.clock())
@@ -290,8 +311,10 @@ def count(req: Request) -> Response:
             failed += idx.shards
             failures.extend(_shard_failure(idx, n) for n in range(idx.shards))
             continue
+        filters = alias_filters(node.cluster, req.params.get("index"), idx)
+        scoped = query if filters is None else _with_filters(query, filters)
         hits += sum(
-            1 for doc_id, doc in idx.visible(now).items() if matches(doc_id, doc.source, query)
+            1 for doc_id, doc in idx.visible(now).items() if matches(doc_id, doc.source, scoped)
         )
     if total and failed == total:
         raise errors.EsError(
@@ -311,6 +334,29 @@ def count(req: Request) -> Response:
     if failures:
         shards["failures"] = failures
     return Response(body={"count": hits, "_shards": shards})
+
+
+def alias_filters(cluster: Cluster, expression: Any, idx: Index) -> list[Any] | None:
+    """``IndexNameExpressionResolver.filteringAliases``: the filters of the aliases
+    through which ``expression`` reached ``idx`` (OR-ed), or None when it was reached
+    unfiltered (by name, a wildcard on index names, _all, or an alias without filter)."""
+    filters: list[Any] = []
+    for expr in as_list(expression) or ["_all"]:
+        if expr.startswith("-"):
+            continue
+        parent = cluster.parent_stream(idx.name)
+        if simple_match(expr, idx.name) or (parent and simple_match(expr, parent.name)):
+            return None
+        for alias, props in idx.aliases.items():
+            if simple_match(expr, alias):
+                if "filter" not in props:
+                    return None
+                filters.append(props["filter"])
+    return filters or None
+
+
+def _with_filters(query: Any, filters: list[Any]) -> dict[str, Any]:
+    return {"bool": {"must": [query], "filter": [{"bool": {"should": filters}}]}}
 
 
 def _shard_failure(idx: Index, shard: int) -> dict[str, Any]:

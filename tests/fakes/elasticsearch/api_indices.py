@@ -3,10 +3,11 @@ and aliases."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from . import errors
-from .cluster import Index, Targets
+from .cluster import AliasViews, Index, Targets
 from .names import has_wildcard, simple_match
 from .routing import INDICES_OPTIONS, Request, Response, Router
 from .values import as_list, index_settings, nest
@@ -14,6 +15,10 @@ from .values import as_list, index_settings, nest
 OPEN = Targets()
 OPEN_FORBID_CLOSED = Targets(forbid_closed=True)
 OPEN_AND_CLOSED = Targets(wildcards=frozenset({"open", "closed"}))
+INDICES_ONLY = Targets(wildcards=frozenset({"open", "closed"}), data_streams=False)
+ALIAS_TARGETS = Targets(wildcards=frozenset({"open", "closed"}), data_streams=False)
+# GetAliasesRequest: IndicesOptions.strictExpandHidden()
+ALIAS_VIEW = Targets(wildcards=frozenset({"open", "closed", "hidden"}))
 CREATE_KEYS = ("settings", "mappings", "aliases")
 ALIAS_PROPS = (
     "is_write_index",
@@ -23,6 +28,12 @@ ALIAS_PROPS = (
     "search_routing",
     "is_hidden",
 )
+_TARGET_KEYS = ("index", "indices", "must_exist")
+ALIAS_ACTION_KEYS = {
+    "add": (*_TARGET_KEYS, "alias", "aliases", *ALIAS_PROPS),
+    "remove": (*_TARGET_KEYS, "alias", "aliases"),
+    "remove_index": _TARGET_KEYS,
+}
 DYNAMIC_SETTINGS = (
     "index.number_of_replicas",
     "index.refresh_interval",
@@ -31,6 +42,7 @@ DYNAMIC_SETTINGS = (
     "index.blocks.",
     "index.routing.",
     "index.hidden",
+    "index.lifecycle.",
 )
 
 
@@ -106,31 +118,48 @@ def delete(req: Request) -> Response:
                 f"The provided expression [{expression}] matches an alias, specify the "
                 "corresponding concrete indices instead."
             )
-    indices = _indices(req, OPEN_AND_CLOSED)
+    indices = _indices(req, INDICES_ONLY)
+    delete_indices(req, indices)
+    return Response(body={"acknowledged": True})
+
+
+def delete_indices(req: Request, indices: list[Index]) -> None:
+    """``MetadataDeleteIndexService``: a data stream's write index cannot go; another
+    backing index leaves its data stream."""
+    cluster = req.node.cluster
+    for idx in indices:
+        parent = cluster.parent_stream(idx.name)
+        if parent is not None and parent.write_index == idx.name:
+            raise errors.illegal_argument(
+                f"index [{idx.name}] is the write index for data stream [{parent.name}] and "
+                "cannot be deleted"
+            )
     _not_snapshotting(req, "delete", indices)
     for idx in indices:
+        parent = cluster.parent_stream(idx.name)
+        if parent is not None:
+            parent.indices.remove(idx.name)
         del cluster.indices[idx.name]
-    return Response(body={"acknowledged": True})
 
 
 def close(req: Request) -> Response:
     _require_names(req)
-    indices = _indices(req, OPEN)
+    indices = [i for i in _indices(req, Targets(data_streams=False)) if i.state != "close"]
     _not_snapshotting(req, "close", indices)
     for idx in indices:
         idx.refresh()
         idx.state = "close"
-    return Response(
+    return Response(  # nothing to close: CloseIndexResponse.EMPTY
         body={
             "acknowledged": True,
-            "shards_acknowledged": True,
+            "shards_acknowledged": bool(indices),
             "indices": {i.name: {"closed": True} for i in indices},
         }
     )
 
 
 def open_(req: Request) -> Response:
-    for idx in _indices(req, Targets(wildcards=frozenset({"closed"}))):
+    for idx in _indices(req, Targets(wildcards=frozenset({"closed"}), data_streams=False)):
         idx.state = "open"
     return Response(body={"acknowledged": True, "shards_acknowledged": True})
 
@@ -186,73 +215,122 @@ def get_mapping(req: Request) -> Response:
 
 
 # --------------------------------------------------------------------- aliases
-def _alias_action(req: Request, kind: str, spec: dict[str, Any]) -> None:
+def _alias_action(req: Request, views: AliasViews, kind: str, spec: Any) -> None:
+    """Stage one ``add``/``remove``/``remove_index`` action on ``views``."""
     cluster = req.node.cluster
+    if not isinstance(spec, dict):
+        raise errors.parse_error(f"[{kind}] failed to parse object")
+    for key in spec:
+        if key not in ALIAS_ACTION_KEYS[kind]:
+            raise errors.parse_error(f"[{kind}] unknown field [{key}]")
     index_names = as_list(spec.get("indices")) + as_list(spec.get("index"))
     aliases = as_list(spec.get("aliases")) + as_list(spec.get("alias"))
     if not index_names:
         raise errors.validation_failed("One of [index] or [indices] is required")
-    indices = cluster.resolve(
-        ",".join(index_names), Targets(wildcards=frozenset({"open", "closed"}))
-    )
+    for name in index_names:
+        if name in cluster.data_streams:
+            raise errors.illegal_argument(
+                f"data stream aliases ([{name}]) are not supported by the Elasticsearch test double"
+            )
+    indices = cluster.resolve(",".join(index_names), ALIAS_TARGETS)
     if kind == "remove_index":
         _not_snapshotting(req, "delete", indices)
         for idx in indices:
-            del cluster.indices[idx.name]
+            parent = cluster.parent_stream(idx.name)
+            if parent is not None:
+                raise errors.illegal_argument(
+                    f"The provided index [{idx.name}] is a backing index belonging to data "
+                    f"stream [{parent.name}]. Data stream backing indices don't support alias "
+                    "operations."
+                )
+            views.pop(idx.name, None)
         return
     if not aliases:
         raise errors.validation_failed("One of [alias] or [aliases] is required")
     props = {k: spec.get(k) for k in ALIAS_PROPS}
     for idx in indices:
+        if idx.name not in views:
+            raise errors.index_not_found(idx.name)
         for alias in aliases:
             if kind == "add":
-                cluster.add_alias(idx, alias, props)
+                cluster.stage_alias(views, idx.name, alias, props)
                 continue
-            matched = [a for a in list(idx.aliases) if simple_match(alias, a)]
+            matched = [a for a in list(views[idx.name]) if simple_match(alias, a)]
             if not matched and spec.get("must_exist") is not False:
                 missing = errors.EsError(
                     404, "aliases_not_found_exception", f"aliases [{alias}] missing"
                 )
                 raise errors.with_resource(missing, "aliases", alias)
             for name in matched:
-                del idx.aliases[name]
+                del views[idx.name][name]
+
+
+def _apply_aliases(req: Request, actions: list[tuple[str, Any]]) -> None:
+    """All actions succeed or none applies: they are staged, checked as a whole, then
+    committed (one cluster state update)."""
+    cluster = req.node.cluster
+    views = cluster.alias_views()
+    for kind, spec in actions:
+        _alias_action(req, views, kind, spec)
+    cluster.check_aliases(views)
+    for name in [n for n in cluster.indices if n not in views]:
+        del cluster.indices[name]
+    cluster.commit_aliases(views)
 
 
 def update_aliases(req: Request) -> Response:
-    actions = req.json_object().get("actions")
-    if not isinstance(actions, list) or not actions:
+    body = req.json_object()
+    for key in body:
+        if key != "actions":
+            raise errors.parse_error(f"[aliases] unknown field [{key}]")
+    actions = body.get("actions")
+    if actions is not None and not isinstance(actions, list):
+        raise errors.parse_error("[aliases] failed to parse field [actions]")
+    if not actions:
         raise errors.validation_failed("no actions specified")
+    staged = []
     for action in actions:
         if not isinstance(action, dict) or len(action) != 1:
             raise errors.parse_error("[aliases] failed to parse field [actions]")
         kind, spec = next(iter(action.items()))
-        if kind not in ("add", "remove", "remove_index"):
+        if kind not in ALIAS_ACTION_KEYS:
             raise errors.parse_error(f"[alias_action] unknown field [{kind}]")
-        _alias_action(req, kind, spec)
+        staged.append((kind, spec))
+    _apply_aliases(req, staged)
     return Response(body={"acknowledged": True, "errors": False})
 
 
 def put_alias(req: Request) -> Response:
-    spec = {**req.json_object(), "index": req.params["index"], "alias": req.params["name"]}
-    _alias_action(req, "add", spec)
+    body = req.json_object()
+    for key in body:
+        if key not in ALIAS_PROPS:
+            raise errors.parse_error(f"[alias] unknown field [{key}]")
+    spec = {**body, "index": req.params["index"], "alias": req.params["name"]}
+    _apply_aliases(req, [("add", spec)])
     return Response(body={"acknowledged": True})
 
 
 def delete_alias(req: Request) -> Response:
     spec = {"index": req.params["index"], "alias": req.params["name"]}
-    _alias_action(req, "remove", spec)
+    _apply_aliases(req, [("remove", spec)])
     return Response(body={"acknowledged": True})
 
 
 def _alias_view(req: Request) -> tuple[dict[str, Any], list[str]]:
     """Indices with their matching aliases, and the requested alias names never found."""
     names = as_list(req.params.get("name"))
-    indices = _indices(req, Targets(wildcards=frozenset({"open", "closed"})))
+    cluster = req.node.cluster
+    for name in as_list(req.params.get("index")):
+        if name in cluster.data_streams:
+            raise errors.illegal_argument(
+                f"data stream aliases ([{name}]) are not supported by the Elasticsearch test double"
+            )
+    indices = _indices(req, ALIAS_VIEW)
     found: set[str] = set()
     body: dict[str, Any] = {}
     for idx in indices:
         matching = {
-            a: dict(p)
+            a: copy.deepcopy(p)
             for a, p in sorted(idx.aliases.items())
             if not names or any(simple_match(n, a) for n in names)
         }

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from . import api_cluster, api_docs, api_indices, api_snapshots
+from . import api_cluster, api_docs, api_indices, api_snapshots, api_streams
 from .errors import EsError, security
 from .faults import RecordedRequest
 from .filtering import filter_path
@@ -28,11 +28,22 @@ _VENDOR = re.compile(
 _BODY_TYPES = ("application/json", "application/x-ndjson")
 
 
+# http.max_initial_line_length: Netty's HttpObjectDecoder refuses a longer request line
+MAX_INITIAL_LINE = 4096
+
+
 @dataclass
 class RawResponse:
+    """What the server writes: ``drop`` (close the connection, write nothing) and
+    ``delay`` (seconds to wait first) come from :meth:`FakeControls.drop_answer` and
+    :meth:`FakeControls.delay_answer`; ``close``: close the connection after writing."""
+
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    drop: bool = False
+    delay: float = 0.0
+    close: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,7 @@ def _same(expected: str | None, given: str) -> bool:
 
 def build_router() -> Router:
     router = Router()
-    for module in (api_cluster, api_indices, api_docs, api_snapshots):
+    for module in (api_cluster, api_indices, api_docs, api_snapshots, api_streams):
         module.register(router)
     return router
 
@@ -168,7 +179,38 @@ class App:
             self.node.log_bug(traceback.format_exc())
             response = Response(500, EsError(500, "test_double_exception", repr(error)).body())
         record.status = response.status
-        return self.render(method, query, response, compat, headers)
+        raw = self.render(method, query, response, compat, headers)
+        with self.node.lock:
+            fault = self.node.controls.answer_fault(method, clean_path)
+        if fault is not None:
+            if fault.delay is None:
+                raw.drop, record.answer = True, "dropped"
+            else:
+                raw.delay, record.answer = fault.delay, "delayed"
+        return raw
+
+    def too_long_line(self, line: str) -> RawResponse:
+        """A request line over ``MAX_INITIAL_LINE`` bytes: Netty fails the decoding with
+        ``TooLongHttpLineException`` and Elasticsearch answers it as a bad request
+        (``RestController.dispatchBadRequest``), then closes the connection (the
+        placeholder request Netty makes of it is HTTP/1.0)."""
+        method, _, rest = line.partition(" ")
+        target = rest.rsplit(" ", 1)[0] if " " in rest else rest
+        path = target.partition("?")[0]
+        record = RecordedRequest(
+            method, "/" + "/".join(unquote(s) for s in path.split("/") if s), {}, None
+        )
+        error = EsError(
+            400,
+            "too_long_http_line_exception",
+            f"An HTTP line is larger than {MAX_INITIAL_LINE} bytes.",
+        )
+        record.status = 400
+        with self.node.lock:
+            self.node.controls.requests.append(record)
+        raw = self.render("GET", {}, Response(400, error.body()), None, {})
+        raw.close = True
+        return raw
 
     def _run(self, handler: Handler, request: Request) -> Response:
         with self.node.lock:

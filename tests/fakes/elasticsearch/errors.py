@@ -104,6 +104,33 @@ def illegal_argument(reason: str, status: int = 400) -> EsError:
     return EsError(status, "illegal_argument_exception", reason)
 
 
+def illegal_state(reason: str) -> EsError:
+    """``IllegalStateException``: an answer of 500, as Elasticsearch renders it."""
+    return EsError(500, "illegal_state_exception", reason)
+
+
+def invalid_alias_name(name: str, why: str) -> EsError:
+    return EsError(400, "invalid_alias_name_exception", f"Invalid alias name [{name}], {why}")
+
+
+def resource_exists(reason: str, **fields: Any) -> EsError:
+    return EsError(400, "resource_already_exists_exception", reason, **fields)
+
+
+def not_in_data_streams() -> EsError:
+    return illegal_argument("only write ops with an op_type of create are allowed in data streams")
+
+
+def document_parsing(position: str, reason: str) -> EsError:
+    """``DocumentParsingException`` wrapping the mapper's ``IllegalArgumentException``."""
+    return EsError(
+        400,
+        "document_parsing_exception",
+        f"[{position}] failed to parse: {reason}",
+        caused_by=illegal_argument(reason),
+    )
+
+
 def validation_failed(*problems: str) -> EsError:
     listed = "".join(f"{n}: {p};" for n, p in enumerate(problems, 1))
     return EsError(400, "action_request_validation_exception", f"Validation Failed: {listed}")
@@ -129,6 +156,16 @@ def invalid_snapshot_name(repository: str, snapshot: str, why: str) -> EsError:
     return EsError(
         400,
         "invalid_snapshot_name_exception",
+        f"[{repository}:{snapshot}] Invalid snapshot name [{snapshot}], {why}",
+    )
+
+
+def snapshot_name_in_use(repository: str, snapshot: str, why: str) -> EsError:
+    """``SnapshotNameAlreadyInUseException`` (8.3+), a 400 subclass of
+    ``InvalidSnapshotNameException`` whose own type is what Elasticsearch renders."""
+    return EsError(
+        400,
+        "snapshot_name_already_in_use_exception",
         f"[{repository}:{snapshot}] Invalid snapshot name [{snapshot}], {why}",
     )
 

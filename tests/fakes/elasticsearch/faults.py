@@ -6,8 +6,9 @@ Tests get a :class:`FakeControls` from the fixture (``es_cluster.fake``) or from
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,7 @@ class RecordedRequest:
     status: int = 0
     user: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    answer: Literal["sent", "dropped", "delayed"] = "sent"
 
 
 @dataclass
@@ -47,6 +49,22 @@ class ErrorRule:
 
 
 @dataclass
+class AnswerRule:
+    """Process the next ``remaining`` requests matching ``method`` and ``path_regex`` in
+    full, then drop the connection (``delay`` None) or answer ``delay`` seconds late."""
+
+    method: str
+    path_regex: str
+    delay: float | None
+    remaining: int | None
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        method_ok = self.method in ("*", method.upper())
+        return method_ok and re.fullmatch(self.path_regex, path) is not None
+
+
+@dataclass
 class SnapshotFault:
     """How the next snapshot ends: PARTIAL (shard failures) or FAILED."""
 
@@ -64,15 +82,27 @@ class FakeControls:
     - ``recovery_delay`` (seconds): how long the primaries of a restored index initialize
       (index and cluster health red) before they start.
     - ``requests``: every request, in order (:class:`RecordedRequest`); see :meth:`calls`.
+      ``answer`` says whether the answer was ``sent``, ``dropped`` or ``delayed``.
+    - :meth:`fail_requests` (an error instead of the work), :meth:`drop_answer` and
+      :meth:`delay_answer` (the work done, its answer lost or late),
+      :meth:`fail_next_snapshots`, :meth:`deny_repository_writes`, and
+      :meth:`add_system_index` (set-up real clients cannot do).
     """
 
-    def __init__(self, lock: threading.RLock, hurry: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        lock: threading.RLock,
+        hurry: Callable[[str], None],
+        add_system_index: Callable[[str, str, list[dict[str, Any]], str | None], None],
+    ) -> None:
         self._lock = lock
         self._hurry = hurry
+        self._add_system_index = add_system_index
         self.snapshot_duration = 0.05
         self.recovery_delay = 0.05
         self.requests: list[RecordedRequest] = []
         self._rules: list[ErrorRule] = []
+        self._answer_rules: list[AnswerRule] = []
         self._snapshot_faults: list[SnapshotFault] = []
         self._unwritable: set[Path] = set()
 
@@ -87,7 +117,45 @@ class FakeControls:
         with self._lock:
             self._hurry("recoveries")
 
+    # ----------------------------------------------------------------- set-up only it can do
+    def add_system_index(
+        self,
+        feature: str,
+        index: str,
+        docs: Iterable[dict[str, Any]] = (),
+        *,
+        description: str | None = None,
+    ) -> None:
+        """Create the system index ``index`` of ``feature`` (registering the feature for
+        ``GET /_features`` and feature states) holding ``docs`` (refreshed), as a plugin
+        would: hidden (``index.hidden``), 1 shard, 0 replicas. Real clients cannot create
+        system indices, hence a control."""
+        with self._lock:
+            self._add_system_index(feature, index, list(docs), description)
+
     # ----------------------------------------------------------------- faults
+    def drop_answer(self, method: str, path_regex: str, *, times: int | None = 1) -> AnswerRule:
+        """Process the next ``times`` requests (``None``: all) matching ``method`` (or
+        ``*``) and ``path_regex`` (``re.fullmatch`` on the decoded path, no query string)
+        in full, then close the connection without an answer: the client sees a
+        connection error (and retries it, unless built with ``max_retries=0`` or told not
+        to retry on connection errors)."""
+        rule = AnswerRule(method.upper(), path_regex, None, times)
+        with self._lock:
+            self._answer_rules.append(rule)
+        return rule
+
+    def delay_answer(
+        self, method: str, path_regex: str, seconds: float, *, times: int | None = 1
+    ) -> AnswerRule:
+        """Process the next ``times`` matching requests in full, then wait ``seconds``
+        before answering (the node is not blocked meanwhile): a client whose request
+        timeout is shorter sees a read timeout although the work was done."""
+        rule = AnswerRule(method.upper(), path_regex, float(seconds), times)
+        with self._lock:
+            self._answer_rules.append(rule)
+        return rule
+
     def fail_requests(
         self,
         method: str,
@@ -169,6 +237,15 @@ class FakeControls:
                 if rule.remaining is not None:
                     rule.remaining -= 1
                 return EsError(rule.status, rule.error_type, rule.reason)
+        return None
+
+    def answer_fault(self, method: str, path: str) -> AnswerRule | None:
+        for rule in self._answer_rules:
+            if rule.remaining != 0 and rule.matches(method, path):
+                rule.hits += 1
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                return rule
         return None
 
     def next_snapshot_fault(self) -> SnapshotFault | None:

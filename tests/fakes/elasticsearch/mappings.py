@@ -1,6 +1,13 @@
 """Dynamic mapping, coarsely: new fields of indexed documents are added to the mapping
 with the types Elasticsearch would guess (text + keyword, long, float, boolean, date,
-object), ``dynamic: false`` ignores them and ``dynamic: strict`` refuses them."""
+object), ``dynamic: false`` ignores them and ``dynamic: strict`` refuses them.
+
+Fields mapped ``{"type": "nested"}`` (explicitly, in the index's or a template's
+mappings: dynamic mapping never guesses ``nested``) are modelled enough for document
+counts: each object under a nested field is a Lucene document of its own, hidden behind
+its parent, so ``_cat/indices`` and ``_stats`` (which count Lucene documents) see
+1 + N documents where ``_count`` (top-level documents) sees 1 (:func:`lucene_docs`).
+"""
 
 from __future__ import annotations
 
@@ -40,6 +47,11 @@ def _objects(value: Any) -> list[dict[str, Any]]:
     return []
 
 
+def _has_children(mapping: dict[str, Any]) -> bool:
+    """An object or nested field: one whose values are objects with fields of their own."""
+    return "properties" in mapping or mapping.get("type") in ("object", "nested")
+
+
 def apply_dynamic(
     mapping: dict[str, Any], source: dict[str, Any], path: str = "", inherited: str = "true"
 ) -> None:
@@ -61,6 +73,26 @@ def apply_dynamic(
                 )
             properties[name] = known = guessed
             mapping["properties"] = properties
-        if "properties" in known:
+        if _has_children(known):
             for child in _objects(value):
                 apply_dynamic(known, child, f"{path}{name}.", dynamic)
+
+
+def lucene_docs(mapping: dict[str, Any], source: dict[str, Any]) -> int:
+    """How many Lucene documents ``source`` is: itself plus one per object under a field
+    mapped ``nested`` (at any depth, nested inside nested included)."""
+    return 1 + _nested_objects(mapping, source)
+
+
+def _nested_objects(mapping: dict[str, Any], source: dict[str, Any]) -> int:
+    total = 0
+    properties = mapping.get("properties") or {}
+    for name, value in source.items():
+        field = properties.get(name)
+        if not isinstance(field, dict) or not _has_children(field):
+            continue
+        for child in _objects(value):
+            if field.get("type") == "nested":
+                total += 1
+            total += _nested_objects(field, child)
+    return total

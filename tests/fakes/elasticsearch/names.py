@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from .errors import invalid_index_name, invalid_snapshot_name
+from .errors import EsError, invalid_alias_name, invalid_index_name, invalid_snapshot_name
 
 # Strings.INVALID_FILENAME_CHARS, in the order Elasticsearch prints them
 _INVALID_CHARS = ("\\", "/", "*", "?", '"', "<", ">", "|", " ", ",")
@@ -53,24 +53,31 @@ def expand(expressions: Iterable[str], names: Iterable[str]) -> tuple[list[str],
     return list(matched), missing
 
 
-def validate_index_name(name: str) -> None:
+def validate_index_name(
+    name: str, invalid: Callable[[str, str], EsError] = invalid_index_name
+) -> None:
     """``MetadataCreateIndexService.validateIndexOrAliasName`` and friends."""
     if not name:
-        raise invalid_index_name(name, "must not be empty")
+        raise invalid(name, "must not be empty")
     if any(char in name for char in _INVALID_CHARS):
-        raise invalid_index_name(name, f"must not contain the following characters {_INVALID_TEXT}")
+        raise invalid(name, f"must not contain the following characters {_INVALID_TEXT}")
     if "#" in name:
-        raise invalid_index_name(name, "must not contain '#'")
+        raise invalid(name, "must not contain '#'")
     if ":" in name:
-        raise invalid_index_name(name, "must not contain ':'")
+        raise invalid(name, "must not contain ':'")
     if name[0] in "_-+":
-        raise invalid_index_name(name, "must not start with '_', '-', or '+'")
+        raise invalid(name, "must not start with '_', '-', or '+'")
     if name != name.lower():
-        raise invalid_index_name(name, "must be lowercase")
+        raise invalid(name, "must be lowercase")
     if name in (".", ".."):
-        raise invalid_index_name(name, "must not be '.' or '..'")
+        raise invalid(name, "must not be '.' or '..'")
     if len(name.encode()) > MAX_NAME_BYTES:
-        raise invalid_index_name(name, f"index name is too long, ({len(name.encode())} > 255)")
+        raise invalid(name, f"index name is too long, ({len(name.encode())} > 255)")
+
+
+def validate_alias_name(name: str) -> None:
+    """The same rules, reported as ``InvalidAliasNameException``."""
+    validate_index_name(name, invalid_alias_name)
 
 
 def validate_snapshot_name(repository: str, name: str) -> None:

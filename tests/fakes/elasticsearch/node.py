@@ -8,8 +8,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from .cluster import Cluster
+from .cluster import Cluster, Feature
 from .faults import FakeControls
 from .snapshots import Snapshots
 from .values import new_uuid
@@ -34,8 +35,9 @@ class Node:
         self.node_name = node_name
         self.version = VERSION
         self.path_repo = [Path(os.path.normpath(os.path.abspath(p))) for p in path_repo]
-        self.controls = FakeControls(self.lock, self._hurry)
+        self.controls = FakeControls(self.lock, self._hurry, self._add_system_index)
         self.cluster = Cluster(cluster_name, self.clock, data_nodes)
+        self.cluster.node_name = node_name
         self.snapshots = Snapshots(self)
         self.bugs: list[str] = []  # tracebacks of the double's own failures
 
@@ -67,6 +69,27 @@ class Node:
             for idx in self.cluster.indices.values():
                 idx.recovering_until = 0.0
         self.changed.notify_all()
+
+    def _add_system_index(
+        self, feature: str, index: str, docs: list[dict[str, Any]], description: str | None
+    ) -> None:
+        cluster = self.cluster
+        known = cluster.features.get(feature)
+        if known is None:
+            known = cluster.features[feature] = Feature(
+                feature, description or f"Manages the {feature} system indices"
+            )
+        elif description is not None:
+            known.description = description
+        if index not in known.patterns:
+            known.patterns.append(index)
+        settings = {"index.number_of_replicas": "0", "index.hidden": "true"}
+        idx = cluster.create_index(index, settings, {}, {}, apply_templates=False)
+        idx.system = feature
+        now = self.clock()
+        for number, source in enumerate(docs):
+            idx.put(str(number), source, now)
+        idx.refresh()
 
     def log_bug(self, message: str) -> None:
         self.bugs.append(message)

@@ -119,6 +119,7 @@ class Request:
             ignore_unavailable=self.flag("ignore_unavailable", default.ignore_unavailable),
             allow_no_indices=self.flag("allow_no_indices", default.allow_no_indices),
             forbid_closed=default.forbid_closed if forbid_closed is None else forbid_closed,
+            data_streams=default.data_streams,
         )
 
 

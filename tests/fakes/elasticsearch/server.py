@@ -2,6 +2,13 @@
 
 TLS handshakes happen in the connection's own thread, so a client that fails one (no
 client certificate under mutual TLS, an untrusted CA) cannot stall the server.
+
+Every request line is held to ``http.max_initial_line_length`` (4,096 bytes, CR LF not
+counted, as Netty's ``HttpObjectDecoder`` counts): a longer one is answered 400
+``too_long_http_line_exception`` over HTTP/1.0 and the connection is closed, whatever
+the method and path. Answers can be dropped (the connection closes with nothing
+written) or delayed after the request was processed (``FakeControls.drop_answer`` /
+``delay_answer``).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import contextlib
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,11 +25,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .app import App, Security
+from .app import MAX_INITIAL_LINE, App, RawResponse, Security
 from .faults import FakeControls
 from .node import Node
 
 HANDSHAKE_TIMEOUT = 10.0
+MAX_LINE_READ = 65537  # what BaseHTTPRequestHandler reads of a line at most
+DISCARD_LIMIT = 1 << 20  # bytes of headers and body read and dropped after a refused line
 
 
 @dataclass(frozen=True)
@@ -64,16 +74,81 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
+    def handle_one_request(self) -> None:
+        """``BaseHTTPRequestHandler.handle_one_request``, with Netty's line limit first."""
+        try:
+            line = self.rfile.readline(MAX_LINE_READ)
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return
+        if not line:
+            self.close_connection = True
+            return
+        if len(line.rstrip(b"\r\n")) > MAX_INITIAL_LINE:
+            self._refuse_long_line(line)
+            return
+        self.raw_requestline = line
+        if not self.parse_request():
+            return
+        handler = getattr(self, f"do_{self.command}", None)
+        if handler is None:
+            self.send_error(501, f"Unsupported method ({self.command!r})")
+            return
+        handler()
+        self.wfile.flush()
+
+    def _refuse_long_line(self, line: bytes) -> None:
+        """Answer the too long line, after reading (and dropping) what the client sends
+        with it, so that it reads the answer rather than a reset connection."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.settimeout(2.0)
+            while not line.endswith(b"\n"):
+                line = self.rfile.readline(MAX_LINE_READ)
+                if not line:
+                    break
+            length, read = 0, 0
+            while read < DISCARD_LIMIT:
+                header = self.rfile.readline(MAX_LINE_READ)
+                read += len(header)
+                if header in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = header.decode("latin-1").partition(":")
+                if name.strip().lower() == "content-length" and value.strip().isdigit():
+                    length = int(value.strip())
+            if 0 < length <= DISCARD_LIMIT:
+                self.rfile.read(length)
+        response = self.server.app.too_long_line(line.decode("latin-1").strip())
+        self.request_version = "HTTP/1.0"  # no request was parsed: Netty's placeholder
+        self._write(response, protocol="HTTP/1.0")
+
+    def _write(self, response: RawResponse, protocol: str | None = None) -> None:
+        if response.drop:
+            self.close_connection = True
+            return
+        if response.delay:
+            time.sleep(response.delay)
+        if response.close:
+            self.close_connection = True
+        try:
+            if protocol is None:
+                self.send_response(response.status)
+            else:
+                reason = self.responses.get(response.status, ("",))[0]
+                self.wfile.write(f"{protocol} {response.status} {reason}\r\n".encode("latin-1"))
+            for name, value in response.headers:
+                self.send_header(name, value)
+            self.end_headers()
+            if response.body:
+                self.wfile.write(response.body)
+        except OSError:  # the client gave up (its own timeout) before the answer came
+            self.close_connection = True
+
     def _serve(self) -> None:
         body = self._body()
         headers = {k.lower(): v for k, v in self.headers.items()}
         response = self.server.app.handle(self.command, self.path, headers, body)
-        self.send_response(response.status)
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if response.body:
-            self.wfile.write(response.body)
+        self._write(response)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _serve
 

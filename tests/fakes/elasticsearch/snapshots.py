@@ -4,6 +4,15 @@ PARTIAL or FAILED), listing, status and deletion. Restoring lives in ``restore.p
 A snapshot captures the documents of its indices when it starts (as the flush before a
 shard snapshot does, unrefreshed writes included) and is written to its repository
 when it finishes, ``controls.snapshot_duration`` seconds later.
+
+As ``SnapshotsService.createSnapshot`` does: system indices are never taken through
+``indices`` (matched by a pattern they are left out; named, the request is refused) but
+through feature states (all of them with ``include_global_state`` and no
+``feature_states``; ``["none"]``: none; otherwise the named ones, unknown names ignored,
+features without indices left out), whose indices join the snapshot's ``indices``. Data
+streams matched by ``indices`` are recorded in ``data_streams`` (their definitions in
+the repository, as global metadata is, whatever ``include_global_state``) and their
+backing indices in ``indices``.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .cluster import Index, Targets, shard_of
-from .names import expand, has_wildcard, validate_snapshot_name
+from .names import expand, has_wildcard, simple_match, validate_snapshot_name
 from .repository import (
     OPAQUE_TYPES,
     FsStore,
@@ -69,6 +78,8 @@ class Running:
     partial: bool
     metadata: dict[str, Any] | None
     payloads: dict[str, dict[str, Any]]
+    data_streams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    feature_states: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     reason: str | None = None  # set: the snapshot ends FAILED
 
@@ -96,7 +107,7 @@ def snapshot_info(run: Running, state: str, end_ms: int | None) -> dict[str, Any
         "version_id": VERSION_ID,
         "version": "8.15.3",
         "indices": list(run.indices),
-        "data_streams": [],
+        "data_streams": sorted(run.data_streams),
         "include_global_state": run.include_global_state,
     }
     if run.metadata is not None:
@@ -114,7 +125,10 @@ def snapshot_info(run: Running, state: str, end_ms: int | None) -> dict[str, Any
     info["duration_in_millis"] = max(0, (end_ms or 0) - run.start_ms)
     info["failures"] = list(run.failures) if state != "IN_PROGRESS" else []
     info["shards"] = {"total": total, "failed": failed, "successful": total - failed}
-    info["feature_states"] = []
+    info["feature_states"] = [
+        {"feature_name": f["feature_name"], "indices": list(f["indices"])}
+        for f in run.feature_states
+    ]
     return info
 
 
@@ -133,6 +147,7 @@ def capture(idx: Index) -> dict[str, Any]:
         "settings": dict(idx.settings),
         "mappings": copy.deepcopy(idx.mappings),
         "aliases": copy.deepcopy(idx.aliases),
+        "system": idx.system,
         "docs": {
             doc_id: {"source": copy.deepcopy(doc.source), "version": doc.version}
             for doc_id, doc in idx.docs.items()
@@ -215,14 +230,32 @@ class Snapshots:
         validate_snapshot_name(repo_name, name)
         options = self._create_options(body)
         if name in repo.catalog()["snapshots"]:
-            raise errors.invalid_snapshot_name(
+            raise errors.snapshot_name_in_use(
                 repo_name, name, "snapshot with the same name already exists"
             )
         if (repo_name, name) in self.running:
-            raise errors.invalid_snapshot_name(
+            raise errors.snapshot_name_in_use(
                 repo_name, name, "snapshot with the same name is already in-progress"
             )
         indices = self._snapshot_indices(options)
+        named = set(options["indices"])
+        explicit = sorted(i.name for i in indices if i.system is not None and i.name in named)
+        if explicit:
+            raise errors.illegal_argument(
+                f"the [indices] parameter includes system indices [{', '.join(explicit)}]; to "
+                "include or exclude system indices from a snapshot, use the "
+                "[include_global_state] or [feature_states] parameters"
+            )
+        indices = [i for i in indices if i.system is None]
+        feature_states = self._feature_states(options)
+        taken = {i.name for i in indices}
+        for state in feature_states:
+            for index in state["indices"]:
+                if index not in taken:
+                    indices.append(self.node.cluster.indices[index])
+                    taken.add(index)
+        indices.sort(key=lambda i: i.name)
+        data_streams = self._data_streams(options)
         snapshot = f"{repo_name}:{name}/{new_uuid()}"
         now = self.node.clock()
         red = [i.name for i in indices if i.recovering(now)]
@@ -241,6 +274,8 @@ class Snapshots:
             partial=options["partial"],
             metadata=options["metadata"],
             payloads={i.name: capture(i) for i in indices},
+            data_streams=data_streams,
+            feature_states=feature_states,
         )
         for index in red:
             self._fail_shards(run, index, None, "primary shard is not allocated")
@@ -256,6 +291,15 @@ class Snapshots:
         for key in body:
             if key not in CREATE_KEYS:
                 raise errors.illegal_argument(f"Unknown parameter {key}")
+        feature_states = body.get("feature_states")
+        if feature_states is not None and not isinstance(feature_states, list):
+            raise errors.parse_error("malformed feature_states, expected an array of strings")
+        requested = [str(f) for f in feature_states or []]
+        if len(requested) > 1 and "none" in requested:
+            raise errors.illegal_argument(
+                "the feature_states value [none] indicates that no feature states should be "
+                f"snapshotted, but other feature states were requested: [{', '.join(requested)}]"
+            )
         metadata = body.get("metadata")
         if metadata is not None:
             size = len(json.dumps(metadata, separators=(",", ":")).encode())
@@ -271,7 +315,53 @@ class Snapshots:
             "include_global_state": parse_bool(body.get("include_global_state", True)),
             "partial": parse_bool(body.get("partial", False)),
             "metadata": metadata,
+            "feature_states": requested,
         }
+
+    def _feature_states(self, options: dict[str, Any]) -> list[dict[str, Any]]:
+        """``[{"feature_name", "indices"}]`` of the features the snapshot takes."""
+        cluster = self.node.cluster
+        requested = options["feature_states"]
+        if not requested:
+            names = sorted(cluster.features) if options["include_global_state"] else []
+        elif [r.lower() for r in requested] == ["none"]:
+            names = []
+        else:
+            names = sorted(set(requested) & set(cluster.features))
+        states = []
+        for name in names:
+            feature = cluster.features[name]
+            owned = sorted(
+                i.name for i in cluster.indices.values() if i.system == name or feature.owns(i.name)
+            )
+            if owned:
+                states.append({"feature_name": name, "indices": owned})
+        return states
+
+    def _data_streams(self, options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """``IndexNameExpressionResolver.dataStreamNames``: the streams ``indices`` names."""
+        cluster = self.node.cluster
+        states = set(options["expand_wildcards"])
+        hidden_ok = bool(states & {"hidden", "all"})
+        found: dict[str, dict[str, Any]] = {}
+        wildcard_seen = False
+        expressions = options["indices"] or ["_all"]
+        if expressions[0].startswith("-"):
+            expressions = ["*", *expressions]
+        for expr in expressions:
+            if expr.startswith("-") and wildcard_seen:
+                for name in [n for n in found if simple_match(expr[1:], n)]:
+                    del found[name]
+                continue
+            for ds in cluster.data_streams.values():
+                if has_wildcard(expr):
+                    dotted = ds.name.startswith(".") and expr.startswith(".")
+                    if simple_match(expr, ds.name) and (not ds.hidden or hidden_ok or dotted):
+                        found[ds.name] = ds.describe()
+                elif expr == ds.name:
+                    found[ds.name] = ds.describe()
+            wildcard_seen = wildcard_seen or has_wildcard(expr)
+        return found
 
     def _snapshot_indices(self, options: dict[str, Any]) -> list[Index]:
         targets = Targets(
@@ -343,6 +433,7 @@ class Snapshots:
                 "info": info,
                 "sizes": sizes,
                 "shards": run.shard_counts(),
+                "data_streams": run.data_streams,
             }
             repo.store.write_catalog(catalog)
         except OSError:  # the repository went away or became read-only: nothing is kept

@@ -144,3 +144,8 @@ def as_list(value: Any) -> list[str]:
     if isinstance(value, list):
         return [str(item) for item in value]
     raise illegal_argument(f"malformed value [{value}], expected a string or an array")
+
+
+def utc_date(millis: int) -> str:
+    """``yyyy.MM.dd`` of an epoch-millisecond instant in UTC (backing index names)."""
+    return datetime.fromtimestamp(millis / 1000, tz=UTC).strftime("%Y.%m.%d")
