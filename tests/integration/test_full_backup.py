@@ -148,13 +148,25 @@ def test_catalog_sync_on_a_fresh_host(
     assert [b["backup_id"] for b in json.loads(listed.stdout)] == [backup_id]
 
 
+def _writing(repo_dir: Path, at_least: int) -> bool:
+    """True once an upload in progress (``*.partial-*``) holds ``at_least`` bytes; one
+    committed (renamed) while we look is simply passed over."""
+    for path in repo_dir.rglob("*.partial-*"):
+        try:
+            if path.stat().st_size > at_least:
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
 def _backup_midway(policy: Path, state_dir: Path, repo_dir: Path) -> subprocess.Popen[str]:
     """Start `backupctl backup` and return once it has written a few MB of the backup."""
     proc = popen_backupctl(
         ["--state-dir", str(state_dir), "--policies", str(policy), "backup", "shop"]
     )
     deadline = time.monotonic() + 60
-    while not [p for p in repo_dir.rglob("*.partial-*") if p.stat().st_size > 2 << 20]:
+    while not _writing(repo_dir, 2 << 20):
         assert proc.poll() is None, "the backup finished before it could be interrupted"
         assert time.monotonic() < deadline, "the backup never started writing"
         time.sleep(0.01)
