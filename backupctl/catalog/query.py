@@ -36,7 +36,12 @@ class RecoveryModel(Protocol):
 
     @property
     def main_kind(self) -> str:
-        """The kind a restore starts from (``full``, ``snapshot``, ``version``, ``commit``)."""
+        """The kind a backup is by default (``full``, ``snapshot``, ``version``, ``commit``)."""
+        ...
+
+    @property
+    def point_kinds(self) -> tuple[str, ...]:
+        """The kinds a restore can start from (MariaDB: fulls and incrementals)."""
         ...
 
     def names(self, manifest: Manifest) -> Sequence[str]:
@@ -75,13 +80,14 @@ class PolicyBackups:
         return self.model.main_kind
 
     def restorable(self, kind: str | None = None) -> list[Manifest]:
-        """The restorable backups of ``kind`` (default: the main kind), oldest first."""
-        wanted = kind or self.main_kind
-        return [m for m in self.all if m.kind == wanted and m.restorable]
+        """The restorable backups of ``kind`` (default: every kind a restore can start
+        from), oldest first."""
+        wanted = (kind,) if kind else self.model.point_kinds
+        return [m for m in self.all if m.kind in wanted and m.restorable]
 
     def newest(self, kind: str | None = None) -> Manifest:
-        """The newest restorable backup of ``kind`` (default: the main kind). Raises
-        NotFoundError saying what to do."""
+        """The newest restorable backup of ``kind`` (default: every kind a restore can
+        start from). Raises NotFoundError saying what to do."""
         found = self.restorable(kind)
         if not found:
             raise NotFoundError(

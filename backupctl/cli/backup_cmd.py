@@ -16,14 +16,27 @@ from backupctl.units import human_bytes
 
 @click.command("backup")
 @click.argument("policy")
-@click.option("--type", "kind", default=None, help="Backup type (mariadb: full|binlog).")
+@click.option(
+    "--type",
+    "kind",
+    default=None,
+    help="Backup type (mariadb: full|incremental|binlog; default: the driver's main one).",
+)
+@click.option(
+    "--no-fallback",
+    is_flag=True,
+    help="Fail rather than take another type (an incremental with nothing sound to build "
+    "on is otherwise taken as a full, saying why).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.pass_obj
-def backup(app: AppContext, policy: str, kind: str | None, as_json: bool) -> None:
+def backup(
+    app: AppContext, policy: str, kind: str | None, no_fallback: bool, as_json: bool
+) -> None:
     """Run one backup of POLICY now."""
     chosen = app.policy(policy)
     try:
-        manifest = run_backup(app.ops, chosen, kind)
+        manifest = run_backup(app.ops, chosen, kind, fallback=not no_fallback)
     except NothingChanged as exc:
         if as_json:
             render.emit_json({"policy": chosen.name, "changed": False, "reason": str(exc)})

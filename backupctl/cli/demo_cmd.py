@@ -52,10 +52,16 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
         f"{(manifest.finished_at - manifest.started_at).total_seconds():.1f}s"
     )
     render.checks(result.checks)
+    incremental = result.incremental
+    click.echo(
+        f"incremental {incremental.backup_id} on it: {human_bytes(incremental.raw_bytes)} "
+        f"streamed, {human_bytes(incremental.stored_bytes)} stored"
+    )
     report = result.restore_report
     point = report.recovery_point
     click.echo("")
-    click.echo(f"restore {report.run_id}: {report.state} in {report.seconds:.1f}s")
+    started = f"{report.backup.kind} {report.backup.backup_id}".strip()
+    click.echo(f"restore {report.run_id} from {started}: {report.state} in {report.seconds:.1f}s")
     print_report(report)
     click.echo(f"recovered to {point.describe() if point else '-'}")
     click.echo(f"the wrecked datadir is kept at {report.aside}")
@@ -64,7 +70,7 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     click.echo(f"policy:     {result.policy_file}")
     click.echo("try:")
     base = f"backupctl --policies {result.policy_file} --state-dir {result.workdir / 'state'}"
-    click.echo(f"  {base} list")
+    click.echo(f"  {base} list   # the chain: full -> incremental")
     click.echo(f"  {base} verify demo-db --deep")
     click.echo(f"  {base} restore demo-db --dry-run")
     if point is not None and point.time_local:

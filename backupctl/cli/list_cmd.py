@@ -52,6 +52,7 @@ def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
         if m.failure is not None:
             click.echo(f"  {m.backup_id} is not restorable: {m.failure}")
     click.echo("")
+    _chains(manifests)
     _windows(app, manifests)
 
 
@@ -60,6 +61,28 @@ def _note(manifest: Manifest) -> str:
         return driver_class(manifest.driver).note(manifest)
     except BackupctlError:
         return ""
+
+
+def _chains(manifests: list[Manifest]) -> None:
+    """Print each policy's chains: base -> increments, with sizes and what a restore of the
+    newest link reads."""
+    printed = False
+    for name in sorted({m.policy for m in manifests}):
+        own = [m for m in manifests if m.policy == name]
+        try:
+            chains = driver_class(own[0].driver).chains(own)
+        except BackupctlError:
+            continue
+        for links in chains:
+            steps = " -> ".join(f"{m.kind} {human_bytes(m.stored_bytes)}" for m in links)
+            total = human_bytes(sum(m.stored_bytes for m in links))
+            click.echo(
+                f"{name}: chain of {links[0].backup_id}: {steps} "
+                f"({len(links)} links, {total} read to restore {links[-1].backup_id})"
+            )
+            printed = True
+    if printed:
+        click.echo("")
 
 
 def register(cli: click.Group) -> None:

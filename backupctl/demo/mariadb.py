@@ -24,6 +24,7 @@ from backupctl.policy.mariadb import MariaDBRestoreOptions
 from backupctl.progress import ProgressFactory, no_progress
 from backupctl.runbook.report import RestoreReport
 from backupctl.timefmt import utc_and_local
+from backupctl.units import human_bytes
 
 Say = Callable[[str], None]
 
@@ -34,6 +35,8 @@ class DemoResult:
     policy_file: Path
     repository: Path
     manifest: Manifest
+    #: the incremental taken on top of ``manifest``, which the restore starts from
+    incremental: Manifest
     checks: list[CheckResult]
     restore_report: RestoreReport
     #: the restored tables equal those just before the accident
@@ -58,9 +61,11 @@ def write_policy(workdir: Path, instance: ThrowawayServer, password_file: Path) 
         datadir: {instance.datadir}
         repository: file://{workdir / "repository"}
         schedule:
-          full: "0 2 * * *"
+          full: "0 2 * * 0"
+          incremental: "0 2 * * 1-6"
         retention:
           full: 30d
+          incremental: 30d
         objectives:
           rpo: 24h
           rto: 1h
@@ -79,7 +84,8 @@ def run_demo(
     workdir: Path, size_mb: float, say: Say, progress: ProgressFactory = no_progress
 ) -> DemoResult:
     """Start a throwaway server, fill it, back it up, deep-verify the backup, write more,
-    wreck the database, and restore it in place to just before the accident (PITR).
+    take an incremental, wreck the database, and restore it in place from the chain (the
+    full, then the incremental) to just before the accident (PITR).
 
     The server is stopped before returning; ``workdir`` keeps the repository,
     policy and catalog for the user to look at. Raises BackupctlError subclasses.
@@ -104,6 +110,7 @@ def run_demo(
         policy = load_policies(policy_file)[0]
         say(f"3. policy {policy_file} is valid; taking a full backup with mariabackup")
         ctx = Context(StateLayout(workdir / "state"), progress=progress)
+        instance.checkpoint()  # its to_lsn is where the incremental starts (see step 5)
         manifest = run_backup(ctx, policy)
         say("4. verifying: checksums, then extract + mariabackup --prepare in scratch")
         checks = verify_backup(
@@ -114,8 +121,17 @@ def run_demo(
             scratch_root=workdir / "scratch",
             progress=progress,
         )
-        say("5. business goes on after the backup: 25 new orders")
+        say(
+            "5. business goes on after the backup: 25 new orders; taking an incremental "
+            "backup (only the pages changed since the full)"
+        )
         _new_orders(instance, 25)
+        instance.checkpoint()  # as a server in service does: the incremental stays small
+        incremental = run_backup(ctx, policy, "incremental")
+        say(
+            f"   incremental {incremental.backup_id}: {human_bytes(incremental.stored_bytes)} "
+            f"stored, on full {manifest.backup_id} ({human_bytes(manifest.stored_bytes)})"
+        )
         before = _checksums(instance)
         moment = _accident(instance)
         say(
@@ -124,10 +140,11 @@ def run_demo(
         )
         run_backup(ctx, policy, "binlog")
         say(
-            "7. restoring in place to just before the accident: stop, move aside, extract, "
-            "prepare, replay binlogs, verify, start"
+            "7. restoring in place to just before the accident from the chain: extract and "
+            "prepare the full, apply the incremental, then stop, move aside, move into "
+            "place, replay binlogs, verify, start"
         )
-        options = MariaDBRestoreOptions(backup_id=manifest.backup_id, to_time=moment)
+        options = MariaDBRestoreOptions(to_time=moment)
         report = run_restore(ctx, plan_restore(ctx, policy, options))
         after = _checksums(instance)
         same = after == before
@@ -139,7 +156,9 @@ def run_demo(
                 else "DIFFER from those just before the accident"
             )
         )
-    return DemoResult(workdir, policy_file, workdir / "repository", manifest, checks, report, same)
+    return DemoResult(
+        workdir, policy_file, workdir / "repository", manifest, incremental, checks, report, same
+    )
 
 
 def _checksums(instance: ThrowawayServer) -> dict[str, int | None]:

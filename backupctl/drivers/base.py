@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from backupctl.catalog.manifest import Manifest
 from backupctl.catalog.query import PolicyBackups, RecoveryWindow
 from backupctl.checks import CheckResult
+from backupctl.errors import UsageError
 from backupctl.layout import StateLayout
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.options import RestoreOptions
@@ -67,6 +68,18 @@ class DrillPlan:
 Details = BaseModel | dict[str, Any]
 
 
+@dataclass(frozen=True)
+class KindChoice:
+    """The kind a backup will be, what it builds on, and why, when it is not what was
+    asked."""
+
+    kind: str
+    #: the backup this one builds on (an incremental's parent)
+    basis: Manifest | None = None
+    #: why another kind is taken than the one asked for
+    reason: str | None = None
+
+
 class Driver(abc.ABC, Generic[PolicyT, OptionsT]):
     """Base of every driver, generic over its policy model and its restore options (the
     policy model names the options model in ``restore_options``). Subclasses set ``name``
@@ -82,6 +95,19 @@ class Driver(abc.ABC, Generic[PolicyT, OptionsT]):
     def main_kind(self) -> str:
         return self.kinds[0]
 
+    @property
+    def point_kinds(self) -> tuple[str, ...]:
+        """The kinds a restore can start from (default: the main kind)."""
+        return (self.main_kind,)
+
+    def choose_kind(
+        self, kind: str, backups: PolicyBackups, repo: Repository, fallback: bool
+    ) -> KindChoice:
+        """What a backup asked to be ``kind`` will be: that kind, or another one when it
+        cannot be taken (an incremental with nothing to build on becomes a full, unless
+        ``fallback`` is False: then it raises BackupFailed saying why)."""
+        return KindChoice(kind)
+
     # -- backups -------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -89,6 +115,12 @@ class Driver(abc.ABC, Generic[PolicyT, OptionsT]):
         """Write the backup's artifacts through ``session``; return the manifest's details.
         Raises BackupFailed / ToolError (the caller removes what was written),
         IncompleteBackup (recorded as failed) or NothingChanged (nothing stored)."""
+
+    @classmethod
+    def chains(cls, manifests: list[Manifest]) -> list[list[Manifest]]:
+        """The chains among one policy's ``manifests`` (backups restored together, base
+        first), for ``list``; default none."""
+        return []
 
     @classmethod
     def note(cls, manifest: Manifest) -> str:
@@ -100,6 +132,12 @@ class Driver(abc.ABC, Generic[PolicyT, OptionsT]):
         return ()
 
     # -- verification ----------------------------------------------------------------------
+
+    def depends_on(self, repo: Repository, manifest: Manifest) -> list[Manifest]:
+        """The other backups a restore of ``manifest`` needs, read from ``repo``, oldest
+        first (an incremental's chain: its base full and the incrementals between);
+        default none. Raises VerificationFailed naming a link that is gone or broken."""
+        return []
 
     def verify_quick(self, repo: Repository, manifest: Manifest) -> list[CheckResult]:
         """Checks beyond the stored objects' checksums that need no restore (default: none)."""
@@ -129,7 +167,14 @@ class Driver(abc.ABC, Generic[PolicyT, OptionsT]):
         """The backup ``options`` ask for: ``BACKUP_ID`` (any of the backup's names), else
         the newest restorable one of the main kind. Raises NotFoundError / UsageError."""
         if options.backup_id is not None:
-            return backups.find(options.backup_id, self.main_kind)
+            found = backups.find(options.backup_id)
+            if found.kind not in self.point_kinds:
+                starts = " or ".join(self.point_kinds)
+                raise UsageError(
+                    f"backup {found.backup_id} is a {found.kind} backup: a restore starts "
+                    f"from a {starts} backup"
+                )
+            return found
         return backups.newest()
 
     @abc.abstractmethod

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 
-from backupctl.catalog.manifest import Artifact, backup_prefix
+from backupctl.catalog.manifest import Artifact, Manifest, backup_prefix
 from backupctl.layout import StateLayout
 from backupctl.pipeline import CompressingWriter
 from backupctl.policy.common import PolicyBase
@@ -69,6 +69,10 @@ class BackupSession:
     layout: StateLayout
     progress: ProgressFactory = no_progress
     artifacts: list[Artifact] = field(default_factory=list)
+    #: the backup this one builds on (an incremental's parent), chosen by the driver
+    basis: Manifest | None = None
+    #: why this kind is taken instead of the one asked for (None: it was asked for)
+    instead: str | None = None
     tool_versions: dict[str, str] = field(default_factory=dict)
 
     @property

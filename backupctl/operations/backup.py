@@ -64,12 +64,15 @@ def run_backup(
     kind: str | None = None,
     produce: Producer | None = None,
     repo: Repository | None = None,
+    fallback: bool = True,
 ) -> Manifest:
     """Take one backup of ``policy`` (of ``kind``, default the driver's main kind) into
     ``repo`` (default: the policy's repository) and record it.
 
-    ``produce`` writes the artifacts and returns the manifest's details; by default the
-    driver's ``backup``. Every run, whatever its outcome, is reported to ``ctx.runs``.
+    The driver may take another kind than asked (an incremental with nothing to build on
+    becomes a full, and says why) unless ``fallback`` is False. ``produce`` writes the
+    artifacts and returns the manifest's details; by default the driver's ``backup``.
+    Every run, whatever its outcome, is reported to ``ctx.runs``.
     Returns the manifest. Raises LockHeldError when a run is in progress, UsageError for
     a kind the driver does not make, and the driver's errors; whatever was written is
     removed before the error propagates, except for a backup that ended unrestorable
@@ -85,7 +88,8 @@ def run_backup(
     event = partial(RunEvent, policy.name, driver.name, kind, started_at=started)
     report = ctx.runs.report
     try:
-        manifest = _locked_backup(ctx, driver, kind, produce, repo or ctx.repository(policy))
+        target = repo or ctx.repository(policy)
+        manifest = _locked_backup(ctx, driver, kind, produce, target, fallback)
     except NothingChanged as exc:
         report(policy, event("unchanged", finished_at=ctx.clock(), error=str(exc)))
         raise
@@ -99,8 +103,12 @@ def run_backup(
         reason = _line(exc) or f"interrupted ({type(exc).__name__})"
         report(policy, event("failure", finished_at=ctx.clock(), error=reason))
         raise
-    done = event(
+    done = RunEvent(
+        policy.name,
+        driver.name,
+        manifest.kind,  # what was taken (an incremental may have become a full)
         "success",
+        started_at=started,
         finished_at=manifest.finished_at,
         backup_id=manifest.backup_id,
         bytes=manifest.stored_bytes,
@@ -115,16 +123,25 @@ def _line(exc: BaseException) -> str:
 
 
 def _locked_backup(
-    ctx: Context, driver: AnyDriver, kind: str, produce: Producer | None, repo: Repository
+    ctx: Context,
+    driver: AnyDriver,
+    kind: str,
+    produce: Producer | None,
+    repo: Repository,
+    fallback: bool,
 ) -> Manifest:
     policy, catalog = driver.policy, ctx.catalog()
     with policy_lock(ctx.layout, policy.name), repo.lock(policy.name, f"backup {kind}"):
         clean_incomplete(repo, policy.name, driver.kinds)
         sync_policy(catalog, repo, policy.name)
+        choice = driver.choose_kind(kind, ctx.backups(policy, driver), repo, fallback)
+        if choice.reason is not None:
+            log.warning(f"taking a {choice.kind} backup instead of {kind}", reason=choice.reason)
         now = ctx.clock()
         session = BackupSession(
-            repo, policy, kind, keys.new_backup_id(now), now, ctx.layout, ctx.progress
+            repo, policy, choice.kind, keys.new_backup_id(now), now, ctx.layout, ctx.progress
         )
+        session.basis, session.instead = choice.basis, choice.reason
         structlog.contextvars.bind_contextvars(policy=policy.name, backup_id=session.backup_id)
         try:
             manifest = _write_backup(ctx, driver, session, produce)

@@ -41,7 +41,8 @@ def prune_policy(ctx: Context, policy: PolicyBase, dry_run: bool = False) -> lis
     (so ``list`` never shows a backup being deleted), then what the backup keeps outside
     the repository (e.g. the snapshot, through the cluster's API), then its manifest (so
     a catalog rebuilt from the repository never lists it half-deleted), then its other
-    objects. What a run killed part-way left is cleaned up first. Raises LockHeldError
+    objects; newest first, so a backup goes before the one it builds on. What a run killed
+    part-way left is cleaned up first. Raises LockHeldError
     while a backup of the policy runs.
     """
     driver = driver_for(policy)
@@ -59,7 +60,9 @@ def prune_policy(ctx: Context, policy: PolicyBase, dry_run: bool = False) -> lis
         sync_policy(catalog, repo, policy.name)
         backups = catalog.list(policy.name)
         by_id = {m.backup_id: m for m in backups}
-        for decision in driver.retention(backups, now):
+        # newest first: a backup goes before what it builds on (an incremental before its
+        # full), so a run killed part-way never leaves a kept backup without its base
+        for decision in reversed(driver.retention(backups, now)):
             manifest = by_id[decision.backup_id]
             result = _result(manifest.kind, policy.name, decision)
             if not decision.keep:
@@ -71,6 +74,7 @@ def prune_policy(ctx: Context, policy: PolicyBase, dry_run: bool = False) -> lis
                 log.info("backup pruned", backup_id=manifest.backup_id, reason=decision.reason)
                 result = replace(result, done=done)
             results.append(result)
+        results.reverse()
         kept = [by_id[r.backup_id] for r in results if r.keep]
         if swept := driver.collect_garbage(repo, kept):
             log.info("unreferenced objects removed", policy=policy.name, count=swept)

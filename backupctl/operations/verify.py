@@ -97,10 +97,13 @@ def verify_backup(
     scratch_root: Path | None = None,
     progress: ProgressFactory = no_progress,
 ) -> list[CheckResult]:
-    """Return every check run on ``manifest``; deep checks run only if checksums pass."""
+    """Return every check run on ``manifest`` and on every backup it depends on (an
+    incremental's chain: each link's objects, named by link); deep checks run only if
+    every checksum passes."""
     checks = check_artifacts(repo, manifest, progress)
     if manifest.failure is not None:
         checks.append(CheckResult("outcome", False, f"recorded as failed: {manifest.failure}"))
+    checks += _check_links(policy, repo, manifest, progress)
     checks += driver_for(policy).verify_quick(repo, manifest)
     if deep and all(c.passed for c in checks):
         if scratch_root is not None:
@@ -110,6 +113,27 @@ def verify_backup(
             checks += driver_for(policy).verify_deep(repo, manifest, scratch)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+    return checks
+
+
+def _check_links(
+    policy: PolicyBase, repo: Repository, manifest: Manifest, progress: ProgressFactory
+) -> list[CheckResult]:
+    """Every object of every backup ``manifest`` depends on, each check named by its link."""
+    try:
+        links = driver_for(policy).depends_on(repo, manifest)
+    except VerificationFailed as exc:
+        return [CheckResult("chain", False, str(exc))]
+    checks = []
+    for link in links:
+        named = f"{link.kind} {link.backup_id}"
+        checks += [
+            CheckResult(f"{named}: {c.name}", c.passed, c.detail)
+            for c in check_artifacts(repo, link, progress)
+        ]
+    if links:
+        names = " -> ".join(m.backup_id for m in [*links, manifest])
+        checks.append(CheckResult("chain", True, f"{len(links) + 1} links: {names}"))
     return checks
 
 

@@ -69,14 +69,33 @@ class MariaDBConnection(PasswordSource):
 
 
 class MariaDBSchedule(ScheduleBase):
-    backup_kinds: ClassVar[dict[str, str]] = {"full": "full", "binlog": "binlog"}
+    backup_kinds: ClassVar[dict[str, str]] = {
+        "full": "full",
+        "incremental": "incremental",
+        "binlog": "binlog",
+    }
 
     full: Schedule | None = None
+    incremental: Schedule | None = Field(
+        None, description="incremental physical backups (mariabackup --incremental-lsn)"
+    )
     binlog: ScheduleOrContinuous | None = None
+
+    @model_validator(mode="after")
+    def _incrementals_need_fulls(self) -> MariaDBSchedule:
+        if self.incremental is not None and self.full is None:
+            raise ValueError(
+                "an incremental schedule needs a full one: incrementals chain onto full "
+                "backups (e.g. full weekly, incremental on the other days)"
+            )
+        return self
 
 
 class MariaDBRetention(StrictModel):
-    full: Duration | None = None
+    full: Duration | None = Field(None, description="fulls go after this, with their chains")
+    incremental: Duration | None = Field(
+        None, description="incrementals go after this (never one a kept backup builds on)"
+    )
     binlog: Duration | None = None
 
 
@@ -127,6 +146,12 @@ class MariaDBBackupOptions(StrictModel):
         "1h",
         validate_default=True,
         description="binlog follow: FLUSH BINARY LOGS this often, so binlogs get sealed",
+    )
+    max_chain: int | None = Field(
+        None,
+        ge=2,
+        description="the most links a chain may have (the full included): past it, an "
+        "incremental backup takes a full instead",
     )
 
 

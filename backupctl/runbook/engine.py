@@ -33,6 +33,26 @@ class RunbookFailed(BackupctlError):
         super().__init__(text)
 
 
+def _in_journal_order(steps: list[Step], journal: Journal) -> list[Step]:
+    """``steps`` as the journal recorded them. A journal written by an earlier version may
+    list the same steps in another order, without some checks this version added before
+    them (e.g. ``check-backup``): it is resumed and undone in its own order. Raises
+    UsageError when it names a step this version does not have."""
+    names = [r.name for r in journal.steps]
+    if [s.name for s in steps] == names:
+        return steps
+    by_name = {s.name: s for s in steps}
+    unknown = [n for n in names if n not in by_name]
+    if unknown or len(by_name) != len(steps) or len(set(names)) != len(names):
+        raise UsageError(
+            f"the interrupted {journal.kind} {journal.run_id} of {journal.policy} was planned "
+            f"with steps this version cannot replay ({', '.join(unknown) or 'duplicates'}); "
+            f"finish or undo it with the version that started it (journal steps: "
+            f"{', '.join(names)})"
+        )
+    return [by_name[n] for n in names]
+
+
 @dataclass
 class PlannedStep:
     name: str
@@ -44,9 +64,7 @@ class Runbook:
     """Steps plus a journal. Create with the same steps to resume or roll back a journal."""
 
     def __init__(self, steps: list[Step], journal: Journal):
-        if [s.name for s in steps] != [r.name for r in journal.steps]:
-            raise ValueError("journal does not match the steps of this runbook")
-        self.steps, self.journal = steps, journal
+        self.steps, self.journal = _in_journal_order(steps, journal), journal
         self.ctx = RunContext(journal.run_id, journal.values)
 
     def plan(self) -> list[PlannedStep]:

@@ -28,6 +28,8 @@ def test_demo_backs_up_and_deep_verifies(tmp_path: Path) -> None:
         "PASS  prepare",
         "PASS  tables-present",
         "25 new orders",
+        "taking an incremental backup",
+        "apply-incremental-1",
         "an accident: DROP TABLE shop.order_items",
         "replay-binlogs",
         ": completed in",
@@ -41,8 +43,13 @@ def test_demo_backs_up_and_deep_verifies(tmp_path: Path) -> None:
     policy, state = work / "policies" / "demo-db.yaml", work / "state"
     listed = run_backupctl(["--policies", str(policy), "--state-dir", str(state), "list", "--json"])
     backups = json.loads(listed.stdout)
-    assert [b["kind"] for b in backups] == ["full", "binlog", "version", "version", "version"]
+    kinds = [b["kind"] for b in backups]
+    assert kinds == ["full", "incremental", "binlog", "version", "version", "version"]
     assert backups[0]["backup_id"] in result.stdout
+    assert f"incremental {backups[1]['backup_id']} on it:" in result.stdout
+    assert backups[1]["stored_bytes"] < backups[0]["stored_bytes"] / 2
+    # the restore started from the incremental, its chain's full extracted first
+    assert f"from incremental {backups[1]['backup_id']}: completed in" in result.stdout
     suggested = next(line for line in result.stdout.splitlines() if "--to-time" in line)
     when = suggested.split('"')[1]
     args = ["--policies", str(policy), "--state-dir", str(state), "restore", "demo-db"]

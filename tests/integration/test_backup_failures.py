@@ -100,5 +100,6 @@ def test_unknown_policy_and_backup(
     assert missing.code == 2 and "no policy named 'nope' (known policies: shop)" in missing.stderr
     no_backup = backupctl("verify", "shop", "20260101T000000Z-abcdef", policies=policy)
     assert no_backup.code == 2 and "has no backup" in no_backup.stderr
-    other = backupctl("backup", "shop", "--type", "incremental", policies=policy)
-    assert other.code == 2 and "makes full, binlog backups, not 'incremental'" in other.stderr
+    other = backupctl("backup", "shop", "--type", "snapshot", policies=policy)
+    assert other.code == 2, other.output
+    assert "makes full, binlog, incremental backups, not 'snapshot'" in other.stderr

@@ -3,10 +3,12 @@ or an ext4 loop device when tmpfs cannot be mounted) runs out of space mid-opera
 
 - a full backup into the repository: exit 1, the message names the path and says no
   space is left, nothing is listed, no partial file remains;
-- a restore into ``--target-datadir``: exit 1 naming the path, nothing left behind;
-- an in-place restore whose datadir's filesystem fills up during the extraction (the
-  original datadir was moved aside on that same filesystem): exit 1, the original is
-  back and the server serves exactly the original data (CHECKSUM TABLE);
+- a restore into ``--target-datadir`` or in place, on a filesystem without room for the
+  unpacked backup: refused by ``check-backup`` before anything is written or stopped,
+  naming the space needed and free;
+- the same restores when the filesystem fills up during the extraction (another process
+  takes the space after the check): exit 1 naming the path, nothing left behind, and in
+  place the server, never stopped, serves exactly the original data (CHECKSUM TABLE);
 - a model rollback whose staging copy fills the served directory's filesystem: exit 1
   naming the file, the served version untouched, nothing left behind;
 - a small object (a manifest) whose write fails only at commit: the error still names it.
@@ -22,6 +24,8 @@ import json
 import os
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -131,13 +135,18 @@ def _error(result: CliResult) -> str:
     return "\n".join(lines)
 
 
-def _ballast(where: Path, leave_mb: float) -> Path:
-    """Fill ``where``'s filesystem up to ``leave_mb`` MiB of free space."""
+def _ballast(where: Path, leave_mb: float, fast: bool = False) -> Path:
+    """Fill ``where``'s filesystem up to ``leave_mb`` MiB of free space (``fast``: in one
+    fallocate where the filesystem supports it)."""
     stats = os.statvfs(where)
     free = stats.f_bavail * stats.f_frsize
     ballast = where / "ballast"
     with open(ballast, "wb") as out:
         remaining = max(0, free - int(leave_mb * MIB))
+        if fast and remaining > 0:
+            with contextlib.suppress(OSError):
+                os.posix_fallocate(out.fileno(), 0, remaining)
+                return ballast
         block = b"\0" * MIB
         while remaining > 0:
             remaining -= out.write(block[: min(MIB, remaining)])
@@ -188,7 +197,42 @@ def test_a_backup_into_a_full_repository_fails_cleanly(
     assert json.loads(backupctl("list", "--json", policies=policy).stdout) == []
 
 
-def test_a_restore_into_a_full_target_fails_cleanly(
+class _FillDuringExtraction:
+    """Fill ``parent``'s filesystem (``_ballast``) as soon as a restore's staging directory
+    appears in it: the space the restore checked for is gone by the time it writes, as
+    when another process fills the disk. Stops watching after ``timeout`` seconds."""
+
+    def __init__(self, parent: Path, leave_mb: float, timeout: float = 120):
+        self.parent, self.leave_mb, self.timeout = parent, leave_mb, timeout
+        self.ballast: Path | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> _FillDuringExtraction:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.ballast is not None:
+            self.ballast.unlink(missing_ok=True)
+
+    @property
+    def filled(self) -> bool:
+        """Whether the filesystem was filled (read after the ``with`` block)."""
+        return self.ballast is not None
+
+    def _watch(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            if any(".restore-" in p.name for p in self.parent.iterdir()):
+                self.ballast = _ballast(self.parent, self.leave_mb, fast=True)
+                return
+            time.sleep(0.001)
+
+
+def test_a_restore_into_a_small_target_is_refused_before_anything_is_written(
     fresh_mariadb: MariaDBServer, tiny_fs: Any, tmp_path: Path, backupctl: Any
 ) -> None:
     _fill(fresh_mariadb, 8, 4)
@@ -201,16 +245,38 @@ def test_a_restore_into_a_full_target_fails_cleanly(
     assert result.code == 1, result.output
     assert "Traceback" not in result.output
     message = _error(result)
-    print(f"\nrestore into a full target: {message}")
-    assert NO_SPACE in message.lower() and str(small) in message, message
-    assert _entries(small) == [], "the failed restore left something behind"
+    print(f"\nrestore into a small target: {message}")
+    assert "step 'check-backup' failed: not enough space to restore" in message
+    assert f"needed unpacked in {small}" in message and "nothing was changed" in message
+    assert _entries(small) == [], "the refused restore left something behind"
     assert fresh_mariadb.instance.is_running()  # the live server was never touched
 
 
-def test_an_in_place_restore_that_fills_the_datadir_filesystem_puts_the_original_back(
+def test_a_restore_into_a_target_that_fills_up_fails_cleanly(
+    fresh_mariadb: MariaDBServer, tiny_fs: Any, tmp_path: Path, backupctl: Any
+) -> None:
+    _fill(fresh_mariadb, 8, 12)
+    policy = mariadb_policy(tmp_path / "policies", fresh_mariadb, f"file://{tmp_path / 'repo'}")
+    backed_up = backupctl("backup", "shop", policies=policy)
+    assert backed_up.code == 0, backed_up.output
+    small = tiny_fs("small", 192)
+    target = small / "datadir"
+    with _FillDuringExtraction(small, leave_mb=4) as filler:
+        result = backupctl("restore", "shop", "--target-datadir", str(target), policies=policy)
+    assert filler.filled, result.output
+    assert result.code == 1, result.output
+    assert "Traceback" not in result.output
+    message = _error(result)
+    print(f"\nrestore into a target that fills up: {message}")
+    assert NO_SPACE in message.lower() and str(small) in message, message
+    assert _entries(small) == [], "the failed restore left something behind"
+    assert fresh_mariadb.instance.is_running()
+
+
+def test_an_in_place_restore_whose_filesystem_fills_up_leaves_the_server_serving(
     tiny_fs: Any, tmp_path: Path, backupctl: Any
 ) -> None:
-    small = tiny_fs("small", 192)
+    small = tiny_fs("small", 320)  # the server (~180 MiB with its redo log) and a copy
     server = start_server(small)  # the datadir lives on the tiny filesystem
     ballast: Path | None = None
     try:
@@ -229,18 +295,30 @@ def test_an_in_place_restore_that_fills_the_datadir_filesystem_puts_the_original
             "INSERT INTO shop.after_backup VALUES (1), (2), (3)",
         )
         original = _checksums(server)
-        ballast = _ballast(small, leave_mb=10)  # room to run, not to extract ~25 MiB
         siblings = sorted(p.name for p in server.datadir.parent.iterdir())
+        pid = server.instance.pid()
 
+        # no room for the unpacked copy beside the live datadir: refused by the check
+        ballast = _ballast(small, leave_mb=10)
         result = backupctl("restore", "shop", "--yes", "--json", policies=policy)
+        assert result.code == 1, result.output
+        report = json.loads(result.stdout)
+        assert report["error"].startswith("check-backup: not enough space to restore")
+        assert [s["name"] for s in report["steps"] if s["status"] != "pending"] == ["check-backup"]
+        ballast.unlink()
+
+        # room at the check, gone during the extraction
+        with _FillDuringExtraction(server.datadir.parent, leave_mb=2) as filler:
+            result = backupctl("restore", "shop", "--yes", "--json", policies=policy)
+        assert filler.filled, result.output
         assert result.code == 1, result.output
         assert "Traceback" not in result.output
         report = json.loads(result.stdout)
         message = _error(result)
-        print(f"\nin-place restore on a full filesystem: {message}")
+        print(f"\nin-place restore on a filesystem that fills up: {message}")
         assert report["state"] == "failed" and report["error"].startswith("fetch-extract: ")
         assert NO_SPACE in message.lower() and str(server.datadir.parent) in message, message
-        assert server.instance.is_running(), "the start hooks ran after the rollback"
+        assert server.instance.pid() == pid, "the server was never stopped"
         assert _checksums(server) == original
         assert sorted(p.name for p in server.datadir.parent.iterdir()) == siblings
     finally:

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.support.mariadb import MariaDBServer, start_server
+from tests.support.mariadb import MariaDBServer, binlog_moment, start_server
 from tests.support.policies import mariadb_policy, restorable_policy
-
-
-def _moment() -> str:
-    """A UTC time strictly between events on either side (binlog times have 1 s resolution)."""
-    time.sleep(1.2)
-    moment = datetime.now(UTC).replace(microsecond=0).isoformat()
-    time.sleep(1.2)
-    return moment
 
 
 def test_restore_to_just_before_the_bad_delete(
@@ -33,9 +24,9 @@ def test_restore_to_just_before_the_bad_delete(
     assert backupctl("backup", "shop", policies=policy).code == 0
     server.sql("INSERT INTO shop.orders VALUES (2, 'at T1'), (3, 'at T1')")
     last_good_gtid = server.sql("SELECT @@gtid_binlog_pos")[0][0]
-    before_delete = _moment()
+    before_delete = binlog_moment()
     server.sql("DELETE FROM shop.orders WHERE id >= 2")
-    after_delete = _moment()
+    after_delete = binlog_moment()
     server.sql("INSERT INTO shop.orders VALUES (9, 'after')")
     assert backupctl("backup", "shop", "--type", "binlog", policies=policy).code == 0
 
@@ -81,11 +72,11 @@ def test_a_missing_binlog_object_limits_the_window(
     server.sql("CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
     assert backupctl("backup", "shop", policies=policy).code == 0
     server.sql("INSERT INTO shop.t VALUES (1)")
-    middle = _moment()
+    middle = binlog_moment()
     assert backupctl("backup", "shop", "--type", "binlog", policies=policy).code == 0
     server.sql("INSERT INTO shop.t VALUES (2)")
     assert backupctl("backup", "shop", "--type", "binlog", policies=policy).code == 0
-    late = _moment()
+    late = binlog_moment()
     server.sql("INSERT INTO shop.t VALUES (3)")
     assert backupctl("backup", "shop", "--type", "binlog", policies=policy).code == 0
     # lose the second binlog (the one holding INSERT 2) from the repository
@@ -117,7 +108,7 @@ def test_pitr_after_a_restore_reset_the_binlog_numbering(
 
     assert backupctl("backup", "shop", policies=policy).code == 0
     server.sql("INSERT INTO shop.t VALUES (7)")
-    moment = _moment()
+    moment = binlog_moment()
     server.sql("DELETE FROM shop.t")
     shipped = backupctl("backup", "shop", "--type", "binlog", "--json", policies=policy)
     assert "binlog numbering restarted" in shipped.stderr
@@ -144,7 +135,7 @@ def test_pitr_under_gtid_strict_mode(tmp_path: Path, backupctl: Any) -> None:
         assert backupctl("backup", "shop", policies=policy).code == 0
         server.sql("INSERT INTO shop.t VALUES (2)", "INSERT INTO shop.t VALUES (3)")
         good = server.sql("SELECT @@gtid_binlog_pos")[0][0]
-        moment = _moment()
+        moment = binlog_moment()
         server.sql("DELETE FROM shop.t")
         assert backupctl("backup", "shop", "--type", "binlog", policies=policy).code == 0
 

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,11 +91,12 @@ def test_in_place_restore_brings_back_the_backup(restorable: Restorable) -> None
     assert report["passed"] and report["backup"]["backup_id"] == restorable.backup_id
     assert [s["status"] for s in report["steps"]] == ["ok"] * len(report["steps"])
     assert [s["name"] for s in report["steps"]] == [
+        "check-backup",
+        "fetch-extract",
+        "prepare",
         "stop-services",
         "ensure-stopped",
         "move-aside",
-        "fetch-extract",
-        "prepare",
         "move-into-place",
         "start-recovery-instance",
         "verify",
@@ -181,6 +183,18 @@ def big_restorable(fresh_mariadb: MariaDBServer, tmp_path: Path, backupctl: Any)
 
 
 def _kill_during_extraction(r: Restorable) -> None:
+    def extracting(parent: Path) -> bool:
+        staging = list(parent.glob(".*.restore-*"))
+        return (
+            bool(staging)
+            and sum(f.stat().st_size for f in staging[0].rglob("*") if f.is_file()) > 20e6
+        )
+
+    _kill_restore_when(r, extracting)
+
+
+def _kill_restore_when(r: Restorable, ready: Callable[[Path], bool]) -> None:
+    """Start an in-place restore and SIGKILL it once ``ready(datadir's parent)``."""
     proc = popen_backupctl(
         [
             "--state-dir",
@@ -194,10 +208,7 @@ def _kill_during_extraction(r: Restorable) -> None:
     )
     parent = r.server.datadir.parent
     deadline = time.monotonic() + 120
-    while True:
-        staging = list(parent.glob(".*.restore-*"))
-        if staging and sum(f.stat().st_size for f in staging[0].rglob("*") if f.is_file()) > 20e6:
-            break
+    while not ready(parent):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.01)
@@ -205,15 +216,27 @@ def _kill_during_extraction(r: Restorable) -> None:
     proc.wait()
 
 
+def _moved_aside(parent: Path) -> bool:
+    return bool(list(parent.glob("*.aside-*")))
+
+
 @pytest.mark.parametrize("finish", ["--resume", "--rollback"])
-def test_sigkill_during_extraction_then_resume_or_rollback(
-    finish: str, big_restorable: Restorable
+@pytest.mark.parametrize("when", ["during-extraction", "after-move-aside"])
+def test_sigkill_then_resume_or_rollback(
+    finish: str, when: str, big_restorable: Restorable
 ) -> None:
+    """Killed while extracting (the server still serves: the copy is extracted and prepared
+    before anything stops) or once the datadir was moved aside (the server is down)."""
     r = big_restorable
     r.write_after_backup()
     before = r.live_tables()
-    _kill_during_extraction(r)
-    assert not r.server.instance.is_running()  # stopped by the stop hook, datadir aside
+    pid = r.server.instance.pid()
+    if when == "during-extraction":
+        _kill_during_extraction(r)
+        assert r.server.instance.pid() == pid and r.live_tables() == before
+    else:
+        _kill_restore_when(r, _moved_aside)
+        assert not r.server.instance.is_running()  # stopped by the stop hook
     blocked = r.run("restore", "shop", "--yes")
     assert blocked.code == 2 and "was interrupted" in blocked.stderr
 
@@ -227,6 +250,7 @@ def test_sigkill_during_extraction_then_resume_or_rollback(
         assert report["state"] == "rolled-back"
         assert r.live_tables() == before
         assert not list(r.server.datadir.parent.glob("*.aside-*"))
+    assert r.server.instance.is_running()
     assert not list(r.server.datadir.parent.glob(".*.restore-*"))
     assert r.run("restore", "shop", "--resume").code == 2  # nothing left to resume
 

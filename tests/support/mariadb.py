@@ -27,8 +27,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,15 @@ class MariaDBServer:
     def connect_backup(self, database: str | None = None) -> Any:
         """Connection as the backup user over the socket (autocommit)."""
         return self.instance.connect(self.user, self.password, database)
+
+
+def binlog_moment() -> str:
+    """A UTC time strictly between events on either side (binlog times have 1 s
+    resolution): sleeps a little over a second before and after it."""
+    time.sleep(1.2)
+    moment = datetime.now(UTC).replace(microsecond=0).isoformat()
+    time.sleep(1.2)
+    return moment
 
 
 def _require_mariadbd() -> None:

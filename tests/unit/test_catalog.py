@@ -27,6 +27,7 @@ class _Fulls:
     """The rules of a driver whose backups are plain fulls (the catalog query's input)."""
 
     main_kind = "full"
+    point_kinds = ("full",)
 
     def names(self, manifest: Manifest) -> Sequence[str]:
         return ()

@@ -53,6 +53,18 @@ CASES = [
         "required field is missing",
     ),
     (
+        "incremental-without-full",
+        GOOD.replace('  full: "0 2 * * *"', '  incremental: "0 2 * * 1-6"'),
+        [":11 schedule:"],
+        "an incremental schedule needs a full one",
+    ),
+    (
+        "max-chain-of-one",
+        GOOD + "backup:\n  max_chain: 1\n",
+        [":21 backup.max_chain:"],
+        "greater than or equal to 2",
+    ),
+    (
         "bad-duration",
         GOOD.replace("full: 30d", "full: thirty"),
         [":15 retention.full:"],

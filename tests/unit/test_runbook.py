@@ -152,7 +152,36 @@ def test_rollback_undoes_what_an_interrupted_run_did(tmp_path: Path) -> None:
     assert Journal.load(tmp_path / "r.json").state == "rolled-back"
 
 
-def test_journal_must_match_the_steps(tmp_path: Path) -> None:
+def test_a_journal_naming_an_unknown_step_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "r.json", "r", "restore", "db", {}, [StepResult("x")])
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="cannot replay \\(x\\); finish or undo it with the"):
         Runbook([Recording("y", [])], journal)
+
+
+def test_an_older_journal_is_resumed_and_undone_in_its_own_order(tmp_path: Path) -> None:
+    """An earlier version planned a, c, b without the check this version runs first: the
+    run goes on in the journal's order, and the check is not run after the fact."""
+    events: list[str] = []
+    steps = [Recording(n, events) for n in ("check", "a", "b", "c")]
+    journal = Journal(
+        tmp_path / "r.json",
+        "run-1",
+        "restore",
+        "db",
+        {},
+        [StepResult("a", "ok"), StepResult("c", "ok"), StepResult("b")],
+    )
+    results = _runbook(tmp_path, steps, journal).run()
+    assert events == ["run b"]
+    assert [r.name for r in results] == ["a", "c", "b"]
+    events.clear()
+    journal = Journal(
+        tmp_path / "s.json",
+        "run-2",
+        "restore",
+        "db",
+        {},
+        [StepResult("a", "ok"), StepResult("c", "ok"), StepResult("b")],
+    )
+    _runbook(tmp_path, steps, journal).rollback()
+    assert events == ["undo c", "undo a"]

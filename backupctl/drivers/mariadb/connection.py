@@ -133,3 +133,17 @@ def inventory(db: pymysql.connections.Connection) -> ServerInventory:
         gtid_strict_mode=bool(strict),
         databases=[DatabaseInfo(name=n, tables=t) for n, t in databases.items()],
     )
+
+
+def innodb_position(db: pymysql.connections.Connection) -> tuple[int, int | None]:
+    """The server's id and its current InnoDB log sequence number (None when the server
+    does not say)."""
+    with db.cursor() as cur:
+        cur.execute("SELECT @@server_id")
+        server_id = int(cur.fetchone()[0])
+        cur.execute(
+            "SELECT variable_value FROM information_schema.global_status"
+            " WHERE variable_name = 'INNODB_LSN_CURRENT'"
+        )
+        row = cur.fetchone()
+    return server_id, int(row[0]) if row and str(row[0]).isdigit() else None

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backupctl.catalog.manifest import Manifest
+from backupctl.clock import utc_now
 from backupctl.drivers.mariadb.extract import extract, prepare
+from backupctl.drivers.mariadb.restored_mark import MARK_NAME, RestoredMark, write_mark
 from backupctl.errors import BackupctlError, UsageError
 from backupctl.policy.mariadb import MariaDBPolicy
 from backupctl.proc import process_args
@@ -188,16 +190,21 @@ class Prepare(Step):
 class MoveIntoPlace(Step):
     name = "move-into-place"
 
-    def __init__(self, paths: RestorePaths):
-        self.paths = paths
+    def __init__(self, paths: RestorePaths, backup_id: str):
+        self.paths, self.backup_id = paths, backup_id
 
     def describe(self, ctx: RunContext) -> str:
-        return f"move {self.paths.staging} to {self.paths.live} with the original owner and mode"
+        return (
+            f"move {self.paths.staging} to {self.paths.live} with the original owner and "
+            f"mode, marked restored from {self.backup_id} ({MARK_NAME})"
+        )
 
     def run(self, ctx: RunContext) -> str:
         staging, live = self.paths.staging, self.paths.live
         owner = ctx.get("owner") or _owner_of(live.parent)
         if staging.exists():
+            mark = RestoredMark(self.backup_id, self.paths.run_id, utc_now())
+            write_mark(staging, mark)  # later incrementals must not chain across it
             _chown_tree(staging, owner["uid"], owner["gid"])
             os.chmod(staging, owner["mode"])
             if live.exists():  # an empty target directory

@@ -1,8 +1,10 @@
 """What MariaDB backups record in their manifests, as typed documents.
 
 ``FullDetails``: a full (mariabackup) backup: the server's inventory, mariabackup's LSNs
-and binlog coordinates, the datadir. ``BinlogDetails``: a binlog backup (shipped by
-``backup --type binlog`` or sealed by ``binlog follow``): one ``BinlogInfo`` per binlog.
+and binlog coordinates, the datadir. ``IncrementalDetails``: the same for an incremental
+(``--incremental-lsn``), plus its parent and the chain it extends. ``BinlogDetails``: a
+binlog backup (shipped by ``backup --type binlog`` or sealed by ``binlog follow``): one
+``BinlogInfo`` per binlog.
 
 Stored as ``model_dump(mode="json")``: the keys and value shapes the driver always wrote
 (a section it did not write, such as ``binlog`` for a server without binary logging, is
@@ -121,13 +123,21 @@ class FullDetails(ServerInventory, MariabackupInfo, BackupDetails):
 
     #: the policy's datadir the backup was taken from
     datadir: str
+    #: why a full was taken when an incremental was asked for (None: a full was asked)
+    instead_of_incremental: str | None = Field(None, exclude_if=lambda value: value is None)
 
     @classmethod
     def assemble(
-        cls, server: ServerInventory, mariabackup: MariabackupInfo, datadir: str
+        cls,
+        server: ServerInventory,
+        mariabackup: MariabackupInfo,
+        datadir: str,
+        instead: str | None = None,
     ) -> FullDetails:
         """The details of a full backup from what the server and mariabackup said."""
-        return cls(**dict(server), **dict(mariabackup), datadir=datadir)
+        return cls(
+            **dict(server), **dict(mariabackup), datadir=datadir, instead_of_incremental=instead
+        )
 
 
 # ---------------------------------------------------------------- binlog backups
@@ -164,3 +174,20 @@ class BinlogDetails(BackupDetails):
     purged_before_shipping: list[str]
     #: "follow" for binlogs sealed by ``binlog follow``; None when shipped by a backup
     source: str | None = None
+
+
+class IncrementalDetails(FullDetails):
+    """The details of an ``incremental`` backup: everything a full records (the
+    inventory, LSNs and binlog coordinates at its end) and the chain it extends."""
+
+    model_config = _STRICT
+
+    #: the backup it builds on (a full, or the previous incremental)
+    parent: str
+    parent_kind: str
+    #: the full backup the chain starts from
+    base: str
+    #: its place in the chain: the base is 1, the first incremental 2, …
+    chain_length: int = Field(ge=2)
+    #: ``--incremental-lsn``: pages changed after this LSN (the parent's to_lsn) are in it
+    incremental_lsn: int = Field(ge=0)

@@ -11,10 +11,27 @@ from typing import TYPE_CHECKING
 from backupctl.catalog.manifest import Manifest
 from backupctl.catalog.query import PolicyBackups, RecoveryWindow
 from backupctl.checks import CheckResult
-from backupctl.drivers.base import DrillPlan, Driver, FollowContext, Follower, RestoreRun
+from backupctl.drivers.base import (
+    DrillPlan,
+    Driver,
+    FollowContext,
+    Follower,
+    KindChoice,
+    RestoreRun,
+)
+from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.binlog import BINLOG_KIND, ship_binlogs, verify_binlogs
-from backupctl.drivers.mariadb.details import BinlogDetails, FullDetails
-from backupctl.drivers.mariadb.full import backup_full, verify_full
+from backupctl.drivers.mariadb.chain import (
+    FULL_KIND,
+    INCREMENTAL_KIND,
+    POINT_KINDS,
+    ServerState,
+    catalog_chains,
+    chain_of,
+    choose_parent,
+)
+from backupctl.drivers.mariadb.details import BinlogDetails, FullDetails, IncrementalDetails
+from backupctl.drivers.mariadb.full import backup_full, backup_incremental, verify_full
 from backupctl.drivers.mariadb.pitr import (
     binlog_chain,
     latest_point,
@@ -22,6 +39,8 @@ from backupctl.drivers.mariadb.pitr import (
     newest_before_gtid,
 )
 from backupctl.drivers.mariadb.restore_plan import restore_steps
+from backupctl.drivers.mariadb.restored_mark import read_mark
+from backupctl.errors import BackupFailed
 from backupctl.policy.mariadb import MariaDBPolicy, MariaDBRestoreOptions
 from backupctl.retention import Decision, chain_decisions
 from backupctl.storage.base import Repository
@@ -32,15 +51,70 @@ if TYPE_CHECKING:
 
 
 class MariaDBDriver(Driver[MariaDBPolicy, MariaDBRestoreOptions], Follower):
-    """MariaDB server: ``full`` backups with mariabackup, and ``binlog`` backups."""
+    """MariaDB server: ``full`` and ``incremental`` physical backups with mariabackup
+    (chains: a full, then incrementals each building on the previous backup), and
+    ``binlog`` backups."""
 
     name = "mariadb"
-    kinds = ("full", BINLOG_KIND)
+    kinds = (FULL_KIND, BINLOG_KIND, INCREMENTAL_KIND)
 
-    def backup(self, kind: str, session: BackupSession) -> FullDetails | BinlogDetails:
+    @property
+    def point_kinds(self) -> tuple[str, ...]:
+        return POINT_KINDS
+
+    def choose_kind(
+        self, kind: str, backups: PolicyBackups, repo: Repository, fallback: bool
+    ) -> KindChoice:
+        """An incremental builds on the newest restorable full or incremental of this
+        server; when it cannot (see ``chain.choose_parent``), a full is taken, or with
+        ``fallback`` False the backup fails saying why."""
+        if kind != INCREMENTAL_KIND:
+            return KindChoice(kind)
+        db = connection.connect(self.policy.connection)
+        try:
+            server_id, server_lsn = connection.innodb_position(db)
+        finally:
+            db.close()
+        server = ServerState(server_id, server_lsn, read_mark(self.policy.datadir))
+        choice = choose_parent(repo, backups.restorable(), server, self.policy.backup.max_chain)
+        if choice.parent is not None:
+            return KindChoice(INCREMENTAL_KIND, basis=choice.parent)
+        if not fallback:
+            raise BackupFailed(f"no incremental backup taken (--no-fallback): {choice.reason}")
+        return KindChoice(FULL_KIND, reason=choice.reason)
+
+    def backup(
+        self, kind: str, session: BackupSession
+    ) -> FullDetails | IncrementalDetails | BinlogDetails:
         if kind == BINLOG_KIND:
             return ship_binlogs(self.policy, session)
+        if kind == INCREMENTAL_KIND:
+            return backup_incremental(self.policy, session)
         return backup_full(self.policy, session)
+
+    @classmethod
+    def note(cls, manifest: Manifest) -> str:
+        """An incremental: what it builds on and its place in the chain; a full taken
+        instead of an incremental: why."""
+        if manifest.kind == FULL_KIND:
+            instead = FullDetails.of(manifest).instead_of_incremental
+            return f"a full instead of an incremental: {instead}" if instead else ""
+        if manifest.kind != INCREMENTAL_KIND:
+            return ""
+        details = IncrementalDetails.of(manifest)
+        return (
+            f"link {details.chain_length} of {details.base}'s chain, on "
+            f"{details.parent_kind} {details.parent}"
+        )
+
+    @classmethod
+    def chains(cls, manifests: list[Manifest]) -> list[list[Manifest]]:
+        return catalog_chains(manifests)
+
+    def depends_on(self, repo: Repository, manifest: Manifest) -> list[Manifest]:
+        if manifest.kind != INCREMENTAL_KIND:
+            return []
+        return chain_of(repo, manifest)[:-1]
 
     def verify_deep(self, repo: Repository, manifest: Manifest, scratch: Path) -> list[CheckResult]:
         if manifest.kind == BINLOG_KIND:
@@ -49,11 +123,21 @@ class MariaDBDriver(Driver[MariaDBPolicy, MariaDBRestoreOptions], Follower):
 
     def retention(self, backups: list[Manifest], now: datetime) -> list[Decision]:
         rules = self.policy.retention
-        return chain_decisions(backups, "full", BINLOG_KIND, rules.full, rules.binlog, now)
+        return chain_decisions(
+            backups,
+            FULL_KIND,
+            BINLOG_KIND,
+            rules.full,
+            rules.binlog,
+            now,
+            point_kind=INCREMENTAL_KIND,
+            keep_points=rules.incremental if rules.incremental is not None else rules.full,
+            parent_of=_parent_of,
+        )
 
     def choose_backup(self, options: MariaDBRestoreOptions, backups: PolicyBackups) -> Manifest:
-        """BACKUP_ID, else for a point in time the newest full backup before it, else the
-        newest full backup."""
+        """BACKUP_ID, else for a point in time the newest restore point (full or
+        incremental) before it, else the newest restore point."""
         if options.backup_id is None and options.to_gtid is not None:
             return newest_before_gtid(backups.restorable(), options.to_gtid)
         if options.backup_id is None and options.to_time is not None:
@@ -85,3 +169,8 @@ class MariaDBDriver(Driver[MariaDBPolicy, MariaDBRestoreOptions], Follower):
             return None
         links, gap = binlog_chain(repo, restorable[-1])
         return RecoveryWindow(restorable[0].finished_at, latest_point(links, restorable[-1]), gap)
+
+
+def _parent_of(manifest: Manifest) -> str | None:
+    """The backup an incremental builds on (retention's view of a chain)."""
+    return IncrementalDetails.of(manifest).parent

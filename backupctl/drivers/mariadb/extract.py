@@ -218,14 +218,23 @@ def _no_space(target: Path, output: str, tool: str, needed: int = 0) -> ToolErro
     return ToolError(f"no space left on device writing {target} ({tool}{space}): {said}")
 
 
-def prepare(target: Path, mariabackup: str = "mariabackup", use_memory: str = "256M") -> str:
-    """Run ``mariabackup --prepare`` on an extracted backup; return its log.
+def prepare(
+    target: Path,
+    mariabackup: str = "mariabackup",
+    use_memory: str = "256M",
+    incremental_dir: Path | None = None,
+) -> str:
+    """Run ``mariabackup --prepare`` on an extracted backup, or with ``incremental_dir``
+    apply that extracted incremental to the prepared backup in ``target``; return its log.
 
     Raises VerificationFailed when it fails or does not say "completed OK!".
     """
     binary = require_tool(mariabackup, "mariadb-backup")
+    argv = [binary, "--prepare", f"--target-dir={target}", f"--use-memory={use_memory}"]
+    if incremental_dir is not None:
+        argv.append(f"--incremental-dir={incremental_dir}")
     proc = subprocess.run(
-        [binary, "--prepare", f"--target-dir={target}", f"--use-memory={use_memory}"],
+        argv,
         capture_output=True,
         text=True,
         check=False,

@@ -1,5 +1,6 @@
-"""Full physical backups with ``mariabackup --backup --stream=mbstream``, streamed through
-zstd and sha256 into the repository (no temporary copy), and their deep verification."""
+"""Physical backups with ``mariabackup --backup --stream=mbstream`` (full, or incremental
+with ``--incremental-lsn``), streamed through zstd and sha256 into the repository (no
+temporary copy), and their deep verification (a chain: the base, then each incremental)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from backupctl.catalog.manifest import Manifest
 from backupctl.checks import CheckResult
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.backupinfo import read_backup_info
-from backupctl.drivers.mariadb.details import FullDetails
+from backupctl.drivers.mariadb.chain import INCREMENTAL_KIND, chain_of, link_name
+from backupctl.drivers.mariadb.chain_steps import apply_incremental
+from backupctl.drivers.mariadb.details import (
+    FullDetails,
+    IncrementalDetails,
+    MariabackupInfo,
+    ServerInventory,
+)
 from backupctl.drivers.mariadb.extract import DATA_ARTIFACT, LOG_ARTIFACT, OK_MARK, extract, prepare
 from backupctl.drivers.session import BackupSession
 from backupctl.errors import BackupctlError, BackupFailed
@@ -33,6 +41,38 @@ log = structlog.get_logger()
 def backup_full(policy: MariaDBPolicy, session: BackupSession) -> FullDetails:
     """Stream one full backup into ``session``; return the manifest's details (the
     server's inventory, LSNs, binlog coordinates). Raises BackupFailed / ToolError."""
+    server, mariabackup = _take(policy, session, [])
+    return FullDetails.assemble(server, mariabackup, str(policy.datadir), session.instead)
+
+
+def backup_incremental(policy: MariaDBPolicy, session: BackupSession) -> IncrementalDetails:
+    """Stream the pages changed since ``session.basis`` (its to_lsn) into ``session``;
+    return the details: a full's, plus the chain it extends. Raises BackupFailed /
+    ToolError."""
+    parent = session.basis
+    if parent is None:
+        raise BackupFailed("an incremental backup needs the backup it builds on")
+    details = FullDetails.of(parent)
+    if details.lsn is None or details.lsn.to_lsn is None:
+        raise BackupFailed(f"backup {parent.backup_id} recorded no LSN to build on")
+    since = details.lsn.to_lsn
+    server, mariabackup = _take(policy, session, [f"--incremental-lsn={since}"])
+    chained = IncrementalDetails.of(parent) if parent.kind == INCREMENTAL_KIND else None
+    return IncrementalDetails(
+        **dict(FullDetails.assemble(server, mariabackup, str(policy.datadir))),
+        parent=parent.backup_id,
+        parent_kind=parent.kind,
+        base=chained.base if chained else parent.backup_id,
+        chain_length=(chained.chain_length if chained else 1) + 1,
+        incremental_lsn=since,
+    )
+
+
+def _take(
+    policy: MariaDBPolicy, session: BackupSession, extra: list[str]
+) -> tuple[ServerInventory, MariabackupInfo]:
+    """Run mariabackup with ``extra`` options into ``session``; return what the server and
+    mariabackup said."""
     binary = require_tool(policy.backup.mariabackup, "mariadb-backup")
     db = connection.connect(policy.connection)
     try:
@@ -43,15 +83,18 @@ def backup_full(policy: MariaDBPolicy, session: BackupSession) -> FullDetails:
     session.tool_versions["mariabackup"] = _tool_version(binary)
     with tempfile.TemporaryDirectory(prefix="backupctl-mb-") as tmp:
         lsndir, log_path = Path(tmp) / "lsn", Path(tmp) / "mariabackup.log"
-        estimate = _datadir_bytes(policy.datadir) or sum(
-            t.bytes for d in server.databases for t in d.tables
+        # a full streams the datadir; an incremental only what changed (unknown ahead)
+        estimate = (
+            0
+            if extra
+            else _datadir_bytes(policy.datadir)
+            or sum(t.bytes for d in server.databases for t in d.tables)
         )
         try:
-            _stream(policy, binary, session, lsndir, log_path, estimate)
+            _stream(policy, binary, session, lsndir, log_path, estimate, extra)
         finally:
             _keep_log(session, log_path)
-        mariabackup = read_backup_info(lsndir)
-    return FullDetails.assemble(server, mariabackup, str(policy.datadir))
+        return server, read_backup_info(lsndir)
 
 
 def _check_datadir(policy: MariaDBPolicy, server_datadir: str) -> None:
@@ -71,6 +114,7 @@ def _stream(
     lsndir: Path,
     log_path: Path,
     estimate: int,
+    extra: list[str],
 ) -> None:
     options = policy.backup
     with (
@@ -86,6 +130,7 @@ def _stream(
             f"--target-dir={lsndir}",
             f"--datadir={policy.datadir}",
             f"--parallel={options.parallel}",
+            *extra,
         ]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log_fh, pass_fds=(fd,))
     stdout = cast(IO[bytes], proc.stdout)
@@ -134,17 +179,25 @@ def _keep_log(session: BackupSession, log_path: Path) -> None:
 def verify_full(
     policy: MariaDBPolicy, repo: Repository, manifest: Manifest, scratch: Path
 ) -> list[CheckResult]:
-    """Extract and prepare the backup in ``scratch``; check every table is there."""
+    """Extract and prepare the backup in ``scratch`` (an incremental: its base, then every
+    incremental of its chain applied in order); check every table is there."""
     details = FullDetails.of(manifest)  # refused (VerificationFailed) before any work
-    checks = []
+    checks: list[CheckResult] = []
     target = scratch / "datadir"
+    name = "extract"
     try:
-        extract(repo, manifest, target)
-        checks.append(CheckResult("extract", True, f"mbstream -x into {target}"))
+        base, *increments = chain_of(repo, manifest)
+        extract(repo, base, target)
+        checks.append(CheckResult("extract", True, f"mbstream -x {base.backup_id} into {target}"))
+        name = "prepare"
         prepare(target, policy.backup.mariabackup)
         checks.append(CheckResult("prepare", True, "mariabackup --prepare completed OK"))
+        for number, link in enumerate(increments, start=1):
+            name = f"apply-incremental-{number}"
+            side = scratch / f"incremental-{number}"
+            apply_incremental(repo, link, target, side, policy.backup.mariabackup)
+            checks.append(CheckResult(name, True, f"{link_name(link)} applied (--incremental-dir)"))
     except BackupctlError as exc:
-        name = "prepare" if checks else "extract"
         return [*checks, CheckResult(name, False, str(exc))]
     checks.append(_tables_present(details, target))
     return checks

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from backupctl.catalog.manifest import Manifest
 from backupctl.drivers.base import RestoreRun
+from backupctl.drivers.mariadb.chain import chain_of
+from backupctl.drivers.mariadb.chain_steps import ApplyIncremental, CheckBackup
 from backupctl.drivers.mariadb.datadir_steps import (
     CheckTarget,
     EnsureStopped,
@@ -66,8 +68,12 @@ def restore_steps(
     options: MariaDBRestoreOptions,
     run: RestoreRun,
 ) -> list[Step]:
-    """In place: stop hooks -> … -> start hooks -> health check. To a target: no hooks,
-    no live server touched."""
+    """Every link of the backup's chain checked, extracted and prepared (each incremental
+    applied in order) beside the datadir, then in place: stop hooks -> … -> start hooks ->
+    health check. To a target: no hooks, no live server touched. Nothing stops before the
+    restored copy is prepared: a broken link, a corrupt object or a full disk are found
+    while the server still runs. Raises VerificationFailed for a broken chain."""
+    links = chain_of(repo, manifest)  # refused before any step when a link is gone
     live = options.target_datadir or policy.datadir
     paths = RestorePaths(live.absolute(), run.run_id, options.in_place)
     shared = _may_run_as_another_user(paths.live, options.in_place)
@@ -77,7 +83,7 @@ def restore_steps(
         "BACKUPCTL_DATADIR": str(paths.live),
         "BACKUPCTL_RUN_ID": run.run_id,
     }
-    restore = policy.restore
+    restore, mariabackup = policy.restore, policy.backup.mariabackup
     replay: list[Step] = []
     strict_from = None
     if options.to_point:
@@ -87,22 +93,31 @@ def restore_steps(
         target.check(repo, manifest)  # refuse before anything changes
         scratch = paths.live.parent / f".{paths.live.name}.binlogs-{run.run_id}"
         replay.append(ReplayBinlogs(repo, manifest, target, run_dir / "mysqld.sock", scratch))
-    middle: list[Step] = [
-        Extract(repo, manifest, paths, run.progress),
-        Prepare(paths, policy.backup.mariabackup),
-        MoveIntoPlace(paths),
+    base, *increments = links
+    staged: list[Step] = [
+        CheckBackup(repo, links, paths),
+        Extract(repo, base, paths, run.progress),
+        Prepare(paths, mariabackup),
+        *(
+            ApplyIncremental(repo, link, n, paths, mariabackup, run.progress)
+            for n, link in enumerate(increments, start=1)
+        ),
+    ]
+    recovered: list[Step] = [
+        MoveIntoPlace(paths, manifest.backup_id),
         StartRecoveryInstance(paths.live, run_dir, policy, strict_from),
         *replay,
         VerifyRestored(paths.live, run_dir, manifest, policy, replayed=bool(replay)),
         StopRecoveryInstance(paths.live, run_dir, policy),
     ]
     if not options.in_place:
-        return [CheckTarget(paths), *middle]
+        return [CheckTarget(paths), *staged, *recovered]
     return [
+        *staged,
         HookStep("stop-services", policy, restore.stop, restore.start, env, restore.hook_timeout),
         EnsureStopped(policy, paths),
         MoveAside(paths),
-        *middle,
+        *recovered,
         HookStep("start-services", policy, restore.start, restore.stop, env, restore.hook_timeout),
         HealthCheck(policy, restore.health_timeout),
     ]
