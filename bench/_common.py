@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks in ``bench/``: the private server, process timing, RSS.
+"""Helpers shared by the benchmarks in ``bench/``: the private server, process timing, RSS,
+the raw tools' pipelines, the figures over interleaved runs, arguments and results files.
 
 Importing this module puts the repository root on ``sys.path``, so the benchmarks can
 import ``backupctl`` when run as plain scripts from anywhere.
@@ -6,24 +7,29 @@ import ``backupctl`` when run as plain scripts from anywhere.
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import os
 import platform
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 import structlog
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a plain script from anywhere
@@ -145,6 +151,126 @@ def tool_version(argv: list[str]) -> str:
     return lines[-1].strip() if lines else "unknown"
 
 
+def check_run(argv: list[str], log_fh: IO[bytes]) -> None:
+    """Run ``argv`` with its output in ``log_fh``; raise when it fails."""
+    log_fh.write(f"$ {' '.join(argv)}\n".encode())
+    log_fh.flush()
+    rc = subprocess.run(argv, stdout=log_fh, stderr=log_fh, timeout=RUN_TIMEOUT).returncode
+    if rc != 0:
+        raise RuntimeError(f"{argv[0]} failed with exit {rc}; see {log_fh.name}")
+
+
+def pipe(first: list[str], second: list[str], log_fh: IO[bytes]) -> float:
+    """Run ``first | second`` (output and errors to ``log_fh``); return its wall seconds."""
+    log_fh.write(f"$ {' '.join(first)} | {' '.join(second)}\n".encode())
+    log_fh.flush()
+    started = time.perf_counter()
+    producer = subprocess.Popen(first, stdout=subprocess.PIPE, stderr=log_fh)
+    try:
+        consumer = subprocess.Popen(second, stdin=producer.stdout, stdout=log_fh, stderr=log_fh)
+        assert producer.stdout is not None
+        producer.stdout.close()  # the consumer holds the read end now
+        try:
+            consumer_rc = consumer.wait(RUN_TIMEOUT)
+            producer_rc = producer.wait(RUN_TIMEOUT)
+        finally:
+            stop_process(consumer)
+    finally:
+        stop_process(producer)
+    seconds = time.perf_counter() - started
+    if producer_rc != 0 or consumer_rc != 0:
+        raise RuntimeError(f"{first[0]} | {second[0]} failed ({producer_rc}, {consumer_rc})")
+    return seconds
+
+
+def extract(source: Path, staging: Path, log_fh: IO[bytes]) -> None:
+    """``zstd -dc source | mbstream -x -C staging`` (``staging`` is created)."""
+    staging.mkdir()
+    pipe(["zstd", "-dcq", str(source)], ["mbstream", "-x", "-C", str(staging)], log_fh)
+
+
+def decompressed_size(path: Path) -> int:
+    """Return the size of ``path`` once decompressed by ``zstd -dc`` (outside any timing)."""
+    proc = subprocess.Popen(["zstd", "-dcq", str(path)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    size = 0
+    try:
+        while chunk := proc.stdout.read(1 << 20):
+            size += len(chunk)
+        proc.wait(RUN_TIMEOUT)
+    finally:
+        proc.stdout.close()
+        stop_process(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"zstd -dc {path} failed with exit {proc.returncode}")
+    return size
+
+
+def other_mariadbd(workdir: Path) -> int:
+    """Count mariadbd processes on the machine that this benchmark did not start."""
+    mine = f"--datadir={workdir}/"
+    return sum(
+        1
+        for _, args in process_args()
+        if os.path.basename(args[0]) == "mariadbd" and not any(a.startswith(mine) for a in args)
+    )
+
+
+# --------------------------------------------------------------------------- runs and figures
+
+
+def interleaved(repeat: int, warmup: bool) -> Iterator[tuple[int, str]]:
+    """(repetition, tool) of interleaved runs: an unmeasured warm-up pair (repetition 0)
+    unless ``warmup`` is false, then ``repeat`` pairs; repetition ``i`` runs raw first when
+    ``i`` is odd and backupctl first when even, so that neither always follows the other."""
+    for rep in range(0 if warmup else 1, repeat + 1):
+        for tool in ("raw", "backupctl") if rep % 2 else ("backupctl", "raw"):
+            yield rep, tool
+
+
+def rep_label(repetition: int) -> str:
+    return "warm-up" if repetition == 0 else f"rep {repetition}"
+
+
+def measured(runs: Sequence[Any], tool: str) -> list[Any]:
+    """The runs of ``tool`` without the warm-up (repetition 0)."""
+    return [r for r in runs if r.tool == tool and r.repetition > 0]
+
+
+def median_of(runs: Sequence[Any], tool: str, attr: str = "seconds") -> float:
+    """Median of ``attr`` over the measured runs of ``tool``."""
+    return float(statistics.median(getattr(r, attr) for r in measured(runs, tool)))
+
+
+def tool_ratio(runs: Sequence[Any], attr: str = "seconds") -> float:
+    """Median backupctl / median raw of ``attr``."""
+    return median_of(runs, "backupctl", attr) / median_of(runs, "raw", attr)
+
+
+def span(runs: Sequence[Any], tool: str) -> list[float]:
+    """[fastest, slowest] measured wall time of ``tool``: the noise to expect."""
+    times = [r.seconds for r in measured(runs, tool)]
+    return [round(min(times), 3), round(max(times), 3)]
+
+
+def peak_rss_mb(runs: Sequence[Any]) -> float:
+    """The largest VmHWM of backupctl over its measured runs, in MiB."""
+    return max(r.peak_rss_kb or 0 for r in measured(runs, "backupctl")) / 1024
+
+
+def mark(ok: bool) -> str:
+    """A verdict: met or MISSED."""
+    return "met" if ok else "MISSED"
+
+
+def fmt_seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def fmt_range(bounds: Sequence[float]) -> str:
+    return f"{bounds[0]:.2f}-{bounds[1]:.2f}"
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -203,6 +329,73 @@ def make_workdir(requested: Path | None, prefix: str) -> Path:
     return requested.resolve()
 
 
+# --------------------------------------------------------------------------- arguments
+
+
+def add_warmup_arg(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--no-warmup", dest="warmup", action="store_false", help=help_text)
+
+
+def add_run_args(
+    parser: argparse.ArgumentParser,
+    *,
+    holds: str,
+    results: str,
+    buffer_pool: str | None = "innodb-buffer-pool-size",
+) -> None:
+    """--workdir (where ``holds`` live), --keep, --buffer-pool (unless ``buffer_pool`` is
+    None; it is the help) and --json-out (default: bench/results/``results``-<date>.json)."""
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help=f"where {holds} live (default: a new dir in /tmp); must not exist yet or be empty",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    if buffer_pool is not None:
+        parser.add_argument("--buffer-pool", default="256M", help=buffer_pool)
+    parser.add_argument(
+        "--json-out",
+        type=Path,
+        default=None,
+        help=f"results file (default: bench/results/{results}-<date>.json)",
+    )
+
+
+def begin(args: argparse.Namespace, name: str) -> tuple[Path, Path]:
+    """Quiet logs, signal handlers, the work directory (``--workdir`` or a new
+    /tmp/bench-``name``-*); return it and the results file (``--json-out`` or
+    bench/results/``name``-<date>.json)."""
+    quiet_logging()
+    install_signal_handlers()
+    workdir = make_workdir(args.workdir, f"bench-{name}-")
+    stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
+    return workdir, args.json_out or REPO_ROOT / "bench" / "results" / f"{name}-{stamp}.json"
+
+
+def write_results_doc(
+    path: Path,
+    benchmark: str,
+    args: argparse.Namespace,
+    targets: dict[str, Any],
+    env: dict[str, Any],
+    **body: Any,
+) -> None:
+    """Write a results file: the benchmark, the date, the arguments (all but where the
+    files go), the targets, the environment, then ``body`` in its order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arguments = {k: v for k, v in vars(args).items() if k not in ("workdir", "keep", "json_out")}
+    doc = {
+        "benchmark": benchmark,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "arguments": arguments,
+        "targets": targets,
+        "environment": env,
+        **body,
+    }
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
 # --------------------------------------------------------------------------- the server
 
 
@@ -235,6 +428,84 @@ def base_policy(server: BenchServer, repository: Path) -> dict[str, Any]:
         "objectives": {"rpo": "24h", "rto": "1h"},
         "backup": {"compression_level": 1, "compression_threads": 2},
     }
+
+
+def write_policy(policy_dir: Path, policy: dict[str, Any]) -> None:
+    """Write ``policy`` as ``policy_dir/<POLICY_NAME>.yaml`` (the directory is created)."""
+    policy_dir.mkdir(parents=True, exist_ok=True)
+    (policy_dir / f"{POLICY_NAME}.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+
+
+def write_client_cnf(server: BenchServer) -> Path:
+    """A 0600 ``[client]`` option file with the ``bench`` user, for the raw mariabackup."""
+    return write_secret(
+        server.secrets_dir / "client.cnf",
+        f"[client]\nuser={BENCH_USER}\npassword={server.password}\n"
+        f"host=127.0.0.1\nport={server.instance.port}\n",
+    )
+
+
+def raw_backup(
+    client_cnf: Path,
+    datadir: Path,
+    target: Path,
+    log_path: Path,
+    *options: str,
+    fsync: bool = False,
+) -> tuple[float, int, int]:
+    """Time ``mariabackup --backup --stream=mbstream OPTIONS ... | zstd -1 -T2 > target``
+    once; return its wall seconds, its mbstream bytes and the bytes of ``target``.
+
+    mariabackup's --target-dir is ``target``'s directory/target (emptied first). With
+    ``fsync`` the file is also fsynced before the clock stops, the durability backupctl
+    pays for when it commits an artifact.
+    """
+    tmp = fresh_dir(target.parent / "target")
+    argv = [
+        "mariabackup",
+        f"--defaults-extra-file={client_cnf}",
+        "--backup",
+        "--stream=mbstream",
+        *options,
+        f"--datadir={datadir}",
+        f"--target-dir={tmp}",
+    ]
+    with open(log_path, "wb") as log_fh, open(target, "wb") as out_fh:
+        started = time.perf_counter()
+        backup = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log_fh)
+        try:
+            zstd = subprocess.Popen(["zstd", "-1", "-T2", "-q"], stdin=backup.stdout, stdout=out_fh)
+            assert backup.stdout is not None
+            backup.stdout.close()  # zstd holds the read end now
+            try:
+                zstd_rc = zstd.wait(RUN_TIMEOUT)
+                backup_rc = backup.wait(RUN_TIMEOUT)
+                if fsync:
+                    os.fsync(out_fh.fileno())
+                seconds = time.perf_counter() - started
+            finally:
+                stop_process(zstd)
+        finally:
+            stop_process(backup)
+    log_text = log_path.read_text(errors="replace")
+    if backup_rc != 0 or zstd_rc != 0 or "completed OK!" not in log_text:
+        raise RuntimeError(
+            f"raw pipeline failed (mariabackup {backup_rc}, zstd {zstd_rc}):\n{log_text[-2000:]}"
+        )
+    return seconds, decompressed_size(target), target.stat().st_size
+
+
+def data_artifact(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The mbstream artifact of a MariaDB backup's manifest (not mariabackup's log)."""
+    return next(a for a in manifest["artifacts"] if a["key"].endswith("/data.mbstream.zst"))
+
+
+def manifest_window(manifest: dict[str, Any]) -> float:
+    """Seconds from the manifest's ``started_at`` to its ``finished_at``."""
+    return (
+        datetime.fromisoformat(manifest["finished_at"])
+        - datetime.fromisoformat(manifest["started_at"])
+    ).total_seconds()
 
 
 def _servers_under(root: Path) -> list[int]:
@@ -334,8 +605,9 @@ def wait_for_clean_buffer_pool(conn: Any, timeout: float = 600) -> None:
 def environment(
     instance: MariaDBInstance, backupctl_cmd: list[str], workdir: Path
 ) -> dict[str, Any]:
-    """Describe the machine and the tool versions for the results file."""
-    return {
+    """Describe the machine and the tool versions for the results file; print the line
+    every benchmark starts with (MariaDB version, CPUs, work directory)."""
+    env = {
         "host": platform.node(),
         "cpus": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
@@ -348,6 +620,8 @@ def environment(
         "backupctl_commit": git_describe(),
         "workdir": str(workdir),
     }
+    print(f"MariaDB {env['mariadb']}, {env['cpus']} CPUs, workdir {workdir}", flush=True)
+    return env
 
 
 def git_describe() -> str:

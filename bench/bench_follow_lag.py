@@ -47,25 +47,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from _common import (  # first: it puts the repository root on sys.path
     POLICY_NAME,
     REPO_ROOT,
     BenchServer,
+    add_run_args,
     base_policy,
+    begin,
     bench_server,
     default_backupctl_cmd,
     environment,
     fresh_dir,
-    install_signal_handlers,
-    make_workdir,
+    mark,
     print_summary,
-    quiet_logging,
     read_vmhwm_kb,
     run_backupctl,
     stop_process,
     tool_version,
     workdir_cleanup,
+    write_policy,
+    write_results_doc,
 )
 
 from backupctl.catalog.manifest import Manifest, scan_manifests
@@ -547,13 +548,12 @@ class IntervalDirs:
         return ["--policies", str(self.policies), "--state-dir", str(self.state), *args]
 
 
-def write_policy(server: BenchServer, dirs: IntervalDirs, flush_interval: int) -> None:
+def write_interval_policy(server: BenchServer, dirs: IntervalDirs, flush_interval: int) -> None:
     """The bench policy with continuous binlogs, flushed every ``flush_interval`` s."""
     policy = base_policy(server, dirs.repo)
     policy["schedule"]["binlog"] = "continuous"
     policy["backup"]["binlog_flush_interval"] = f"{flush_interval}s"
-    path = dirs.policies / f"{POLICY_NAME}.yaml"
-    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    write_policy(dirs.policies, policy)
 
 
 @contextmanager
@@ -769,7 +769,7 @@ def bench_interval(
     dirs = IntervalDirs(fresh_dir(workdir / f"flush-{flush_interval}s"))
     for sub in (dirs.policies, dirs.logs):
         sub.mkdir()
-    write_policy(server, dirs, flush_interval)
+    write_interval_policy(server, dirs, flush_interval)
     start_fresh_binlog(instance)
     repo = LocalRepository(dirs.repo)
     full = take_full_backup(cmd, dirs, repo)
@@ -868,10 +868,6 @@ def markdown_tables(results: list[IntervalResult]) -> str:
 def verdicts(results: list[IntervalResult]) -> list[str]:
     """One line per flush interval and phase for the target, then the checks of a
     clean run: every commit durable, exit 0 on SIGTERM, the last GTID in status.json."""
-
-    def mark(ok: bool) -> str:
-        return "met" if ok else "MISSED"
-
     lines = []
     for r in results:
         for phase, s in r.summary()["phases"].items():
@@ -896,7 +892,6 @@ def write_results(
     path: Path, args: argparse.Namespace, env: dict[str, Any], results: list[IntervalResult]
 ) -> None:
     """Write every commit and the summaries as JSON to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     intervals = []
     for r in results:
         data = asdict(r)
@@ -912,27 +907,15 @@ def write_results(
             for c in r.commits
         ]
         intervals.append({**data, "summary": r.summary()})
-    doc = {
-        "benchmark": "follow-lag",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "arguments": {
-            "flush_interval": args.flush_interval,
-            "seconds": args.seconds,
-            "rate": args.rate,
-            "burst_seconds": args.burst_seconds,
-            "burst_mb_s": args.burst_mb_s,
-            "rotate_seconds": args.rotate_seconds,
-            "rotate_every": args.rotate_every,
-            "max_binlog_mb": args.max_binlog_mb,
-            "fill_tail": args.fill_tail,
-            "buffer_pool": args.buffer_pool,
-        },
-        "targets": {"lag_s": TARGET_LAG_S, "repo_poll_s": REPO_POLL_S},
-        "environment": env,
-        "intervals": intervals,
-        "verdicts": verdicts(results),
-    }
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    write_results_doc(
+        path,
+        "follow-lag",
+        args,
+        {"lag_s": TARGET_LAG_S, "repo_poll_s": REPO_POLL_S},
+        env,
+        intervals=intervals,
+        verdicts=verdicts(results),
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -989,21 +972,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=20,
         help="seconds the fill phase goes on after the server's rotation (default 20)",
     )
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=None,
-        help="where the server, repositories and logs live (default: a new dir in /tmp);"
-        " must not exist yet or be empty",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    parser.add_argument("--buffer-pool", default="256M", help="innodb-buffer-pool-size")
-    parser.add_argument(
-        "--json-out",
-        type=Path,
-        default=None,
-        help="results file (default: bench/results/follow-lag-<date>.json)",
-    )
+    add_run_args(parser, holds="the server, repositories and logs", results="follow-lag")
     args = parser.parse_args(argv)
     args.flush_interval = [int(s) for s in args.flush_interval.split(",") if s.strip()]
     if not args.flush_interval or min(args.flush_interval) <= 0:
@@ -1031,11 +1000,7 @@ def phases_of(args: argparse.Namespace) -> list[Phase]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    quiet_logging()
-    install_signal_handlers()
-    workdir = make_workdir(args.workdir, "bench-follow-lag-")
-    stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
-    json_out = args.json_out or REPO_ROOT / "bench" / "results" / f"follow-lag-{stamp}.json"
+    workdir, json_out = begin(args, "follow-lag")
     phases = phases_of(args)
     cmd = default_backupctl_cmd()
     results: list[IntervalResult] = []
@@ -1043,7 +1008,6 @@ def main(argv: list[str] | None = None) -> int:
         with bench_server(workdir, args.buffer_pool) as server:
             env = environment(server.instance, cmd, workdir)
             env["mariadb_binlog"] = tool_version(["mariadb-binlog", "--version"])
-            print(f"MariaDB {env['mariadb']}, {env['cpus']} CPUs, workdir {workdir}", flush=True)
             prepare_server(server.instance, args.max_binlog_mb)
             for interval in args.flush_interval:
                 results.append(bench_interval(server, workdir, cmd, interval, phases, args.keep))

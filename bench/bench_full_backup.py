@@ -28,36 +28,36 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from _common import (  # first: it puts the repository root on sys.path
-    BENCH_USER,
     POLICY_NAME,
-    REPO_ROOT,
-    RUN_TIMEOUT,
+    add_run_args,
+    add_warmup_arg,
     base_policy,
+    begin,
     bench_server,
     default_backupctl_cmd,
     environment,
     fill_database,
+    fmt_range,
     fresh_dir,
-    install_signal_handlers,
-    make_workdir,
+    interleaved,
+    manifest_window,
+    mark,
     print_summary,
-    quiet_logging,
+    raw_backup,
+    rep_label,
     run_backupctl,
-    stop_process,
     workdir_cleanup,
-    write_secret,
+    write_client_cnf,
+    write_policy,
+    write_results_doc,
 )
 
 from backupctl.drivers.mariadb.instance import MariaDBInstance
@@ -159,23 +159,6 @@ class Setup:
 # --------------------------------------------------------------------------- set-up
 
 
-def decompressed_size(path: Path) -> int:
-    """Return the size of ``path`` once decompressed by ``zstd -dc`` (outside any timing)."""
-    proc = subprocess.Popen(["zstd", "-dcq", str(path)], stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    size = 0
-    try:
-        while chunk := proc.stdout.read(1 << 20):
-            size += len(chunk)
-        proc.wait(RUN_TIMEOUT)
-    finally:
-        proc.stdout.close()
-        stop_process(proc)
-    if proc.returncode != 0:
-        raise RuntimeError(f"zstd -dc {path} failed with exit {proc.returncode}")
-    return size
-
-
 @contextmanager
 def bench_setup(
     workdir: Path, buffer_pool: str, backupctl_cmd: list[str], raw_fsync: bool = False
@@ -185,15 +168,9 @@ def bench_setup(
     The server is stopped when the block exits, whatever the reason.
     """
     with bench_server(workdir, buffer_pool) as server:
-        client_cnf = write_secret(
-            server.secrets_dir / "client.cnf",
-            f"[client]\nuser={BENCH_USER}\npassword={server.password}\n"
-            f"host=127.0.0.1\nport={server.instance.port}\n",
-        )
+        client_cnf = write_client_cnf(server)
         policy_dir = workdir / "policies"
-        policy_dir.mkdir(parents=True, exist_ok=True)
-        policy = base_policy(server, workdir / "out" / "repo")
-        (policy_dir / f"{POLICY_NAME}.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+        write_policy(policy_dir, base_policy(server, workdir / "out" / "repo"))
         yield Setup(workdir, server.instance, client_cnf, policy_dir, backupctl_cmd, raw_fsync)
 
 
@@ -206,41 +183,13 @@ def run_raw(setup: Setup, repetition: int) -> Run:
     With ``setup.raw_fsync`` the file is also fsynced before the clock stops, the
     durability backupctl pays for when it commits an artifact.
     """
-    out = fresh_dir(setup.workdir / "out")
-    target = out / "raw" / "backup.mbstream.zst"
-    tmp = fresh_dir(out / "raw" / "target")
-    log_path = out / "raw" / "mariabackup.log"
-    argv = [
-        "mariabackup",
-        f"--defaults-extra-file={setup.client_cnf}",
-        "--backup",
-        "--stream=mbstream",
-        f"--datadir={setup.instance.datadir}",
-        f"--target-dir={tmp}",
-    ]
-    with open(log_path, "wb") as log_fh, open(target, "wb") as out_fh:
-        started = time.perf_counter()
-        backup = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log_fh)
-        try:
-            zstd = subprocess.Popen(["zstd", "-1", "-T2", "-q"], stdin=backup.stdout, stdout=out_fh)
-            assert backup.stdout is not None
-            backup.stdout.close()  # zstd holds the read end now
-            try:
-                zstd_rc = zstd.wait(RUN_TIMEOUT)
-                backup_rc = backup.wait(RUN_TIMEOUT)
-                if setup.raw_fsync:
-                    os.fsync(out_fh.fileno())
-                seconds = time.perf_counter() - started
-            finally:
-                stop_process(zstd)
-        finally:
-            stop_process(backup)
-    log_text = log_path.read_text(errors="replace")
-    if backup_rc != 0 or zstd_rc != 0 or "completed OK!" not in log_text:
-        raise RuntimeError(
-            f"raw pipeline failed (mariabackup {backup_rc}, zstd {zstd_rc}):\n{log_text[-2000:]}"
-        )
-    return Run("raw", repetition, seconds, decompressed_size(target), target.stat().st_size)
+    raw = fresh_dir(setup.workdir / "out") / "raw"
+    raw.mkdir()
+    target, log_path = raw / "backup.mbstream.zst", raw / "mariabackup.log"
+    timed = raw_backup(
+        setup.client_cnf, setup.instance.datadir, target, log_path, fsync=setup.raw_fsync
+    )
+    return Run("raw", repetition, *timed)
 
 
 def run_backupctl_backup(setup: Setup, repetition: int) -> Run:
@@ -257,10 +206,7 @@ def run_backupctl_backup(setup: Setup, repetition: int) -> Run:
         raise RuntimeError(f"backupctl failed with exit {timed.returncode}:\n{timed.log_tail}")
     manifest = json.loads((out / "manifest.json").read_text())
     data = max(manifest["artifacts"], key=lambda a: a["raw_bytes"])  # the mbstream, not the log
-    in_process = (
-        datetime.fromisoformat(manifest["finished_at"])
-        - datetime.fromisoformat(manifest["started_at"])
-    ).total_seconds()
+    in_process = manifest_window(manifest)
     return Run(
         "backupctl",
         repetition,
@@ -288,24 +234,17 @@ def bench_size(setup: Setup, target_mb: int, repeat: int, warmup: bool) -> SizeR
     print(f"size {target_mb} MB:", flush=True)
     result = SizeResult(target_mb, fill_database(setup.instance, DATABASE, target_mb))
     runners = {"raw": run_raw, "backupctl": run_backupctl_backup}
-    for rep in range(0 if warmup else 1, repeat + 1):
-        order = ["raw", "backupctl"] if rep % 2 else ["backupctl", "raw"]
-        for tool in order:
-            settle(setup)
-            run = runners[tool](setup, rep)
-            result.runs.append(run)
-            label = "warm-up" if rep == 0 else f"rep {rep}"
-            rss = f", peak RSS {run.peak_rss_kb / 1024:.1f} MiB" if run.peak_rss_kb else ""
-            print(f"  {label} {tool:9s} {run.seconds:7.2f}s{rss}", flush=True)
+    for rep, tool in interleaved(repeat, warmup):
+        settle(setup)
+        run = runners[tool](setup, rep)
+        result.runs.append(run)
+        rss = f", peak RSS {run.peak_rss_kb / 1024:.1f} MiB" if run.peak_rss_kb else ""
+        print(f"  {rep_label(rep)} {tool:9s} {run.seconds:7.2f}s{rss}", flush=True)
     settle(setup)
     return result
 
 
 # --------------------------------------------------------------------------- report
-
-
-def _span(bounds: list[float]) -> str:
-    return f"{bounds[0]:.2f}-{bounds[1]:.2f}"
 
 
 def markdown_table(results: list[SizeResult]) -> str:
@@ -321,8 +260,8 @@ def markdown_table(results: list[SizeResult]) -> str:
         s = r.summary()
         lines.append(
             f"| {r.target_mb} MB ({r.table_bytes / 2**20:.0f} MiB of .ibd) "
-            f"| {s['raw_median_s']:.2f} ({_span(s['raw_range_s'])}) "
-            f"| {s['backupctl_median_s']:.2f} ({_span(s['backupctl_range_s'])}) "
+            f"| {s['raw_median_s']:.2f} ({fmt_range(s['raw_range_s'])}) "
+            f"| {s['backupctl_median_s']:.2f} ({fmt_range(s['backupctl_range_s'])}) "
             f"| {s['ratio']:.3f} "
             f"| {s['backupctl_peak_rss_mb']:.1f} "
             f"| {s['raw_raw_bytes']:,} / {s['backupctl_raw_bytes']:,} "
@@ -337,10 +276,6 @@ def verdicts(results: list[SizeResult]) -> list[str]:
     worst_ratio = max(r.ratio for r in results)
     worst_rss = max(r.peak_rss_mb for r in results)
     growth = max(r.peak_rss_mb for r in results) - min(r.peak_rss_mb for r in results)
-
-    def mark(ok: bool) -> str:
-        return "met" if ok else "MISSED"
-
     return [
         f"ratio <= {TARGET_RATIO}: {mark(worst_ratio <= TARGET_RATIO)} (worst {worst_ratio:.3f})",
         f"peak RSS < {TARGET_RSS_MB:.0f} MiB: {mark(worst_rss < TARGET_RSS_MB)} "
@@ -354,24 +289,13 @@ def write_results(
     path: Path, args: argparse.Namespace, env: dict[str, Any], results: list[SizeResult]
 ) -> None:
     """Write every run and the summaries as JSON to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "benchmark": "full-backup",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "arguments": {
-            "sizes": args.sizes,
-            "repeat": args.repeat,
-            "warmup": args.warmup,
-            "buffer_pool": args.buffer_pool,
-            "raw_fsync": args.raw_fsync,
-        },
-        "targets": {
-            "ratio": TARGET_RATIO,
-            "peak_rss_mb": TARGET_RSS_MB,
-            "flat_rss_mb": FLAT_RSS_MB,
-        },
-        "environment": env,
-        "sizes": [
+    write_results_doc(
+        path,
+        "full-backup",
+        args,
+        {"ratio": TARGET_RATIO, "peak_rss_mb": TARGET_RSS_MB, "flat_rss_mb": FLAT_RSS_MB},
+        env,
+        sizes=[
             {
                 "target_mb": r.target_mb,
                 "table_bytes": r.table_bytes,
@@ -380,9 +304,8 @@ def write_results(
             }
             for r in results
         ],
-        "verdicts": verdicts(results),
-    }
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+        verdicts=verdicts(results),
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -396,32 +319,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated table data sizes in MB (default: 250,1000)",
     )
     parser.add_argument("--repeat", type=int, default=3, help="measured runs per tool and size")
-    parser.add_argument(
-        "--no-warmup",
-        dest="warmup",
-        action="store_false",
-        help="skip the unmeasured warm-up pair before each size",
-    )
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=None,
-        help="where the server and outputs live (default: a new dir in /tmp);"
-        " must not exist yet or be empty",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    add_warmup_arg(parser, "skip the unmeasured warm-up pair before each size")
+    add_run_args(parser, holds="the server and outputs", results="full-backup")
     parser.add_argument(
         "--raw-fsync",
         action="store_true",
         help="fsync the raw pipeline's output inside its timing (backupctl"
         " fsyncs every artifact it commits)",
-    )
-    parser.add_argument("--buffer-pool", default="256M", help="innodb-buffer-pool-size")
-    parser.add_argument(
-        "--json-out",
-        type=Path,
-        default=None,
-        help="results file (default: bench/results/full-backup-<date>.json)",
     )
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -432,18 +336,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    quiet_logging()
-    install_signal_handlers()
-    workdir = make_workdir(args.workdir, "bench-full-backup-")
-    stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
-    json_out = args.json_out or REPO_ROOT / "bench" / "results" / f"full-backup-{stamp}.json"
+    workdir, json_out = begin(args, "full-backup")
     results: list[SizeResult] = []
     with workdir_cleanup(workdir, args.keep, "the MariaDB server was stopped"):
         with bench_setup(
             workdir, args.buffer_pool, default_backupctl_cmd(), args.raw_fsync
         ) as setup:
             env = environment(setup.instance, setup.backupctl_cmd, workdir)
-            print(f"MariaDB {env['mariadb']}, {env['cpus']} CPUs, workdir {workdir}", flush=True)
             for target_mb in args.sizes:
                 results.append(bench_size(setup, target_mb, args.repeat, args.warmup))
         write_results(json_out, args, env, results)

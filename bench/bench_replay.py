@@ -45,28 +45,38 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import yaml
 from _common import (  # first: it puts the repository root on sys.path
     POLICY_NAME,
     REPO_ROOT,
     RUN_TIMEOUT,
     Timed,
+    add_run_args,
+    add_warmup_arg,
     base_policy,
+    begin,
     bench_server,
+    check_run,
+    data_artifact,
     default_backupctl_cmd,
     environment,
-    install_signal_handlers,
-    make_workdir,
+    extract,
+    fmt_seconds,
+    interleaved,
+    mark,
+    other_mariadbd,
+    pipe,
     print_summary,
-    quiet_logging,
     read_vmhwm_kb,
+    rep_label,
     stop_process,
     tool_version,
     workdir_cleanup,
+    write_policy,
+    write_results_doc,
 )
 
 from backupctl.demo.server import checksum_tables
@@ -260,8 +270,7 @@ def bench_setup(
         policy = base_policy(server, workdir / "repo")
         policy["restore"] = {"recovery_buffer_pool": recovery_buffer_pool}
         policy_dir = workdir / "policies"
-        policy_dir.mkdir()
-        (policy_dir / f"{POLICY_NAME}.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+        write_policy(policy_dir, policy)
         for sub in ("logs", "restores"):
             (workdir / sub).mkdir()
         yield Setup(
@@ -456,7 +465,7 @@ def build_workload(setup: Setup, target_mib: int) -> Workload:
         for a in shipped["artifacts"]
         if Path(a["key"]).name.removesuffix(".zst") in {p.name for p in binlogs}
     )
-    data = next(a for a in full["artifacts"] if a["key"].endswith("/data.mbstream.zst"))
+    data = data_artifact(full)
     workload = Workload(
         backup_id=full["backup_id"],
         full_object=setup.workdir / "repo" / data["key"],
@@ -557,38 +566,6 @@ def step_window(log_path: Path, step: str) -> tuple[float, float] | None:
     return (started, ended) if started is not None and ended is not None else None
 
 
-def pipe(first: list[str], second: list[str], log_fh: IO[bytes]) -> float:
-    """Run ``first | second`` (output and errors to ``log_fh``); return its wall seconds."""
-    log_fh.write(f"$ {' '.join(first)} | {' '.join(second)}\n".encode())
-    log_fh.flush()
-    started = time.perf_counter()
-    producer = subprocess.Popen(first, stdout=subprocess.PIPE, stderr=log_fh)
-    try:
-        consumer = subprocess.Popen(second, stdin=producer.stdout, stdout=log_fh, stderr=log_fh)
-        assert producer.stdout is not None
-        producer.stdout.close()  # the consumer holds the read end now
-        try:
-            consumer_rc = consumer.wait(RUN_TIMEOUT)
-            producer_rc = producer.wait(RUN_TIMEOUT)
-        finally:
-            stop_process(consumer)
-    finally:
-        stop_process(producer)
-    seconds = time.perf_counter() - started
-    if producer_rc != 0 or consumer_rc != 0:
-        raise RuntimeError(f"{first[0]} | {second[0]} failed ({producer_rc}, {consumer_rc})")
-    return seconds
-
-
-def check_run(argv: list[str], log_fh: IO[bytes]) -> None:
-    """Run ``argv`` with its output in ``log_fh``; raise when it fails."""
-    log_fh.write(f"$ {' '.join(argv)}\n".encode())
-    log_fh.flush()
-    rc = subprocess.run(argv, stdout=log_fh, stderr=log_fh, timeout=RUN_TIMEOUT).returncode
-    if rc != 0:
-        raise RuntimeError(f"{argv[0]} failed with exit {rc}; see {log_fh.name}")
-
-
 # --------------------------------------------------------------------------- the two runs
 
 
@@ -607,12 +584,7 @@ def recovery_instance(setup: Setup, datadir: Path, name: str) -> MariaDBInstance
 def prepare_golden(setup: Setup, workload: Workload) -> None:
     """Extract and prepare the full backup once, outside any timing (as backupctl does)."""
     with open(setup.logs / "golden.log", "wb") as log_fh:
-        setup.golden.mkdir()
-        pipe(
-            ["zstd", "-dcq", str(workload.full_object)],
-            ["mbstream", "-x", "-C", str(setup.golden)],
-            log_fh,
-        )
+        extract(workload.full_object, setup.golden, log_fh)
         check_run(["mariabackup", "--prepare", f"--target-dir={setup.golden}"], log_fh)
 
 
@@ -700,20 +672,6 @@ def run_backupctl_replay(setup: Setup, workload: Workload, repetition: int) -> R
     return Run("backupctl", repetition, replay, timed.seconds, steps, decompress, timed.peak_rss_kb)
 
 
-def other_mariadbd(workdir: Path) -> int:
-    """Count mariadbd processes on the machine that this benchmark did not start."""
-    mine = f"--datadir={workdir}/"
-    count = 0
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if os.path.basename(args[0]) == "mariadbd" and not any(a.startswith(mine) for a in args):
-            count += 1
-    return count
-
-
 def bench(setup: Setup, target_mib: int, repeat: int, warmup: bool) -> Result:
     """Build the workload, then replay it with both tools, interleaved.
 
@@ -725,23 +683,20 @@ def bench(setup: Setup, target_mib: int, repeat: int, warmup: bool) -> Result:
     setup.instance.stop()  # idle from here on; keep its CPU and memory out of the runs
     prepare_golden(setup, workload)
     result = Result(workload)
-    for rep in range(0 if warmup else 1, repeat + 1):
-        order = ["raw", "backupctl"] if rep % 2 else ["backupctl", "raw"]
-        for tool in order:
-            os.sync()
-            load, others = os.getloadavg()[0], other_mariadbd(setup.workdir)
-            if tool == "raw":
-                run = run_raw(setup, workload, rep)
-            else:
-                run = run_backupctl_replay(setup, workload, rep)
-            run.load_before, run.other_mariadbd = load, others
-            result.runs.append(run)
-            print_run(run, workload)
+    for rep, tool in interleaved(repeat, warmup):
+        os.sync()
+        load, others = os.getloadavg()[0], other_mariadbd(setup.workdir)
+        if tool == "raw":
+            run = run_raw(setup, workload, rep)
+        else:
+            run = run_backupctl_replay(setup, workload, rep)
+        run.load_before, run.other_mariadbd = load, others
+        result.runs.append(run)
+        print_run(run, workload)
     return result
 
 
 def print_run(run: Run, workload: Workload) -> None:
-    label = "warm-up" if run.repetition == 0 else f"rep {run.repetition}"
     detail = ""
     if run.tool == "backupctl":
         parts = f"restore {run.wall_seconds:.1f}s"
@@ -751,7 +706,7 @@ def print_run(run: Run, workload: Workload) -> None:
             parts += f", peak RSS {run.peak_rss_kb / 1024:.1f} MiB"
         detail = f" ({parts})"
     print(
-        f"  {label} {run.tool:9s} replay {run.replay_seconds:7.2f}s"
+        f"  {rep_label(run.repetition)} {run.tool:9s} replay {run.replay_seconds:7.2f}s"
         f" = {workload.binlog_mib / run.replay_seconds:5.1f} MiB/s{detail}"
         f" [load {run.load_before:.1f}, other mariadbd {run.other_mariadbd}]",
         flush=True,
@@ -759,10 +714,6 @@ def print_run(run: Run, workload: Workload) -> None:
 
 
 # --------------------------------------------------------------------------- report
-
-
-def _s(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
 
 
 def markdown_tables(r: Result) -> str:
@@ -782,37 +733,36 @@ def markdown_tables(r: Result) -> str:
         f"({s['backupctl_replay_range_s'][0]:.2f}-{s['backupctl_replay_range_s'][1]:.2f}) "
         f"| {s['backupctl_mib_per_s']:.1f} "
         f"| {s['ratio']:.3f} "
-        f"| {_s(s['backupctl_wall_median_s'])} |",
+        f"| {fmt_seconds(s['backupctl_wall_median_s'])} |",
         "",
         "| backupctl step | what | median s |",
         "|---|---|---:|",
     ]
     for name, what in STEP_ROWS:
-        lines.append(f"| {name} | {what} | {_s(s['step_medians_s'].get(name))} |")
+        lines.append(f"| {name} | {what} | {fmt_seconds(s['step_medians_s'].get(name))} |")
     lines += [
         f"| replay-binlogs, part 1 | read + zstd -d of the stored binlogs into scratch files "
-        f"| {_s(s['backupctl_decompress_median_s'])} |",
+        f"| {fmt_seconds(s['backupctl_decompress_median_s'])} |",
         f"| replay-binlogs, part 2 | mariadb-binlog \\| mariadb, GTID position "
-        f"| {_s(s['backupctl_pipe_median_s'])} |",
-        f"| **wall time** | the whole restore command | {_s(s['backupctl_wall_median_s'])} |",
+        f"| {fmt_seconds(s['backupctl_pipe_median_s'])} |",
+        "| **wall time** | the whole restore command "
+        f"| {fmt_seconds(s['backupctl_wall_median_s'])} |",
     ]
     return "\n".join(lines)
 
 
 def verdicts(r: Result) -> list[str]:
-    def mark(ok: bool) -> str:
-        return "met" if ok else "MISSED"
-
     s = r.summary()
     return [
         f"replay ratio <= {TARGET_RATIO}: {mark(r.ratio <= TARGET_RATIO)} ({r.ratio:.3f}; "
         f"{s['backupctl_mib_per_s']:.1f} vs {s['raw_mib_per_s']:.1f} MiB/s)",
         f"median ratio within a repetition: {s['pair_ratio_median']:.3f}"
         f" (per repetition: {', '.join(f'{x:.3f}' for x in s['pair_ratios'])}; for information)",
-        f"backupctl replay-binlogs: decompress to scratch {_s(s['backupctl_decompress_median_s'])}"
-        f" s + mariadb-binlog | mariadb {_s(s['backupctl_pipe_median_s'])} s"
+        "backupctl replay-binlogs: decompress to scratch "
+        f"{fmt_seconds(s['backupctl_decompress_median_s'])} s"
+        f" + mariadb-binlog | mariadb {fmt_seconds(s['backupctl_pipe_median_s'])} s"
         f" (raw {s['raw_replay_median_s']:.2f} s; for information)",
-        f"backupctl restore wall time: {_s(s['backupctl_wall_median_s'])} s, "
+        f"backupctl restore wall time: {fmt_seconds(s['backupctl_wall_median_s'])} s, "
         f"peak RSS {s['backupctl_peak_rss_mb']:.1f} MiB (for information)",
     ]
 
@@ -821,28 +771,20 @@ def write_results(
     path: Path, args: argparse.Namespace, env: dict[str, Any], result: Result
 ) -> None:
     """Write every run and the summary as JSON to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     workload = asdict(result.workload)
     workload["full_object"] = str(result.workload.full_object)
     workload["binlogs"] = [p.name for p in result.workload.binlogs]
-    doc = {
-        "benchmark": "replay",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "arguments": {
-            "binlog_mb": args.binlog_mb,
-            "repeat": args.repeat,
-            "warmup": args.warmup,
-            "buffer_pool": args.buffer_pool,
-            "recovery_buffer_pool": args.recovery_buffer_pool,
-        },
-        "targets": {"ratio": TARGET_RATIO},
-        "environment": env,
-        "workload": workload,
-        "summary": result.summary(),
-        "runs": [{**asdict(run), "pipe_seconds": run.pipe_seconds} for run in result.runs],
-        "verdicts": verdicts(result),
-    }
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    write_results_doc(
+        path,
+        "replay",
+        args,
+        {"ratio": TARGET_RATIO},
+        env,
+        workload=workload,
+        summary=result.summary(),
+        runs=[{**asdict(run), "pipe_seconds": run.pipe_seconds} for run in result.runs],
+        verdicts=verdicts(result),
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -854,34 +796,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--binlog-mb", type=int, default=500, help="MiB of binlog to replay (default: 500)"
     )
     parser.add_argument("--repeat", type=int, default=3, help="measured runs per tool")
-    parser.add_argument(
-        "--no-warmup",
-        dest="warmup",
-        action="store_false",
-        help="skip the unmeasured warm-up pair",
-    )
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=None,
-        help="where the servers, repository and logs live (default: a new dir in /tmp);"
-        " must not exist yet or be empty",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    parser.add_argument(
-        "--buffer-pool", default="256M", help="innodb-buffer-pool-size of the source server"
+    add_warmup_arg(parser, "skip the unmeasured warm-up pair")
+    add_run_args(
+        parser,
+        holds="the servers, repository and logs",
+        results="replay",
+        buffer_pool="innodb-buffer-pool-size of the source server",
     )
     parser.add_argument(
         "--recovery-buffer-pool",
         default="512M",
         help="innodb-buffer-pool-size of both replaying servers (the policy's"
         " restore.recovery_buffer_pool; default: 512M, backupctl's default)",
-    )
-    parser.add_argument(
-        "--json-out",
-        type=Path,
-        default=None,
-        help="results file (default: bench/results/replay-<date>.json)",
     )
     args = parser.parse_args(argv)
     if args.binlog_mb <= 0 or args.repeat < 1:
@@ -891,18 +817,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    quiet_logging()
-    install_signal_handlers()
-    workdir = make_workdir(args.workdir, "bench-replay-")
-    stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
-    json_out = args.json_out or REPO_ROOT / "bench" / "results" / f"replay-{stamp}.json"
+    workdir, json_out = begin(args, "replay")
     with workdir_cleanup(workdir, args.keep, "the MariaDB servers were stopped"):
         with bench_setup(
             workdir, args.buffer_pool, args.recovery_buffer_pool, default_backupctl_cmd()
         ) as setup:
             env = environment(setup.instance, setup.backupctl_cmd, workdir)
             env["mariadb_binlog"] = tool_version(["mariadb-binlog", "--version"])
-            print(f"MariaDB {env['mariadb']}, {env['cpus']} CPUs, workdir {workdir}", flush=True)
             result = bench(setup, args.binlog_mb, args.repeat, args.warmup)
         write_results(json_out, args, env, result)
     print_summary(markdown_tables(result), verdicts(result), json_out)

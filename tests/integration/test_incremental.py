@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import yaml
 
 from backupctl.demo import sample_data
 from backupctl.demo.server import checksum_tables
+from backupctl.drivers.mariadb.instance import MariaDBInstance
 from tests.support.cli import popen_backupctl
 from tests.support.mariadb import MariaDBServer, binlog_moment
 from tests.support.policies import restorable_policy
@@ -122,6 +124,15 @@ def test_a_chain_is_recorded_listed_verified_and_restored(chain: Chain) -> None:
         assert f"{manifest['kind']} {manifest['backup_id']}" in plan.stdout
     assert plan.stdout.index("apply-incremental-2") < plan.stdout.index("stop-services")
 
+    target = chain.tmp_path / "copy"
+    copied = chain.run("restore", "shop", "--target-datadir", str(target), "--json")
+    assert copied.code == 0, copied.output
+    assert "apply-incremental-2" in [s["name"] for s in json.loads(copied.stdout)["steps"]]
+    with MariaDBInstance.for_datadir(target, chain.tmp_path / "copy-run", networking=False) as copy:
+        conn = copy.connect()
+        assert checksum_tables(conn) == chain.checksums[-1]
+        conn.close()
+
     chain.server.sql("DROP DATABASE shop")
     restored = chain.run("restore", "shop", "--yes", "--json")
     assert restored.code == 0, restored.output
@@ -154,6 +165,7 @@ def test_a_point_in_time_between_two_incrementals_starts_from_the_first(
     _write(server, "one")
     first = chain.backup("incremental")
     server.sql("INSERT INTO shop.t_one VALUES (3, 'after first')")
+    gtid = str(server.sql("SELECT @@gtid_binlog_pos")[0][0])
     wanted = _checksums(server)
     moment = binlog_moment()
     _write(server, "two")
@@ -165,6 +177,10 @@ def test_a_point_in_time_between_two_incrementals_starts_from_the_first(
     assert plan.code == 0, plan.output
     assert f"incremental {first['backup_id']}" in plan.stdout
     assert "apply-incremental-1" in plan.stdout and "apply-incremental-2" not in plan.stdout
+    by_gtid = chain.run("restore", "shop", "--to-gtid", gtid, "--dry-run")
+    assert by_gtid.code == 0, by_gtid.output
+    assert f"incremental {first['backup_id']}" in by_gtid.stdout
+    assert "apply-incremental-2" not in by_gtid.stdout
     restored = chain.run("restore", "shop", "--to-time", moment, "--yes", "--json")
     assert restored.code == 0, restored.output
     report = json.loads(restored.stdout)
@@ -285,6 +301,12 @@ def test_catalog_sync_rebuilds_chains_and_a_drill_restores_one(
     listed = chain.run("list", "shop")
     full = chain.manifests[0]["backup_id"]
     assert f"chain of {full}: full" in listed.stdout and "(3 links" in listed.stdout
+    status = json.loads(chain.run("status", "shop", "--json").stdout)[0]
+    assert status["backups"] == {"full": 1, "incremental": 2}
+    newest = datetime.fromisoformat(chain.manifests[-1]["finished_at"])
+    assert datetime.fromisoformat(status["recoverable_to"]) >= newest.replace(microsecond=0)
+    metrics = chain.run("metrics").stdout
+    assert 'backupctl_backups{kind="incremental",policy="shop"} 2.0' in metrics
 
     drill = chain.run("drill", "run", "shop", "--json")
     assert drill.code == 0, drill.output
