@@ -344,8 +344,7 @@ class _Plan:
             return Decision(
                 m.backup_id,
                 True,
-                f"{age} old, past retention {_days(keep)}, but needed by "
-                f"{child.kind} {child.backup_id} (kept)",
+                f"{age} old, past retention {_days(keep)}, but needed by {child.label} (kept)",
             )
         return Decision(m.backup_id, False, f"{age} old, retention {_days(keep)}")
 

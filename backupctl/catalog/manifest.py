@@ -113,6 +113,11 @@ class Manifest(BaseModel):
         return sum(a.stored_bytes for a in self.artifacts)
 
     @property
+    def label(self) -> str:
+        """How messages and plans name the backup: ``<kind> <backup id>``."""
+        return f"{self.kind} {self.backup_id}"
+
+    @property
     def prefix(self) -> str:
         return backup_prefix(self.policy, self.kind, self.backup_id)
 

@@ -139,9 +139,16 @@ def _locked_backup(
             log.warning(f"taking a {choice.kind} backup instead of {kind}", reason=choice.reason)
         now = ctx.clock()
         session = BackupSession(
-            repo, policy, choice.kind, keys.new_backup_id(now), now, ctx.layout, ctx.progress
+            repo,
+            policy,
+            choice.kind,
+            keys.new_backup_id(now),
+            now,
+            ctx.layout,
+            ctx.progress,
+            basis=choice.basis,
+            instead=choice.reason,
         )
-        session.basis, session.instead = choice.basis, choice.reason
         structlog.contextvars.bind_contextvars(policy=policy.name, backup_id=session.backup_id)
         try:
             manifest = _write_backup(ctx, driver, session, produce)

@@ -126,9 +126,8 @@ def _check_links(
         return [CheckResult("chain", False, str(exc))]
     checks = []
     for link in links:
-        named = f"{link.kind} {link.backup_id}"
         checks += [
-            CheckResult(f"{named}: {c.name}", c.passed, c.detail)
+            CheckResult(f"{link.label}: {c.name}", c.passed, c.detail)
             for c in check_artifacts(repo, link, progress)
         ]
     if links:

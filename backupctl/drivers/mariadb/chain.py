@@ -108,11 +108,6 @@ def object_problem(repo: Repository, link: Manifest) -> str | None:
     return None
 
 
-def link_name(manifest: Manifest) -> str:
-    """How a link is named in messages and plans."""
-    return f"{manifest.kind} {manifest.backup_id}"
-
-
 @dataclass(frozen=True)
 class ServerState:
     """What an incremental's parent must agree with: the server's id and current LSN, and
@@ -179,7 +174,7 @@ def choose_parent(
     for link in links:
         problem = object_problem(repo, link)
         if problem is not None:
-            return ParentChoice(None, f"{link_name(link)} of the chain is broken: {problem}")
+            return ParentChoice(None, f"{link.label} of the chain is broken: {problem}")
     if max_chain is not None and len(links) >= max_chain:
         return ParentChoice(
             None, f"the chain of {links[0].backup_id} has {len(links)} links (max_chain)"

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from backupctl.catalog.manifest import Manifest
-from backupctl.drivers.mariadb.chain import link_name, object_problem
+from backupctl.drivers.mariadb.chain import object_problem
 from backupctl.drivers.mariadb.datadir_steps import RestorePaths
 from backupctl.drivers.mariadb.extract import extract, prepare
 from backupctl.errors import ToolError, VerificationFailed
@@ -54,8 +54,7 @@ class CheckBackup(Step):
 
     def describe(self, ctx: RunContext) -> str:
         chain = " -> ".join(
-            f"{link_name(m)} ({human_bytes(m.stored_bytes)} stored, "
-            f"{human_bytes(m.raw_bytes)} unpacked)"
+            f"{m.label} ({human_bytes(m.stored_bytes)} stored, {human_bytes(m.raw_bytes)} unpacked)"
             for m in self.links
         )
         return (
@@ -85,7 +84,7 @@ class CheckBackup(Step):
         problem = object_problem(self.repo, link)
         if problem is not None:
             raise VerificationFailed(
-                f"{link_name(link)} of the chain is broken: {problem}; nothing was changed"
+                f"{link.label} of the chain is broken: {problem}; nothing was changed"
             )
 
 
@@ -116,7 +115,7 @@ class ApplyIncremental(Step):
 
     def describe(self, ctx: RunContext) -> str:
         return (
-            f"stream {link_name(self.link)} ({human_bytes(self.link.stored_bytes)} stored) "
+            f"stream {self.link.label} ({human_bytes(self.link.stored_bytes)} stored) "
             f"into {self.side}, then mariabackup --prepare --incremental-dir onto "
             f"{self.paths.staging}"
         )
@@ -125,7 +124,7 @@ class ApplyIncremental(Step):
         apply_incremental(
             self.repo, self.link, self.paths.staging, self.side, self.mariabackup, self.progress
         )
-        return f"applied {link_name(self.link)} ({human_bytes(self.link.raw_bytes)})"
+        return f"applied {self.link.label} ({human_bytes(self.link.raw_bytes)})"
 
     def compensate(self, ctx: RunContext) -> str:
         shutil.rmtree(self.side, ignore_errors=True)

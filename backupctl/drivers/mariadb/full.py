@@ -17,7 +17,7 @@ from backupctl.catalog.manifest import Manifest
 from backupctl.checks import CheckResult
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.backupinfo import read_backup_info
-from backupctl.drivers.mariadb.chain import INCREMENTAL_KIND, chain_of, link_name
+from backupctl.drivers.mariadb.chain import INCREMENTAL_KIND, chain_of
 from backupctl.drivers.mariadb.chain_steps import apply_incremental
 from backupctl.drivers.mariadb.details import (
     FullDetails,
@@ -41,7 +41,7 @@ log = structlog.get_logger()
 def backup_full(policy: MariaDBPolicy, session: BackupSession) -> FullDetails:
     """Stream one full backup into ``session``; return the manifest's details (the
     server's inventory, LSNs, binlog coordinates). Raises BackupFailed / ToolError."""
-    server, mariabackup = _take(policy, session, [])
+    server, mariabackup = _take(policy, session)
     return FullDetails.assemble(server, mariabackup, str(policy.datadir), session.instead)
 
 
@@ -56,7 +56,7 @@ def backup_incremental(policy: MariaDBPolicy, session: BackupSession) -> Increme
     if details.lsn is None or details.lsn.to_lsn is None:
         raise BackupFailed(f"backup {parent.backup_id} recorded no LSN to build on")
     since = details.lsn.to_lsn
-    server, mariabackup = _take(policy, session, [f"--incremental-lsn={since}"])
+    server, mariabackup = _take(policy, session, incremental_lsn=since)
     chained = IncrementalDetails.of(parent) if parent.kind == INCREMENTAL_KIND else None
     return IncrementalDetails(
         **dict(FullDetails.assemble(server, mariabackup, str(policy.datadir))),
@@ -69,10 +69,10 @@ def backup_incremental(policy: MariaDBPolicy, session: BackupSession) -> Increme
 
 
 def _take(
-    policy: MariaDBPolicy, session: BackupSession, extra: list[str]
+    policy: MariaDBPolicy, session: BackupSession, incremental_lsn: int | None = None
 ) -> tuple[ServerInventory, MariabackupInfo]:
-    """Run mariabackup with ``extra`` options into ``session``; return what the server and
-    mariabackup said."""
+    """Run mariabackup into ``session`` (with ``incremental_lsn``: only the pages changed
+    after it); return what the server and mariabackup said."""
     binary = require_tool(policy.backup.mariabackup, "mariadb-backup")
     db = connection.connect(policy.connection)
     try:
@@ -86,10 +86,11 @@ def _take(
         # a full streams the datadir; an incremental only what changed (unknown ahead)
         estimate = (
             0
-            if extra
+            if incremental_lsn is not None
             else _datadir_bytes(policy.datadir)
             or sum(t.bytes for d in server.databases for t in d.tables)
         )
+        extra = [] if incremental_lsn is None else [f"--incremental-lsn={incremental_lsn}"]
         try:
             _stream(policy, binary, session, lsndir, log_path, estimate, extra)
         finally:
@@ -196,7 +197,7 @@ def verify_full(
             name = f"apply-incremental-{number}"
             side = scratch / f"incremental-{number}"
             apply_incremental(repo, link, target, side, policy.backup.mariabackup)
-            checks.append(CheckResult(name, True, f"{link_name(link)} applied (--incremental-dir)"))
+            checks.append(CheckResult(name, True, f"{link.label} applied (--incremental-dir)"))
     except BackupctlError as exc:
         return [*checks, CheckResult(name, False, str(exc))]
     checks.append(_tables_present(details, target))
