@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import io
 import os
 import signal
@@ -21,8 +22,42 @@ from backupctl.redaction import scrub
 from backupctl.settings import default_policies, default_state_dir
 from backupctl.statefile import use_private_umask
 
+#: every command: its name -> "module:attribute" under backupctl.cli. A command's module
+#: is imported only when that command runs, so a cron job pays start-up for its own.
+COMMANDS = {
+    "backup": "backup_cmd:backup",
+    "binlog": "binlog_cmd:binlog",
+    "catalog": "catalog_cmd:catalog_group",
+    "cron": "systemd_cmd:cron",
+    "demo": "demo_cmd:demo",
+    "drill": "drill_cmd:drill",
+    "key": "key_cmd:key_group",
+    "list": "list_cmd:list_backups",
+    "metrics": "metrics_cmd:metrics",
+    "policy": "policy_cmd:policy_group",
+    "prune": "prune_cmd:prune",
+    "restore": "restore_cmd:restore",
+    "run-due": "run_due_cmd:run_due_command",
+    "scheduler": "scheduler_cmd:scheduler",
+    "status": "status_cmd:status",
+    "systemd": "systemd_cmd:systemd_group",
+    "verify": "verify_cmd:verify_command",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module, attribute = COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(f"backupctl.cli.{module}"), attribute)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--policies",
     "policies",
@@ -87,51 +122,6 @@ def cli(
         pushgateway=pushgateway,
         clock=ahead_by(clock_offset) if clock_offset else utc_now,
     )
-
-
-def _register() -> None:
-    from backupctl.cli import (
-        backup_cmd,
-        binlog_cmd,
-        catalog_cmd,
-        demo_cmd,
-        drill_cmd,
-        key_cmd,
-        list_cmd,
-        metrics_cmd,
-        policy_cmd,
-        prune_cmd,
-        restore_cmd,
-        run_due_cmd,
-        scheduler_cmd,
-        status_cmd,
-        systemd_cmd,
-        verify_cmd,
-    )
-
-    modules = (
-        policy_cmd,
-        backup_cmd,
-        binlog_cmd,
-        list_cmd,
-        status_cmd,
-        metrics_cmd,
-        verify_cmd,
-        restore_cmd,
-        prune_cmd,
-        catalog_cmd,
-        key_cmd,
-        demo_cmd,
-        drill_cmd,
-        run_due_cmd,
-        scheduler_cmd,
-        systemd_cmd,
-    )
-    for module in modules:
-        module.register(cli)
-
-
-_register()
 
 
 def _on_sigterm(signum: int, frame: object) -> NoReturn:

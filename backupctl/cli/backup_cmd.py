@@ -54,7 +54,3 @@ def backup(
     )
     if note := driver_class(manifest.driver).note(manifest):
         click.echo(f"  {note}")
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(backup)

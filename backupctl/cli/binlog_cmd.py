@@ -39,7 +39,3 @@ def follow(app: AppContext, policy: str) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(binlog)

@@ -25,7 +25,3 @@ def sync(app: AppContext, as_json: bool) -> None:
         return
     for url, count in counts.items():
         click.echo(f"{url}: {count} backup(s)")
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(catalog_group)

@@ -6,20 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-
-from prometheus_client import CollectorRegistry
+from typing import TYPE_CHECKING
 
 from backupctl.catalog.index import Catalog
 from backupctl.clock import Clock, utc_now
 from backupctl.layout import StateLayout
 from backupctl.log import LogFormat
-from backupctl.observability.metrics import push, registry_for, write_textfile
 from backupctl.observability.reporter import RunReporter
 from backupctl.observability.status import PolicyStatus, policy_statuses
 from backupctl.operations.context import Context, policy_repository
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.loader import find_policy, load_policies
 from backupctl.progress import choose_progress
+
+if TYPE_CHECKING:  # prometheus_client is imported only by the runs that publish metrics
+    from prometheus_client import CollectorRegistry
 
 
 @dataclass
@@ -70,11 +71,15 @@ class AppContext:
         )
 
     def metrics_registry(self) -> CollectorRegistry:
+        from backupctl.observability.metrics import registry_for
+
         return registry_for(self.statuses)
 
     def publish_metrics(self, textfile: Path | None = None, gateway: str | None = None) -> None:
         """Write the metrics to ``textfile`` and push them to ``gateway`` (each when given).
         Raises MetricsError."""
+        from backupctl.observability.metrics import push, write_textfile
+
         registry = self.metrics_registry()
         if textfile is not None:
             write_textfile(registry, textfile)

@@ -126,7 +126,3 @@ def _elasticsearch(workdir: Path) -> None:
     print_report(report)
     if not documents_match:
         raise VerificationFailed("the restored index does not have the snapshot's documents")
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(demo)

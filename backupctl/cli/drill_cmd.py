@@ -109,7 +109,3 @@ def show(app: AppContext, drill_id: str, fmt: str) -> None:
             if (repo := _repo_or_none(policy)) is not None:
                 repos.append((policy.name, repo))
     click.echo(store.find_report(drill_id, app.layout, repos, fmt), nl=False)
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(drill)

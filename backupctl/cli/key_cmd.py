@@ -70,7 +70,3 @@ def show_id(key_file: Path | None, key_env: str | None, as_json: bool) -> None:
         render.emit_json({"key_id": kid})
     else:
         click.echo(kid)
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(key_group)

@@ -85,10 +85,6 @@ def _chains(manifests: list[Manifest]) -> None:
         click.echo("")
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(list_backups)
-
-
 def _windows(app: AppContext, manifests: list[Manifest]) -> None:
     """Print each listed policy's recoverability window (needs its policy and repository):
     the same window ``status`` shows and the metrics export."""

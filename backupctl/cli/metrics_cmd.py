@@ -24,7 +24,3 @@ def metrics(app: AppContext, textfile: Path | None, gateway: str | None) -> None
         click.echo(render(app.metrics_registry()), nl=False)
         return
     app.publish_metrics(textfile, gateway)
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(metrics)

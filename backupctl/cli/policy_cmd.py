@@ -46,7 +46,3 @@ def validate(app: AppContext, path: Path | None, as_json: bool) -> None:
 def schema() -> None:
     """Print the JSON Schema of the policy format."""
     render.emit_json(policy_json_schema())
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(policy_group)

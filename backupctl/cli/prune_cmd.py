@@ -31,7 +31,3 @@ def prune(app: AppContext, policy: str | None, dry_run: bool, as_json: bool) -> 
             click.echo(f"    {r.done}")
     gone = sum(1 for r in results if not r.keep)
     click.echo(f"{gone} backup(s) {verb}, {len(results) - gone} kept")
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(prune)

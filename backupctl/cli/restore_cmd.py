@@ -169,7 +169,3 @@ def _finish(report: RestoreReport, as_json: bool, app: AppContext) -> None:
         click.echo(f"report: {app.layout.restore_report(report.run_id, 'md')}")
     if not report.ended_well:
         raise VerificationFailed(f"restore {report.run_id} ended {report.state}")
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(restore)

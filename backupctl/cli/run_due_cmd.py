@@ -68,7 +68,3 @@ def _print(report: RunDueReport) -> None:
             f"{result.job} ({result.kind}): {result.outcome}: {result.detail} "
             f"(due {render.human_time(result.due_at)}, {seconds:.1f}s)"
         )
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(run_due_command)

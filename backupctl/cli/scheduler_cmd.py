@@ -103,7 +103,3 @@ def _serve_metrics(app: AppContext, daemon: SchedulerDaemon, address: str, port:
     except OSError as exc:
         raise UsageError(f"cannot serve metrics on {address}:{port}: {exc.strerror}") from exc
     log.info("serving metrics", url=f"http://{address}:{port}/metrics")
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(scheduler)

@@ -113,7 +113,3 @@ def _details(s: PolicyStatus) -> list[str]:
         label = VERDICTS[problem.severity]
         lines.append(f"{s.policy}: {click.style(label, fg=COLOURS[label])}: {problem.message}")
     return lines
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(status)

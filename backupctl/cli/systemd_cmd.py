@@ -115,8 +115,3 @@ def cron(app: AppContext, executable: str | None, user: str) -> None:
     plan = plan_jobs(app.policies())
     for line in crontab_lines(plan, _executable(executable), _global_args(app), user):
         click.echo(line)
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(systemd_group)
-    cli.add_command(cron)

@@ -47,7 +47,3 @@ def verify_command(
         click.echo(f"backup {result.manifest.backup_id} of {chosen.name}:")
         render.checks(result.checks)
     result.raise_if_failed()
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(verify_command)

@@ -99,6 +99,10 @@ class MariaDBRetention(StrictModel):
     binlog: Duration | None = None
 
 
+#: how deeply a restored server is checked (see MariaDBRestore.verify_level)
+VerifyLevel = Literal["quick", "standard", "full"]
+
+
 class SqlCheck(StrictModel):
     """A verification query: its single value must satisfy ``expect`` (e.g. "> 0")."""
 
@@ -124,7 +128,19 @@ class MariaDBRestore(StrictModel):
     recovery_buffer_pool: str = Field(
         "512M", pattern=r"^\d+[KMG]$", description="InnoDB buffer pool of the recovery instance"
     )
-    check_parallel: int = Field(2, ge=1, le=32, description="CHECK TABLE connections at once")
+    check_parallel: int = Field(
+        2, ge=1, le=32, description="connections that check and count tables at once"
+    )
+    verify_level: VerifyLevel = Field(
+        "standard",
+        description="how deeply a restore checks the restored server before it is started: "
+        "quick (tables and row estimates against the manifest, the SQL assertions), standard "
+        "(plus CHECK TABLE ... QUICK on every table), full (CHECK TABLE ... EXTENDED and exact "
+        "row counts); `restore --verify-level` overrides it",
+    )
+    drill_verify_level: VerifyLevel = Field(
+        "full", description="the same for recovery drills, where time matters less than depth"
+    )
     keep_aside: Duration = Field(
         "7d",
         validate_default=True,
@@ -166,6 +182,11 @@ class MariaDBRestoreOptions(RestoreOptions):
         'Point in time, e.g. "2026-11-21 14:02:00" (local time unless it has an offset).',
     )
     to_gtid: str | None = option("--to-gtid", "Replay up to and including this GTID, e.g. 0-1-42.")
+    verify_level: VerifyLevel | None = option(
+        "--verify-level",
+        "quick, standard or full: how deeply the restored server is checked before it is "
+        "started (default: the policy's restore.verify_level).",
+    )
 
     @field_validator("to_gtid")
     @classmethod

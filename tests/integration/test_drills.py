@@ -91,6 +91,11 @@ def test_a_mariadb_drill_replays_binlogs_in_a_sandbox_and_measures_rto_rpo(
     assert {"name", "status", "seconds"} <= set(report["steps"][0])
     assert all(c["passed"] for c in report["checks"])
     assert {"objective-rpo", "objective-rto"} <= {c["name"] for c in report["checks"]}
+    # a drill checks deeper than an incident restore (restore.drill_verify_level: full)
+    check_table = next(c for c in report["checks"] if c["name"] == "check-table")
+    assert "CHECK TABLE EXTENDED" in check_table["detail"]
+    verify = next(s for s in report["steps"] if s["name"] == "verify")
+    assert verify["detail"].startswith("full verification:")
     # RPO: the drill's start minus the last binlog event (1 s resolution)
     age = began + 600 - last_write
     assert age - 2.5 <= report["rpo_seconds"] <= age + 2.5

@@ -104,13 +104,16 @@ def test_in_place_restore_brings_back_the_backup(restorable: Restorable) -> None
         "start-services",
         "health-check",
     ]
-    assert {c["name"] for c in report["checks"]} == {
+    # an incident restore checks at restore.verify_level (default: standard)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert set(checks) == {
         "check-table",
         "tables-match-manifest",
-        "row-counts",
+        "row-estimates",
         f"sql: {ASSERTION['sql']}",
     }
     assert all(c["passed"] for c in report["checks"])
+    assert "CHECK TABLE QUICK" in checks["check-table"]["detail"]
     # the server is up again (the start hook ran) with exactly the data of the backup
     assert restorable.live_tables() == restorable.checksums
     # the replaced datadir is kept aside, with the data written after the backup
@@ -272,6 +275,61 @@ def test_restore_to_a_target_datadir_leaves_the_live_server_alone(
         conn.close()
     occupied = restorable.run("restore", "shop", "--target-datadir", str(target))
     assert occupied.code == 2 and "is not empty" in occupied.stderr
+
+
+def test_verify_level_decides_what_is_checked_before_the_server_starts(
+    restorable: Restorable, tmp_path: Path
+) -> None:
+    def restore(level: str | None) -> dict[str, Any]:
+        target = tmp_path / f"copy-{level}"
+        args = ["--target-datadir", str(target), "--json"]
+        result = restorable.run(
+            "restore", "shop", *args, *(["--verify-level", level] if level else [])
+        )
+        assert result.code == 0, result.output
+        report: dict[str, Any] = json.loads(result.stdout)
+        return report
+
+    def checks(report: dict[str, Any]) -> dict[str, str]:
+        assert all(c["passed"] for c in report["checks"])
+        return {c["name"]: c["detail"] for c in report["checks"]}
+
+    def verify_detail(report: dict[str, Any]) -> str:
+        return str(next(s["detail"] for s in report["steps"] if s["name"] == "verify"))
+
+    conn = restorable.server.connect()
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT SUM(table_rows) FROM information_schema.tables WHERE table_schema = 'shop'"
+        )
+        assert cur.fetchone()[0] > 0  # (InnoDB's estimate: below, the exact count is compared)
+        rows = 0
+        for table in restorable.checksums:
+            cur.execute(f"SELECT COUNT(*) FROM {table}")
+            rows += int(cur.fetchone()[0])
+    conn.close()
+    quick = restore("quick")
+    assert set(checks(quick)) == {
+        "tables-match-manifest",
+        "row-estimates",
+        f"sql: {ASSERTION['sql']}",
+    }
+    assert verify_detail(quick).startswith("quick verification: 3 check(s) passed in ")
+    full = checks(restore("full"))
+    assert "CHECK TABLE EXTENDED" in full["check-table"]
+    assert full["row-counts"].startswith(f"{rows} rows, consistent with the manifest")
+    # the policy sets the default; the command line overrides it
+    restorable.edit(restore={"verify_level": "quick"})
+    assert "check-table" not in checks(restore(None))
+    assert "CHECK TABLE QUICK" in checks(restore("standard"))["check-table"]
+    plan = restorable.run("restore", "shop", "--dry-run", "--verify-level", "full")
+    assert "full: CHECK TABLE ... EXTENDED on every table" in plan.stdout
+    wrong = restorable.run("restore", "shop", "--yes", "--verify-level", "deep")
+    assert wrong.code == 2 and "--verify-level" in wrong.stderr
+    assert "Traceback" not in wrong.output
+    restorable.edit(restore={"verify_level": "thorough"})
+    bad_policy = restorable.run("policy", "validate")
+    assert bad_policy.code == 2 and "verify_level" in bad_policy.stderr
 
 
 def _state(r: Restorable) -> tuple[Any, ...]:

@@ -57,7 +57,9 @@ POLICIES = ("db", "search", "llm", "configs")
 
 def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
     found = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         here = (*path, name)
         if isinstance(command, click.Group):
             found += _commands(command, here)

@@ -36,7 +36,9 @@ def drill_plan(
     links, gap = binlog_chain(repo, full)
     point = latest_point(links, full)
     options = MariaDBRestoreOptions(
-        target_datadir=sandbox / "datadir", to_gtid=newest_gtid(repo, full)
+        target_datadir=sandbox / "datadir",
+        to_gtid=newest_gtid(repo, full),
+        verify_level=policy.restore.drill_verify_level,
     )
     steps = restore_steps(policy, repo, full, options, run)
     return DrillPlan(steps, point, "verify", reaches_newest=gap is None)

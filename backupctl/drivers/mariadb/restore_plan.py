@@ -107,7 +107,14 @@ def restore_steps(
         MoveIntoPlace(paths, manifest.backup_id),
         StartRecoveryInstance(paths.live, run_dir, policy, strict_from),
         *replay,
-        VerifyRestored(paths.live, run_dir, manifest, policy, replayed=bool(replay)),
+        VerifyRestored(
+            paths.live,
+            run_dir,
+            manifest,
+            policy,
+            options.verify_level or restore.verify_level,
+            replayed=bool(replay),
+        ),
         StopRecoveryInstance(paths.live, run_dir, policy),
     ]
     if not options.in_place:

@@ -15,9 +15,9 @@ import pymysql
 from backupctl.catalog.manifest import Manifest
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.instance import MariaDBInstance
-from backupctl.drivers.mariadb.verification import verify_restored
+from backupctl.drivers.mariadb.verification import describe, verify_restored
 from backupctl.errors import BackupctlError, UsageError, VerificationFailed
-from backupctl.policy.mariadb import MariaDBPolicy
+from backupctl.policy.mariadb import MariaDBPolicy, VerifyLevel
 from backupctl.runbook.step import RunContext, Step
 from backupctl.statefile import private_dir
 
@@ -113,14 +113,15 @@ class VerifyRestored(Step):
         run_dir: Path,
         manifest: Manifest,
         policy: MariaDBPolicy,
+        level: VerifyLevel,
         replayed: bool = False,
     ):
         self.datadir, self.run_dir, self.manifest, self.policy = datadir, run_dir, manifest, policy
-        self.replayed = replayed
+        self.level, self.replayed = level, replayed
 
     def describe(self, ctx: RunContext) -> str:
         n = len(self.policy.restore.verify)
-        return f"CHECK TABLE, tables and row counts against the manifest, {n} SQL assertion(s)"
+        return f"{self.level}: {describe(self.level, not self.replayed)}, {n} SQL assertion(s)"
 
     def run(self, ctx: RunContext) -> str:
         instance = _instance(self.datadir, self.run_dir, ctx.get("owner"), self.policy)
@@ -128,10 +129,12 @@ class VerifyRestored(Step):
         # instance too (its cgroup) finds it gone
         instance.start(timeout=600)
         restore = self.policy.restore
+        started = time.monotonic()
         checks = verify_restored(
             instance.connect,
             self.manifest,
             restore.verify,
+            self.level,
             restore.check_parallel,
             exact=not self.replayed,
         )
@@ -139,7 +142,8 @@ class VerifyRestored(Step):
         failed = [c for c in checks if not c.passed]
         if failed:
             raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed))
-        return f"{len(checks)} check(s) passed"
+        took = time.monotonic() - started
+        return f"{self.level} verification: {len(checks)} check(s) passed in {took:.1f} s"
 
 
 class StopRecoveryInstance(Step):
