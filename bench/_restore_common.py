@@ -14,6 +14,7 @@ stored::
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -152,12 +153,21 @@ class RestoreSetup:
 # --------------------------------------------------------------------------- set-up
 
 
+def add_verify_level_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verify-level",
+        choices=("quick", "standard", "full"),
+        default="standard",
+        help="backupctl's restore.verify_level (default: standard, as an incident restore)",
+    )
+
+
 @contextmanager
 def restore_bench_setup(
-    workdir: Path, buffer_pool: str, backupctl_cmd: list[str]
+    workdir: Path, buffer_pool: str, backupctl_cmd: list[str], verify_level: str
 ) -> Iterator[tuple[BenchServer, RestoreSetup]]:
     """Start a private MariaDB with a backup user; write the hooks and the policy (the
-    shared one plus restore hooks that stop/start the server).
+    shared one plus restore hooks that stop/start the server, and ``verify_level``).
 
     The server (and whatever a hook or backupctl started on its datadir) is stopped when
     the block exits, whatever the reason.
@@ -166,7 +176,12 @@ def restore_bench_setup(
         stop, start = server.instance.write_service_hooks(workdir / "hooks")
         repo = workdir / "repo"
         policy = base_policy(server, repo)
-        policy["restore"] = {"stop": [str(stop)], "start": [str(start)], "health_timeout": "120s"}
+        policy["restore"] = {
+            "stop": [str(stop)],
+            "start": [str(start)],
+            "health_timeout": "120s",
+            "verify_level": verify_level,
+        }
         write_policy(workdir / "policies", policy)
         logs = workdir / "logs"
         logs.mkdir()

@@ -86,6 +86,7 @@ from _restore_common import (
     STEPS,
     RestoreRun,
     RestoreSetup,
+    add_verify_level_arg,
     backupctl_backup,
     bench_restores,
     restore_bench_setup,
@@ -260,13 +261,15 @@ class Setup(RestoreSetup):
 
 
 @contextmanager
-def bench_setup(workdir: Path, buffer_pool: str, backupctl_cmd: list[str]) -> Iterator[Setup]:
+def bench_setup(
+    workdir: Path, buffer_pool: str, backupctl_cmd: list[str], verify_level: str
+) -> Iterator[Setup]:
     """Start a private MariaDB with a backup user; write credentials, hooks and the policy.
 
     The server (and whatever a hook or backupctl started on its datadir) is stopped when
     the block exits, whatever the reason.
     """
-    with restore_bench_setup(workdir, buffer_pool, backupctl_cmd) as (server, setup):
+    with restore_bench_setup(workdir, buffer_pool, backupctl_cmd, verify_level) as (server, setup):
         yield Setup(**vars(setup), client_cnf=write_client_cnf(server))
 
 
@@ -641,6 +644,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=3,
         help="incrementals in the restored chain (default: 3)",
     )
+    add_verify_level_arg(parser)
     add_run_args(parser, holds="the server, repository and logs", results="incremental")
     args = parser.parse_args(argv)
     if args.size <= 0 or args.repeat < 1 or args.incrementals < 1:
@@ -654,7 +658,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workdir, json_out = begin(args, "incremental")
     with workdir_cleanup(workdir, args.keep, "the MariaDB server was stopped"):
-        with bench_setup(workdir, args.buffer_pool, default_backupctl_cmd()) as setup:
+        with bench_setup(
+            workdir, args.buffer_pool, default_backupctl_cmd(), args.verify_level
+        ) as setup:
             env = environment(setup.instance, setup.backupctl_cmd, workdir)
             env["pythondontwritebytecode"] = os.environ.get("PYTHONDONTWRITEBYTECODE", "")
             env["pythonpycacheprefix"] = os.environ.get("PYTHONPYCACHEPREFIX", "")

@@ -55,6 +55,7 @@ from _restore_common import (
     STEPS,
     RestoreRun,
     RestoreSetup,
+    add_verify_level_arg,
     backupctl_backup,
     bench_restores,
     restore_bench_setup,
@@ -252,6 +253,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=1000, help="table data in MB (default: 1000)")
     parser.add_argument("--repeat", type=int, default=3, help="measured runs per tool")
     add_warmup_arg(parser, "skip the unmeasured warm-up pair")
+    add_verify_level_arg(parser)
     add_run_args(parser, holds="the server, repository and logs", results="restore")
     args = parser.parse_args(argv)
     if args.size <= 0 or args.repeat < 1:
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir, json_out = begin(args, "restore")
     with workdir_cleanup(workdir, args.keep, "the MariaDB server was stopped"):
         cmd = default_backupctl_cmd()
-        with restore_bench_setup(workdir, args.buffer_pool, cmd) as (_, setup):
+        with restore_bench_setup(workdir, args.buffer_pool, cmd, args.verify_level) as (_, setup):
             env = environment(setup.instance, setup.backupctl_cmd, workdir)
             result = bench(setup, args.size, args.repeat, args.warmup)
         write_results(json_out, args, env, result)

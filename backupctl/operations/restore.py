@@ -202,7 +202,8 @@ def _refuse_if_unfinished(layout: StateLayout, policy: str) -> None:
     if journal is not None:
         raise UsageError(
             f"restore {journal.run_id} of policy {policy!r} was interrupted; finish it with "
-            "`backupctl restore --resume` or undo it with `backupctl restore --rollback`"
+            f"`backupctl restore {policy} --resume` or undo it with "
+            f"`backupctl restore {policy} --rollback`"
         )
 
 
