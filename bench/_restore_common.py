@@ -64,7 +64,7 @@ STEPS = {
     "move-aside": "rename the live datadir aside",
     "move-into-place": "chown -R, chmod, rename staging into place",
     "start-recovery-instance": "private mariadbd on the restored datadir",
-    "verify": "CHECK TABLE, tables vs manifest, row counts",
+    "verify": "the checks of restore.verify_level (--verify-level)",
     "stop-recovery-instance": "shut the private mariadbd down",
     "start-services": "start.sh (the start hook; waits for a ping)",
     "health-check": "SELECT VERSION() over the policy's connection",

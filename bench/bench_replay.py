@@ -100,7 +100,7 @@ STEP_ROWS = [
     ("move-into-place", "chown, rename staging into place"),
     ("start-recovery-instance", "private mariadbd on the restored datadir"),
     ("replay-binlogs", "decompress the binlogs to scratch, mariadb-binlog \\| mariadb"),
-    ("verify", "CHECK TABLE of every table (no row counts after a replay)"),
+    ("verify", "the checks of restore.verify_level after a replay (tables present, CHECK TABLE)"),
     ("stop-recovery-instance", "shut the private mariadbd down"),
 ]
 
