@@ -19,10 +19,12 @@ from backupctl.storage.base import ObjectWriter, Repository
 class ArtifactWriter:
     """Context manager streaming one compressed artifact; committed only on clean exit."""
 
-    def __init__(self, session: BackupSession, name: str, level: int, threads: int):
+    def __init__(
+        self, session: BackupSession, name: str, level: int, threads: int, size_hint: int | None
+    ):
         self.session, self.name = session, name
         self.key = keys.join(session.prefix, name)
-        self._writer: ObjectWriter = session.repo.open_write(self.key)
+        self._writer: ObjectWriter = session.repo.open_write(self.key, size_hint)
         self._compressor = CompressingWriter(self._writer, level=level, threads=threads)
 
     def write(self, data: bytes) -> None:
@@ -79,6 +81,9 @@ class BackupSession:
     def prefix(self) -> str:
         return backup_prefix(self.policy.name, self.kind, self.backup_id)
 
-    def artifact(self, name: str, level: int = 3, threads: int = 0) -> ArtifactWriter:
-        """Open a compressed, checksummed artifact called ``name`` (e.g. ``data.mbstream.zst``)."""
-        return ArtifactWriter(self, name, level, threads)
+    def artifact(
+        self, name: str, level: int = 3, threads: int = 0, size_hint: int | None = None
+    ) -> ArtifactWriter:
+        """Open a compressed, checksummed artifact called ``name`` (e.g. ``data.mbstream.zst``);
+        ``size_hint``: at most about this many bytes will be stored, when known."""
+        return ArtifactWriter(self, name, level, threads, size_hint)

@@ -56,8 +56,9 @@ class Repository(abc.ABC):
     url: str
 
     @abc.abstractmethod
-    def open_write(self, key: str) -> ObjectWriter:
-        """Start a streaming write of ``key``."""
+    def open_write(self, key: str, size_hint: int | None = None) -> ObjectWriter:
+        """Start a streaming write of ``key``; ``size_hint``: about how many bytes will
+        be written, when known (S3 sizes its parts by it)."""
 
     @abc.abstractmethod
     def iter_read(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:

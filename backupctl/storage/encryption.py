@@ -447,8 +447,8 @@ class EncryptedRepository(Repository):
         """What a manifest records about the encryption: cipher and key id."""
         return {"cipher": CIPHER, "key_id": self.key_id}
 
-    def open_write(self, key: str) -> ObjectWriter:
-        return EncryptingWriter(self.inner.open_write(key), self._key, key)
+    def open_write(self, key: str, size_hint: int | None = None) -> ObjectWriter:
+        return EncryptingWriter(self.inner.open_write(key, size_hint), self._key, key)
 
     def iter_read(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         where = f"{self.url}/{key}"

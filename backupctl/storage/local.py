@@ -71,7 +71,7 @@ class LocalRepository(Repository):
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*validate_key(key).split("/"))
 
-    def open_write(self, key: str) -> ObjectWriter:
+    def open_write(self, key: str, size_hint: int | None = None) -> ObjectWriter:
         try:
             return LocalObjectWriter(self._path(key))
         except OSError as exc:

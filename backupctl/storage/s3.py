@@ -34,10 +34,9 @@ from backupctl.storage import keys
 from backupctl.storage.base import ObjectInfo, ObjectWriter, Repository
 from backupctl.storage.keys import validate_key
 from backupctl.storage.lease import DEFAULT_LEASE, LeaseLock, held
+from backupctl.storage.parts import MAX_PARTS, MIB, PartSizer
 from backupctl.storage.spec import RepositorySpec
 
-MIB = 1 << 20
-MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
 RETRY_EVENT = "s3.retry"
 _CONNECTION_ERRORS = (
     EndpointConnectionError,
@@ -82,10 +81,13 @@ class S3ObjectWriter(ObjectWriter):
     commit(). Nothing is visible under the key before commit().
     """
 
-    def __init__(self, repo: S3Repository, full_key: str):
+    def __init__(self, repo: S3Repository, full_key: str, size_hint: int | None = None):
         self._repo = repo
         self._key = full_key
         self._url = repo._object_url(full_key)
+        self._sizer = PartSizer(repo.part_size, size_hint, repo.max_parts)
+        self._part_size = self._sizer.next(1, 0)
+        self._uploaded = 0
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
@@ -97,13 +99,12 @@ class S3ObjectWriter(ObjectWriter):
         upload is then aborted)."""
         self._check_open()
         view = memoryview(data).cast("B")
-        part_size = self._repo.part_size
         while view:
-            room = part_size - len(self._buffer)
+            room = self._part_size - len(self._buffer)
             self._buffer += view[:room]
             self.bytes_written += min(room, len(view))
             view = view[room:]
-            if len(self._buffer) >= part_size:
+            if len(self._buffer) >= self._part_size:
                 self._abort_on_error(self._upload_part)
 
     def commit(self) -> None:
@@ -139,10 +140,11 @@ class S3ObjectWriter(ObjectWriter):
 
     def _upload_part(self) -> None:
         repo = self._repo
-        if len(self._parts) >= MAX_PARTS:
+        if len(self._parts) >= repo.max_parts:
             raise RepositoryError(
-                f"{self._url} would exceed {MAX_PARTS} parts of {repo.part_size // MIB} MiB; "
-                "raise part_size_mb in the repository settings"
+                f"{self._url} is larger than one S3 object can be: {self._uploaded} bytes in "
+                f"{len(self._parts)} parts (S3 allows {repo.max_parts} parts of up to 5 GiB "
+                "and 5 TiB per object)"
             )
         if self._upload_id is None:
             created = repo._call("create_multipart_upload", Key=self._key, **repo.put_options)
@@ -151,7 +153,9 @@ class S3ObjectWriter(ObjectWriter):
         ids: dict[str, Any] = {"Key": self._key, "UploadId": self._upload_id}
         result = repo._call("upload_part", PartNumber=number, Body=self._buffer, **ids)
         self._parts.append({"PartNumber": number, "ETag": result["ETag"]})
+        self._uploaded += len(self._buffer)
         self._buffer = bytearray()
+        self._part_size = self._sizer.next(number + 1, self._uploaded)
 
     def _finish(self) -> None:
         repo = self._repo
@@ -234,6 +238,7 @@ class S3Repository(Repository):
         self.prefix = spec.prefix
         self.url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         self.part_size = spec.part_size_mb * MIB
+        self.max_parts = MAX_PARTS  # S3's; a test lowers it to reach the limit cheaply
         self.put_options: dict[str, Any] = (
             {"StorageClass": spec.storage_class} if spec.storage_class else {}
         )
@@ -327,9 +332,10 @@ class S3Repository(Repository):
                 return
             params.update({field: page[source] for field, source in markers.items()})
 
-    def open_write(self, key: str) -> ObjectWriter:
-        """Return an S3ObjectWriter for ``key``. Raises RepositoryError for an unsafe key."""
-        return S3ObjectWriter(self, self._full_key(key))
+    def open_write(self, key: str, size_hint: int | None = None) -> ObjectWriter:
+        """Return an S3ObjectWriter for ``key`` (parts sized for ``size_hint`` bytes, see
+        ``parts``). Raises RepositoryError for an unsafe key."""
+        return S3ObjectWriter(self, self._full_key(key), size_hint)
 
     def iter_read(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Yield the object's bytes; a connection lost mid-object resumes where it broke

@@ -137,6 +137,37 @@ def test_one_big_write_is_split_into_parts(repo: S3Repository, s3_client: Any, s
     assert etag.strip('"').endswith("-3")
 
 
+def _parts_of(s3_client: Any, s3_bucket: str, key: str) -> int:
+    etag = s3_client.head_object(Bucket=s3_bucket, Key=f"backups/{key}")["ETag"]
+    return int(etag.strip('"').rsplit("-", 1)[1])
+
+
+def test_parts_grow_so_an_object_fits_in_the_parts_s3_allows(
+    repo: S3Repository, s3_client: Any, s3_bucket: str
+) -> None:
+    repo.max_parts = 6  # S3's 10,000, scaled down: at 5 MiB a part, 30 MiB at most
+    data = os.urandom(64 * MIB)
+    with repo.open_write("grown") as writer:
+        for at in range(0, len(data), MIB):
+            writer.write(data[at : at + MIB])
+        writer.commit()
+    assert repo.get_bytes("grown") == data
+    assert _parts_of(s3_client, s3_bucket, "grown") <= 6
+
+
+def test_a_size_estimate_picks_the_part_size_up_front(
+    repo: S3Repository, s3_client: Any, s3_bucket: str
+) -> None:
+    repo.max_parts = 10
+    data = os.urandom(40 * MIB)
+    # 40 MiB with a quarter to spare in 8 parts: 7 MiB parts, the object in 6
+    with repo.open_write("planned", size_hint=len(data)) as writer:
+        writer.write(data)
+        writer.commit()
+    assert repo.get_bytes("planned") == data
+    assert _parts_of(s3_client, s3_bucket, "planned") == 6
+
+
 def test_memory_does_not_grow_with_object_size(repo: S3Repository) -> None:
     chunk = os.urandom(MIB)
     tracemalloc.start()

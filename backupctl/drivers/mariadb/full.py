@@ -138,8 +138,12 @@ def _stream(
     grow_pipe(stdout.fileno())
     try:
         with (
+            # the raw estimate bounds the compressed size: S3 sizes its parts by it
             session.artifact(
-                DATA_ARTIFACT, options.compression_level, options.compression_threads
+                DATA_ARTIFACT,
+                options.compression_level,
+                options.compression_threads,
+                size_hint=estimate or None,
             ) as out,
             session.progress("backup " + policy.name, estimate or None) as advance,
         ):
