@@ -153,6 +153,12 @@ class MariaDBBackupOptions(StrictModel):
     compression_threads: int = Field(0, ge=0, le=64, description="0 = one per CPU")
     parallel: int = Field(1, ge=1, le=64, description="mariabackup --parallel")
     mariabackup: str = Field("mariabackup", description="path of the mariabackup binary")
+    prepare_memory: str | None = Field(
+        None,
+        pattern=r"^\d+[KMG]$",
+        description="mariabackup --prepare --use-memory, e.g. 8G (default: a quarter of the "
+        "memory available when the prepare starts, from 256M to 16G)",
+    )
     binlog_flush_interval: Duration = Field(
         "2s",
         validate_default=True,

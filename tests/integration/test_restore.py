@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -114,6 +115,10 @@ def test_in_place_restore_brings_back_the_backup(restorable: Restorable) -> None
     }
     assert all(c["passed"] for c in report["checks"])
     assert "CHECK TABLE QUICK" in checks["check-table"]["detail"]
+    # mariabackup --prepare got a quarter of the available memory (at least 256M)
+    prepared = next(s for s in report["steps"] if s["name"] == "prepare")
+    memory = re.search(r"--use-memory=(\d+)M", prepared["detail"])
+    assert memory is not None and int(memory.group(1)) >= 256, prepared
     # the server is up again (the start hook ran) with exactly the data of the backup
     assert restorable.live_tables() == restorable.checksums
     # the replaced datadir is kept aside, with the data written after the backup
@@ -319,8 +324,11 @@ def test_verify_level_decides_what_is_checked_before_the_server_starts(
     assert "CHECK TABLE EXTENDED" in full["check-table"]
     assert full["row-counts"].startswith(f"{rows} rows, consistent with the manifest")
     # the policy sets the default; the command line overrides it
-    restorable.edit(restore={"verify_level": "quick"})
-    assert "check-table" not in checks(restore(None))
+    restorable.edit(restore={"verify_level": "quick"}, backup={"prepare_memory": "300M"})
+    by_policy = restore(None)
+    assert "check-table" not in checks(by_policy)
+    prepared = next(s for s in by_policy["steps"] if s["name"] == "prepare")
+    assert prepared["detail"].endswith("(--use-memory=300M)")
     assert "CHECK TABLE QUICK" in checks(restore("standard"))["check-table"]
     plan = restorable.run("restore", "shop", "--dry-run", "--verify-level", "full")
     assert "full: CHECK TABLE ... EXTENDED on every table" in plan.stdout

@@ -11,6 +11,7 @@ from backupctl.drivers.mariadb.chain import object_problem
 from backupctl.drivers.mariadb.datadir_steps import RestorePaths
 from backupctl.drivers.mariadb.extract import extract, prepare
 from backupctl.errors import ToolError, VerificationFailed
+from backupctl.policy.mariadb import MariaDBBackupOptions
 from backupctl.progress import ProgressFactory, no_progress
 from backupctl.runbook.step import RunContext, Step
 from backupctl.storage.base import Repository
@@ -22,7 +23,7 @@ def apply_incremental(
     link: Manifest,
     target: Path,
     side: Path,
-    mariabackup: str,
+    backup: MariaDBBackupOptions,
     progress: ProgressFactory = no_progress,
 ) -> None:
     """Extract the incremental ``link`` into ``side`` (checking its sha256 on the way) and
@@ -31,7 +32,7 @@ def apply_incremental(
     shutil.rmtree(side, ignore_errors=True)
     try:
         extract(repo, link, side, progress)
-        prepare(target, mariabackup, incremental_dir=side)
+        prepare(target, backup.mariabackup, backup.prepare_memory, incremental_dir=side)
     finally:
         shutil.rmtree(side, ignore_errors=True)
 
@@ -101,11 +102,11 @@ class ApplyIncremental(Step):
         link: Manifest,
         number: int,
         paths: RestorePaths,
-        mariabackup: str,
+        backup: MariaDBBackupOptions,
         progress: ProgressFactory = no_progress,
     ):
         self.repo, self.link, self.paths = repo, link, paths
-        self.mariabackup, self.progress = mariabackup, progress
+        self.backup, self.progress = backup, progress
         self.name = f"apply-incremental-{number}"
 
     @property
@@ -122,7 +123,7 @@ class ApplyIncremental(Step):
 
     def run(self, ctx: RunContext) -> str:
         apply_incremental(
-            self.repo, self.link, self.paths.staging, self.side, self.mariabackup, self.progress
+            self.repo, self.link, self.paths.staging, self.side, self.backup, self.progress
         )
         return f"applied {self.link.label} ({human_bytes(self.link.raw_bytes)})"
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from backupctl.catalog.manifest import Manifest
 from backupctl.clock import utc_now
-from backupctl.drivers.mariadb.extract import extract, prepare
+from backupctl.drivers.mariadb.extract import default_prepare_memory, extract, prepare
 from backupctl.drivers.mariadb.restored_mark import MARK_NAME, RestoredMark, write_mark
 from backupctl.errors import BackupctlError, UsageError
-from backupctl.policy.mariadb import MariaDBPolicy
+from backupctl.policy.mariadb import MariaDBBackupOptions, MariaDBPolicy
 from backupctl.proc import process_args
 from backupctl.progress import ProgressFactory, no_progress
 from backupctl.runbook.step import RunContext, Step
@@ -176,15 +176,17 @@ class Extract(Step):
 class Prepare(Step):
     name = "prepare"
 
-    def __init__(self, paths: RestorePaths, mariabackup: str):
-        self.paths, self.mariabackup = paths, mariabackup
+    def __init__(self, paths: RestorePaths, backup: MariaDBBackupOptions):
+        self.paths, self.backup = paths, backup
 
     def describe(self, ctx: RunContext) -> str:
-        return f"mariabackup --prepare --target-dir {self.paths.staging}"
+        memory = self.backup.prepare_memory or f"{default_prepare_memory()} (a quarter of free)"
+        return f"mariabackup --prepare --target-dir {self.paths.staging} --use-memory {memory}"
 
     def run(self, ctx: RunContext) -> str:
-        prepare(self.paths.staging, self.mariabackup)
-        return "mariabackup --prepare completed OK"
+        memory = self.backup.prepare_memory or default_prepare_memory()
+        prepare(self.paths.staging, self.backup.mariabackup, memory)
+        return f"mariabackup --prepare completed OK (--use-memory={memory})"
 
 
 class MoveIntoPlace(Step):

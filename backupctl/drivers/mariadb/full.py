@@ -195,12 +195,12 @@ def verify_full(
         extract(repo, base, target)
         checks.append(CheckResult("extract", True, f"mbstream -x {base.backup_id} into {target}"))
         name = "prepare"
-        prepare(target, policy.backup.mariabackup)
+        prepare(target, policy.backup.mariabackup, policy.backup.prepare_memory)
         checks.append(CheckResult("prepare", True, "mariabackup --prepare completed OK"))
         for number, link in enumerate(increments, start=1):
             name = f"apply-incremental-{number}"
             side = scratch / f"incremental-{number}"
-            apply_incremental(repo, link, target, side, policy.backup.mariabackup)
+            apply_incremental(repo, link, target, side, policy.backup)
             checks.append(CheckResult(name, True, f"{link.label} applied (--incremental-dir)"))
     except BackupctlError as exc:
         return [*checks, CheckResult(name, False, str(exc))]

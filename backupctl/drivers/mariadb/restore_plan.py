@@ -83,7 +83,7 @@ def restore_steps(
         "BACKUPCTL_DATADIR": str(paths.live),
         "BACKUPCTL_RUN_ID": run.run_id,
     }
-    restore, mariabackup = policy.restore, policy.backup.mariabackup
+    restore = policy.restore
     replay: list[Step] = []
     strict_from = None
     if options.to_point:
@@ -97,9 +97,9 @@ def restore_steps(
     staged: list[Step] = [
         CheckBackup(repo, links, paths),
         Extract(repo, base, paths, run.progress),
-        Prepare(paths, mariabackup),
+        Prepare(paths, policy.backup),
         *(
-            ApplyIncremental(repo, link, n, paths, mariabackup, run.progress)
+            ApplyIncremental(repo, link, n, paths, policy.backup, run.progress)
             for n, link in enumerate(increments, start=1)
         ),
     ]

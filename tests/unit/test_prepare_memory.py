@@ -1,0 +1,31 @@
+"""The buffer pool of ``mariabackup --prepare``: a quarter of the available memory, from
+256M to 16G, unless the policy says."""
+
+from __future__ import annotations
+
+import pytest
+
+from backupctl.drivers.mariadb.extract import default_prepare_memory
+from backupctl.policy.mariadb import MariaDBBackupOptions
+
+GIB = 1 << 30
+
+
+@pytest.mark.parametrize(
+    ("available", "expected"),
+    [(400 << 20, "256M"), (8 * GIB, "2048M"), (200 * GIB, "16384M"), (0, "256M")],
+)
+def test_default_is_a_quarter_of_what_is_available_within_bounds(
+    available: int, expected: str
+) -> None:
+    assert default_prepare_memory(available) == expected
+
+
+def test_the_default_reads_this_machine() -> None:
+    assert 256 <= int(default_prepare_memory().removesuffix("M")) <= 16384
+
+
+def test_the_policy_value_is_a_size_mariabackup_understands() -> None:
+    assert MariaDBBackupOptions(prepare_memory="8G").prepare_memory == "8G"
+    with pytest.raises(ValueError, match="prepare_memory"):
+        MariaDBBackupOptions(prepare_memory="8 GB")
