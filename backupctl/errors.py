@@ -87,6 +87,10 @@ class ToolError(BackupctlError):
     """An external tool (mariabackup, mbstream, mariadbd) failed or is missing."""
 
 
+class NoSpace(BackupctlError):
+    """Not enough room for what an operation would write: refused before it began."""
+
+
 class NotFoundError(BackupctlError):
     """A policy, backup or report that was asked for does not exist."""
 

@@ -23,6 +23,7 @@ from backupctl.errors import (
     BackupctlError,
     IncompleteBackup,
     LockHeldError,
+    NoSpace,
     NothingChanged,
     UsageError,
 )
@@ -33,6 +34,7 @@ from backupctl.policy.common import PolicyBase
 from backupctl.storage import keys
 from backupctl.storage.base import Repository
 from backupctl.storage.encryption import encryption_of
+from backupctl.units import human_bytes
 
 log = structlog.get_logger()
 
@@ -134,9 +136,11 @@ def _locked_backup(
     with policy_lock(ctx.layout, policy.name), repo.lock(policy.name, f"backup {kind}"):
         clean_incomplete(repo, policy.name, driver.kinds)
         sync_policy(catalog, repo, policy.name)
-        choice = driver.choose_kind(kind, ctx.backups(policy, driver), repo, fallback)
+        backups = ctx.backups(policy, driver)
+        choice = driver.choose_kind(kind, backups, repo, fallback)
         if choice.reason is not None:
             log.warning(f"taking a {choice.kind} backup instead of {kind}", reason=choice.reason)
+        check_room(repo, choice.kind, backups.restorable(choice.kind))
         now = ctx.clock()
         session = BackupSession(
             repo,
@@ -158,6 +162,28 @@ def _locked_backup(
     if manifest.failure is not None:
         raise IncompleteBackup(manifest.failure, manifest.details)
     return manifest
+
+
+#: the database grows: a backup may need this much more than the last one of its kind
+GROWTH = 1.10
+
+
+def check_room(repo: Repository, kind: str, earlier: Sequence[Manifest]) -> None:
+    """Refuse a backup before anything is written when the repository's filesystem has
+    less room than the last complete backup of ``kind`` took, plus ``GROWTH``. Without an
+    earlier one nothing is known ahead: the write itself then fails cleanly on a full disk.
+    Raises NoSpace."""
+    free = repo.free_bytes()
+    if free is None or not earlier:
+        return
+    last = earlier[-1]
+    needed = int(last.stored_bytes * GROWTH)
+    if free < needed:
+        raise NoSpace(
+            f"not enough space in {repo.url} for a {kind} backup: about {human_bytes(needed)} "
+            f"needed (the last one, {last.backup_id}, stored {human_bytes(last.stored_bytes)}), "
+            f"{human_bytes(free)} free; nothing was written"
+        )
 
 
 def as_json(details: Details) -> dict[str, object]:

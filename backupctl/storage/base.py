@@ -60,6 +60,10 @@ class Repository(abc.ABC):
         """Start a streaming write of ``key``; ``size_hint``: about how many bytes will
         be written, when known (S3 sizes its parts by it)."""
 
+    def free_bytes(self) -> int | None:
+        """Bytes that can still be written (None: no limit known, as in an S3 bucket)."""
+        return None
+
     @abc.abstractmethod
     def iter_read(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Yield the object's bytes in chunks. Raises ObjectNotFound / RepositoryError."""

@@ -447,6 +447,9 @@ class EncryptedRepository(Repository):
         """What a manifest records about the encryption: cipher and key id."""
         return {"cipher": CIPHER, "key_id": self.key_id}
 
+    def free_bytes(self) -> int | None:
+        return self.inner.free_bytes()
+
     def open_write(self, key: str, size_hint: int | None = None) -> ObjectWriter:
         return EncryptingWriter(self.inner.open_write(key, size_hint), self._key, key)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,6 +71,16 @@ class LocalRepository(Repository):
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*validate_key(key).split("/"))
+
+    def free_bytes(self) -> int | None:
+        """Free space of the filesystem the repository is on (or will be, once created)."""
+        where = self.root
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        try:
+            return shutil.disk_usage(where).free
+        except OSError:
+            return None
 
     def open_write(self, key: str, size_hint: int | None = None) -> ObjectWriter:
         try:

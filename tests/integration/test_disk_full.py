@@ -197,6 +197,43 @@ def test_a_backup_into_a_full_repository_fails_cleanly(
     assert json.loads(backupctl("list", "--json", policies=policy).stdout) == []
 
 
+def test_a_backup_that_will_not_fit_is_refused_before_anything_is_written(
+    mariadb_server: MariaDBServer, tiny_fs: Any, tmp_path: Path, backupctl: Any
+) -> None:
+    repo = tiny_fs("repo", 64)
+    mariadb_server.sql(  # 6 MiB that do not compress
+        "CREATE DATABASE IF NOT EXISTS roomcheck",
+        "CREATE OR REPLACE TABLE roomcheck.noise (id INT PRIMARY KEY, data BLOB)",
+        "INSERT INTO roomcheck.noise SELECT seq, CONCAT("
+        + ", ".join(f"UNHEX(SHA2(CONCAT(seq, '-{k}'), 512))" for k in range(16))
+        + ") FROM roomcheck.seq_1_to_6144",
+    )
+    try:
+        policy = mariadb_policy(tmp_path / "policies", mariadb_server, f"file://{repo}")
+        first = backupctl("backup", "shop", "--json", policies=policy)
+        assert first.code == 0, first.output
+        stored = json.loads(first.stdout)["stored_bytes"]
+        before = _entries(repo)
+        # room for less than the last full took: the next one cannot fit
+        ballast = _ballast(repo, leave_mb=stored / MIB * 0.8, fast=True)
+        refused = backupctl("backup", "shop", policies=policy)
+        ballast.unlink()
+    finally:
+        mariadb_server.sql("DROP DATABASE roomcheck")
+    assert refused.code == 1, refused.output
+    assert "Traceback" not in refused.output
+    message = _error(refused)
+    print(f"\nbackup into a repository without room for it: {message}")
+    assert message.startswith(f"error: not enough space in file://{repo} for a full backup:")
+    assert "needed (the last one, " in message and "free; nothing was written" in message
+    assert _entries(repo) == before, before  # no started marker, no partial object
+    listed = json.loads(backupctl("list", "--json", policies=policy).stdout)
+    assert len(listed) == 1
+    # the refusal is a failed run: status and the alerts see it
+    status = json.loads(backupctl("status", "--json", policies=policy).stdout)
+    assert "not enough space" in json.dumps(status)
+
+
 class _FillDuringExtraction:
     """Fill ``parent``'s filesystem (``_ballast``) as soon as a restore's staging directory
     appears in it: the space the restore checked for is gone by the time it writes, as

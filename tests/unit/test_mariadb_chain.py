@@ -18,6 +18,7 @@ from backupctl.drivers.mariadb.chain import (
     chain_of,
     choose_parent,
 )
+from backupctl.drivers.mariadb.chain_steps import space_needed
 from backupctl.drivers.mariadb.driver import MariaDBDriver
 from backupctl.drivers.mariadb.restored_mark import RestoredMark, read_mark, write_mark
 from backupctl.errors import VerificationFailed
@@ -251,3 +252,16 @@ def test_the_driver_keeps_a_full_while_a_kept_incremental_builds_on_it(
     decisions = {d.backup_id: d for d in driver.retention(history.points, now)}
     assert all(d.keep for d in decisions.values())
     assert f"needed by incremental {first.backup_id}" in decisions[full.backup_id].reason
+
+
+def test_the_space_a_restore_needs_counts_the_largest_link_and_the_binlogs(
+    history: History,
+) -> None:
+    full = history.add(FULL_KIND)  # every link: 1000 bytes unpacked
+    first = history.add(INCREMENTAL_KIND, parent=full)
+    second = history.add(INCREMENTAL_KIND, parent=first)
+    assert space_needed([full]) == 1000
+    # incrementals are unpacked one at a time beside the base, then removed
+    assert space_needed([full, first, second]) == 2000
+    # binlogs to replay: unpacked into scratch, then written again by the recovery instance
+    assert space_needed([full, first, second], replay_bytes=300) == 2600

@@ -10,7 +10,7 @@ from backupctl.catalog.manifest import Manifest
 from backupctl.drivers.mariadb.chain import object_problem
 from backupctl.drivers.mariadb.datadir_steps import RestorePaths
 from backupctl.drivers.mariadb.extract import extract, prepare
-from backupctl.errors import ToolError, VerificationFailed
+from backupctl.errors import NoSpace, VerificationFailed
 from backupctl.policy.mariadb import MariaDBBackupOptions
 from backupctl.progress import ProgressFactory, no_progress
 from backupctl.runbook.step import RunContext, Step
@@ -37,11 +37,13 @@ def apply_incremental(
         shutil.rmtree(side, ignore_errors=True)
 
 
-def space_needed(links: list[Manifest]) -> int:
-    """Bytes a chain needs unpacked at once: the base, plus the largest incremental (each is
-    unpacked beside it, applied, and removed)."""
+def space_needed(links: list[Manifest], replay_bytes: int = 0) -> int:
+    """Bytes a restore needs beside the datadir at once: the chain's base, plus its largest
+    incremental (each is unpacked beside it, applied, and removed), plus twice the binlogs
+    a point-in-time restore replays (unpacked into scratch, then written again by the
+    recovery instance as data, redo and its own binlog)."""
     base, *increments = links
-    return base.raw_bytes + max((m.raw_bytes for m in increments), default=0)
+    return base.raw_bytes + max((m.raw_bytes for m in increments), default=0) + 2 * replay_bytes
 
 
 class CheckBackup(Step):
@@ -50,8 +52,11 @@ class CheckBackup(Step):
 
     name = "check-backup"
 
-    def __init__(self, repo: Repository, links: list[Manifest], paths: RestorePaths):
+    def __init__(
+        self, repo: Repository, links: list[Manifest], paths: RestorePaths, replay_bytes: int = 0
+    ):
         self.repo, self.links, self.paths = repo, links, paths
+        self.replay_bytes = replay_bytes
 
     def describe(self, ctx: RunContext) -> str:
         chain = " -> ".join(
@@ -60,19 +65,25 @@ class CheckBackup(Step):
         )
         return (
             f"check every object of {chain} is in {self.repo.url}, and "
-            f"{human_bytes(space_needed(self.links))} free beside {self.paths.live}"
+            f"{human_bytes(space_needed(self.links, self.replay_bytes))} free beside "
+            f"{self.paths.live}"
         )
 
     def run(self, ctx: RunContext) -> str:
         for link in self.links:
             self._check_objects(link)
-        needed = space_needed(self.links)
+        needed = space_needed(self.links, self.replay_bytes)
         where = self.paths.live.parent
         free = shutil.disk_usage(where).free
         if not ctx.get("space_checked") and free < needed:
-            raise ToolError(
+            binlogs = (
+                f" (with {human_bytes(self.replay_bytes)} of binlogs to replay)"
+                if self.replay_bytes
+                else ""
+            )
+            raise NoSpace(
                 f"not enough space to restore: {human_bytes(needed)} needed unpacked in "
-                f"{where}, {human_bytes(free)} free; nothing was changed"
+                f"{where}{binlogs}, {human_bytes(free)} free; nothing was changed"
             )
         ctx["space_checked"] = True  # a resumed run finds its own files taking space
         stored = sum(m.stored_bytes for m in self.links)

@@ -85,17 +85,19 @@ def restore_steps(
     }
     restore = policy.restore
     replay: list[Step] = []
+    replay_bytes = 0
     strict_from = None
     if options.to_point:
         if FullDetails.of(manifest).gtid_strict_mode:
             strict_from = backup_gtid(manifest) or ""
         target = ReplayTarget(options.to_time, options.to_gtid)
-        target.check(repo, manifest)  # refuse before anything changes
+        binlogs = target.check(repo, manifest)  # refuse before anything changes
+        replay_bytes = sum(size for link in binlogs for _key, size in link.parts)
         scratch = paths.live.parent / f".{paths.live.name}.binlogs-{run.run_id}"
         replay.append(ReplayBinlogs(repo, manifest, target, run_dir / "mysqld.sock", scratch))
     base, *increments = links
     staged: list[Step] = [
-        CheckBackup(repo, links, paths),
+        CheckBackup(repo, links, paths, replay_bytes),
         Extract(repo, base, paths, run.progress),
         Prepare(paths, policy.backup),
         *(
