@@ -8,9 +8,11 @@ retry layer, around each request, for transient errors only.
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import boto3
@@ -36,8 +38,11 @@ from backupctl.storage.keys import validate_key
 from backupctl.storage.lease import DEFAULT_LEASE, LeaseLock, held
 from backupctl.storage.parts import MAX_PARTS, MIB, PartSizer
 from backupctl.storage.spec import RepositorySpec
+from backupctl.storage.transfer import InFlight, ranges_in_order
 
 RETRY_EVENT = "s3.retry"
+#: a read of a bigger object fetches the rest in ranges of this size, several at once
+RANGE_SIZE = 16 * MIB
 _CONNECTION_ERRORS = (
     EndpointConnectionError,
     ConnectionClosedError,
@@ -90,7 +95,8 @@ class S3ObjectWriter(ObjectWriter):
         self._uploaded = 0
         self._buffer = bytearray()
         self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
+        self._sent = 0  # parts handed to the uploads in flight
+        self._inflight = InFlight(repo.upload_concurrency, self._send_part)
         self._state = "open"  # open -> committed | aborted
         self.bytes_written = 0
 
@@ -121,6 +127,7 @@ class S3ObjectWriter(ObjectWriter):
             return
         self._state = "aborted"
         self._buffer = bytearray()
+        self._inflight.cancel()  # no part may land after the abort
         if self._upload_id is not None:
             try:
                 self._repo._abort_upload(self._key, self._upload_id)
@@ -140,22 +147,27 @@ class S3ObjectWriter(ObjectWriter):
 
     def _upload_part(self) -> None:
         repo = self._repo
-        if len(self._parts) >= repo.max_parts:
+        if self._sent >= repo.max_parts:
             raise RepositoryError(
                 f"{self._url} is larger than one S3 object can be: {self._uploaded} bytes in "
-                f"{len(self._parts)} parts (S3 allows {repo.max_parts} parts of up to 5 GiB "
+                f"{self._sent} parts (S3 allows {repo.max_parts} parts of up to 5 GiB "
                 "and 5 TiB per object)"
             )
         if self._upload_id is None:
             created = repo._call("create_multipart_upload", Key=self._key, **repo.put_options)
             self._upload_id = created["UploadId"]
-        number = len(self._parts) + 1
-        ids: dict[str, Any] = {"Key": self._key, "UploadId": self._upload_id}
-        result = repo._call("upload_part", PartNumber=number, Body=self._buffer, **ids)
-        self._parts.append({"PartNumber": number, "ETag": result["ETag"]})
-        self._uploaded += len(self._buffer)
+        number, body = self._sent + 1, self._buffer
         self._buffer = bytearray()
+        self._inflight.submit(number, number, body)
+        self._sent = number
+        self._uploaded += len(body)
         self._part_size = self._sizer.next(number + 1, self._uploaded)
+
+    def _send_part(self, number: int, body: bytearray) -> str:
+        """Upload one part (in a thread of the uploads in flight); return its ETag."""
+        ids: dict[str, Any] = {"Key": self._key, "UploadId": self._upload_id}
+        result = self._repo._call("upload_part", PartNumber=number, Body=body, **ids)
+        return str(result["ETag"])
 
     def _finish(self) -> None:
         repo = self._repo
@@ -164,8 +176,10 @@ class S3ObjectWriter(ObjectWriter):
         else:
             if self._buffer:
                 self._upload_part()
+            self._inflight.drain()
             ids: dict[str, Any] = {"Key": self._key, "UploadId": self._upload_id}
-            parts = {"Parts": self._parts}
+            etags = sorted(self._inflight.results.items())
+            parts = {"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in etags]}
             gone = frozenset({"NoSuchUpload"})
             done = repo._call(
                 "complete_multipart_upload", ignore=gone, MultipartUpload=parts, **ids
@@ -186,7 +200,7 @@ class S3ObjectWriter(ObjectWriter):
         except ObjectNotFound:
             return False
         etag = str(head.get("ETag", "")).strip('"')
-        return head["ContentLength"] == self.bytes_written and etag.endswith(f"-{len(self._parts)}")
+        return head["ContentLength"] == self.bytes_written and etag.endswith(f"-{self._sent}")
 
 
 class _RetryingLeaseClient:
@@ -239,6 +253,9 @@ class S3Repository(Repository):
         self.url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         self.part_size = spec.part_size_mb * MIB
         self.max_parts = MAX_PARTS  # S3's; a test lowers it to reach the limit cheaply
+        self.upload_concurrency = spec.upload_concurrency
+        self.download_concurrency = spec.download_concurrency
+        self.range_size = RANGE_SIZE
         self.put_options: dict[str, Any] = (
             {"StorageClass": spec.storage_class} if spec.storage_class else {}
         )
@@ -338,18 +355,53 @@ class S3Repository(Repository):
         return S3ObjectWriter(self, self._full_key(key), size_hint)
 
     def iter_read(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        """Yield the object's bytes; a connection lost mid-object resumes where it broke
-        off (ranged GET pinned to the same ETag). Raises ObjectNotFound / RepositoryError.
-        """
+        """Yield the object's bytes, in order. The first ``range_size`` bytes come over one
+        connection (all of a small object); the rest of a bigger one in ranges,
+        ``download_concurrency`` at once, each retried on its own. A connection lost
+        mid-object resumes where it broke off; every request after the first is pinned to
+        the object's ETag. Raises ObjectNotFound / RepositoryError."""
         full = self._full_key(key)
         url = self._object_url(full)
+        limit = self.range_size if self.download_concurrency > 1 else None
+        size, etag = yield from self._stream(full, url, chunk_size, limit)
+        if limit is not None and size > limit:
+            fetch = partial(self._read_range, full, url, etag)
+            yield from ranges_in_order(
+                fetch, size, self.range_size, self.download_concurrency, start=limit
+            )
+
+    def _read_range(self, full: str, url: str, etag: str, begin: int, end: int) -> bytes:
+        """Bytes ``[begin, end)`` of the object, if it still has ``etag``; retried."""
+
+        def fetch() -> bytes:
+            got = self.client.get_object(
+                Bucket=self.bucket, Key=full, Range=f"bytes={begin}-{end - 1}", IfMatch=etag
+            )
+            with contextlib.closing(got["Body"]) as body:
+                data = body.read()
+            if len(data) != end - begin:  # a cut stream: retried like any other
+                raise IncompleteReadError(actual_bytes=len(data), expected_bytes=end - begin)
+            return bytes(data)
+
+        try:
+            return retrying(
+                _is_transient_read, RETRY_EVENT, self.retry, operation="get_object", url=url
+            )(fetch)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "get_object", url) from exc
+
+    def _stream(
+        self, full: str, url: str, chunk_size: int, limit: int | None
+    ) -> Generator[bytes, None, tuple[int, str]]:
+        """Yield the object's bytes over one connection, up to ``limit`` (None: all);
+        return its size and ETag."""
         body: Any = None
         etag, offset, size = "", 0, -1
         read_retry = retrying(
             _is_transient_read, RETRY_EVENT, self.retry, operation="get_object", url=url
         )
         try:
-            while offset != size:
+            while offset != (size if limit is None else min(size, limit)):
                 chunk = b""
                 for attempt in read_retry:
                     with attempt:
@@ -359,7 +411,8 @@ class S3Repository(Repository):
                             body, etag = got["Body"], got["ETag"]
                             size = offset + got["ContentLength"] if size < 0 else size
                         try:
-                            chunk = body.read(min(chunk_size, size - offset))
+                            end = size if limit is None else min(size, limit)
+                            chunk = body.read(min(chunk_size, end - offset))
                         except BaseException:
                             body.close()
                             body = None
@@ -373,7 +426,8 @@ class S3Repository(Repository):
             raise self._error(exc, "get_object", url) from exc
         finally:
             if body is not None:
-                body.close()
+                body.close()  # before its end: the rest is not read (the connection drops)
+        return size, etag
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store ``data`` in one PUT (atomic). Raises RepositoryError."""

@@ -24,7 +24,15 @@ class RepositorySpec(BaseModel):
     endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, Ceph)")
     region: str | None = None
     storage_class: str | None = None
-    part_size_mb: int = Field(16, ge=5, le=512, description="S3 multipart part size in MiB")
+    part_size_mb: int = Field(
+        16, ge=5, le=512, description="the smallest S3 multipart part in MiB (parts grow past it)"
+    )
+    upload_concurrency: int = Field(
+        4, ge=1, le=64, description="S3 parts uploaded at once (memory: one part each, plus one)"
+    )
+    download_concurrency: int = Field(
+        4, ge=1, le=64, description="S3 ranges of 16 MiB read at once (memory: one range each)"
+    )
     sse: Literal["AES256", "aws:kms"] | None = Field(
         None, description="S3 server-side encryption of every object (SSE-S3 or SSE-KMS)"
     )

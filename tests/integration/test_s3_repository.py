@@ -3,6 +3,7 @@ BACKUPCTL_TEST_S3_ENDPOINT is set)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -169,18 +170,101 @@ def test_a_size_estimate_picks_the_part_size_up_front(
 
 
 def test_memory_does_not_grow_with_object_size(repo: S3Repository) -> None:
+    # 4 parts in flight (upload_concurrency) and one filling: 25 MiB, for 120 MiB or 1 TB
+    assert repo.upload_concurrency == 4
     chunk = os.urandom(MIB)
     tracemalloc.start()
     try:
         with repo.open_write("stream") as writer:
-            for _ in range(40):
+            for _ in range(120):
                 writer.write(chunk)
             writer.commit()
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert repo.exists("stream")
-    assert peak < 3 * repo.part_size, f"peak {peak / MIB:.1f} MiB for a 40 MiB object"
+    bound = (repo.upload_concurrency + 2) * repo.part_size
+    assert peak < bound, f"peak {peak / MIB:.1f} MiB for a 120 MiB object"
+
+
+def test_a_big_object_is_read_in_ranges_several_at_once_in_order(
+    repo: S3Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo.range_size = 2 * MIB
+    data = os.urandom(41 * MIB + 7)
+    with repo.open_write("big") as writer:
+        writer.write(data)
+        writer.commit()
+    real_get_object = repo.client.get_object
+    ranges: list[str] = []
+    at_once, running = [0], [0]
+
+    def get_object(**params: Any) -> Any:
+        ranges.append(params.get("Range", "-"))
+        running[0] += 1
+        at_once[0] = max(at_once[0], running[0])
+        try:
+            return real_get_object(**params)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(repo.client, "get_object", get_object)
+    digest = hashlib.sha256()
+    tracemalloc.start()
+    try:
+        for chunk in repo.iter_read("big"):
+            digest.update(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert digest.digest() == hashlib.sha256(data).digest()
+    # the first 2 MiB over one plain GET, then 20 ranges of 2 MiB (the last short)
+    assert ranges[0] == "-" and len(ranges) == 21
+    assert sorted(ranges[1:], key=lambda r: int(r.split("=")[1].split("-")[0])) == [
+        f"bytes={a}-{min(a + 2 * MIB, len(data)) - 1}" for a in range(2 * MIB, len(data), 2 * MIB)
+    ]
+    assert 1 < at_once[0] <= repo.download_concurrency
+    # memory: a few ranges in flight and one handed on, whatever the object's size
+    assert peak < (repo.download_concurrency + 2) * repo.range_size, peak
+
+
+def test_a_range_cut_off_is_fetched_again_alone(
+    repo: S3Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo.range_size = MIB
+    data = os.urandom(6 * MIB)
+    repo.put_bytes("big", data)
+    real_get_object = repo.client.get_object
+    calls: list[str] = []
+
+    def get_object(**params: Any) -> Any:
+        calls.append(params.get("Range", "-"))
+        response = real_get_object(**params)
+        if (
+            params.get("Range") == f"bytes={3 * MIB}-{4 * MIB - 1}"
+            and calls.count(params["Range"]) == 1
+        ):
+            response["Body"] = _BreaksAfter(response["Body"], 1000)
+        return response
+
+    monkeypatch.setattr(repo.client, "get_object", get_object)
+    with structlog.testing.capture_logs() as logs:
+        assert b"".join(repo.iter_read("big")) == data
+    assert calls.count(f"bytes={3 * MIB}-{4 * MIB - 1}") == 2  # that range, and only it, again
+    assert len(calls) == 7
+    assert retry_logs(logs) == [(1, "get_object")]
+
+
+def test_a_big_object_replaced_while_read_in_ranges_fails(
+    repo: S3Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo.range_size = MIB
+    repo.put_bytes("big", os.urandom(4 * MIB))
+    reader = repo.iter_read("big")
+    assert len(next(reader)) > 0  # the first range came from the original object
+    repo.put_bytes("big", os.urandom(4 * MIB))
+    with pytest.raises(RepositoryError, match="PreconditionFailed"):
+        b"".join(reader)
 
 
 def test_writer_refuses_use_after_commit(repo: S3Repository) -> None:
@@ -449,9 +533,12 @@ def test_permanent_errors_are_not_retried(repo: S3Repository, status: int, code:
 def test_failed_part_upload_aborts_the_upload(
     repo: S3Repository, s3_client: Any, s3_bucket: str
 ) -> None:
-    inject_failures(repo.client, "UploadPart", [(500, "InternalError")] * FAST.attempts)
-    with pytest.raises(RepositoryError), repo.open_write("big") as writer:
+    # every try of both parts fails (they go up at once, sharing the injected failures)
+    inject_failures(repo.client, "UploadPart", [(500, "InternalError")] * FAST.attempts * 2)
+    # parts go up in the background: the failure surfaces at the next part or the commit
+    with pytest.raises(RepositoryError, match="InternalError"), repo.open_write("big") as writer:
         writer.write(os.urandom(6 * MIB))
+        writer.commit()
     assert pending_uploads(s3_client, s3_bucket) == []
     assert not repo.exists("big")
 

@@ -337,7 +337,13 @@ def test_an_upload_aborted_behind_the_writers_back_is_an_error(
     spec = RepositorySpec(**_repository(s3_bucket, proxy))
     repo = S3Repository.from_spec(spec, retry=RetryPolicy(initial=0, maximum=0, jitter=0))
     writer = repo.open_write("shop/full/x/data")
-    writer.write(os.urandom(10 * MIB))  # both parts are up: commit only completes
+    writer.write(os.urandom(10 * MIB))
+    (upload,) = s3_client.list_multipart_uploads(Bucket=s3_bucket)["Uploads"]
+    ids = {"Bucket": s3_bucket, "Key": upload["Key"], "UploadId": upload["UploadId"]}
+    deadline = time.monotonic() + 30
+    while len(s3_client.list_parts(**ids).get("Parts", [])) < 2:  # both parts are up
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     for upload in s3_client.list_multipart_uploads(Bucket=s3_bucket)["Uploads"]:
         s3_client.abort_multipart_upload(
             Bucket=s3_bucket, Key=upload["Key"], UploadId=upload["UploadId"]
