@@ -263,6 +263,41 @@ def test_sigkill_then_resume_or_rollback(
     assert r.run("restore", "shop", "--resume").code == 2  # nothing left to resume
 
 
+def test_full_verification_catches_a_corrupted_page(restorable: Restorable, tmp_path: Path) -> None:
+    # a mariabackup whose prepare leaves one page of shop.orders damaged (as a bad disk
+    # or a bad copy would): the datafile's middle page, its body, not its header
+    corrupt = (  # the B-tree page (FIL_PAGE_INDEX: type 17855 at byte 24) in the middle
+        "import sys\n"
+        "path, size = sys.argv[1], 16384\n"
+        "with open(path, 'r+b') as fh:\n"
+        "    data = fh.read()\n"
+        "    pages = [n for n in range(len(data) // size)\n"
+        "             if data[n * size + 24 : n * size + 26] == (17855).to_bytes(2, 'big')]\n"
+        "    at = pages[len(pages) // 2] * size + 4000\n"
+        "    fh.seek(at)\n"
+        "    fh.write(bytes(b ^ 0xFF for b in data[at : at + 64]))\n"
+        "print('corrupted page', at // size, 'of', len(pages), 'index pages', file=sys.stderr)\n"
+    )
+    (tmp_path / "corrupt.py").write_text(corrupt)
+    fake = _script(
+        tmp_path / "mariabackup",
+        'mariabackup "$@" || exit $?\n'
+        'case "$*" in *--prepare*)\n'
+        '  for a in "$@"; do case "$a" in --target-dir=*) dir="${a#--target-dir=}";; esac; done\n'
+        f'  python3 {tmp_path / "corrupt.py"} "$dir/shop/orders.ibd";;\n'
+        "esac",
+    )
+    restorable.edit(backup={"mariabackup": str(fake)})
+    target = tmp_path / "copy"
+    args = ("restore", "shop", "--target-datadir", str(target), "--json")
+    result = restorable.run(*args, "--verify-level", "full")
+    assert result.code == 3, result.output
+    assert "Traceback" not in result.output
+    report = json.loads(result.stdout)
+    assert report["error"].startswith("verify: check-table: shop.orders"), report["error"]
+    assert not target.exists() or not any(target.iterdir())  # nothing half-restored is left
+
+
 def test_restore_to_a_target_datadir_leaves_the_live_server_alone(
     restorable: Restorable, tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pymysql
 import pytest
 
 from backupctl.drivers.mariadb import verification
@@ -18,8 +19,10 @@ class Server:
     """Answers the statements verification sends, from ``rows``/``estimates``/``status``;
     remembers every statement (from every connection)."""
 
-    def __init__(self, rows: dict[str, int], estimates: dict[str, int], bad: str = "") -> None:
-        self.rows, self.estimates, self.bad = rows, estimates, bad
+    def __init__(
+        self, rows: dict[str, int], estimates: dict[str, int], bad: str = "", broken: str = ""
+    ) -> None:
+        self.rows, self.estimates, self.bad, self.broken = rows, estimates, bad, broken
         self.sent: list[str] = []
         self.connections = 0
         self.lock = threading.Lock()
@@ -55,6 +58,8 @@ class _Cursor:
     def execute(self, sql: str, args: Any = None) -> None:
         with self.server.lock:
             self.server.sent.append(sql)
+        if self.server.broken and self.server.broken in sql.replace("`", ""):
+            raise pymysql.err.InternalError(1712, "Index orders is corrupted")
         table = sql.rsplit(" FROM ", 1)[-1].replace("`", "")
         if sql.startswith("CHECK TABLE"):
             name = sql.split()[2].replace("`", "")
@@ -127,3 +132,12 @@ def test_lanes_keep_the_order_of_the_tables() -> None:
     names = [f"db.t{i}" for i in range(17)]
     got = verification._in_lanes(Server({}, {}).connect, names, 4, lambda _c, n: n.upper())
     assert got == [n.upper() for n in names]
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_a_table_the_server_cannot_read_fails_the_check_naming_it(exact: bool) -> None:
+    server = Server({"shop.customers": 20_000}, {"shop.customers": 20_000}, broken="shop.orders")
+    checked = check_tables(server.connect, set(EXPECTED), 2, "EXTENDED")
+    assert not checked.passed and checked.detail == "shop.orders: Index orders is corrupted"
+    counted = check_row_counts(server.connect, EXPECTED, set(EXPECTED), 2, exact=exact)
+    assert not counted.passed and counted.detail == "shop.orders: Index orders is corrupted"

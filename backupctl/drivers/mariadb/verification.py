@@ -90,11 +90,19 @@ def _in_lanes(
     return [by_name[n] for n in names]
 
 
+def _said(exc: pymysql.MySQLError) -> str:
+    """What the server said, as a check's detail (e.g. "Index orders is corrupted")."""
+    return str(exc.args[-1]) if exc.args else type(exc).__name__
+
+
 def _check_one(conn: Conn, table: str, option: str) -> str | None:
     schema, name = table.split(".", 1)
-    with conn.cursor() as cur:
-        cur.execute(f"CHECK TABLE {_q(schema)}.{_q(name)} {option}")
-        rows = cur.fetchall()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CHECK TABLE {_q(schema)}.{_q(name)} {option}")
+            rows = cur.fetchall()
+    except pymysql.MySQLError as exc:  # a damaged page can fail the statement itself
+        return f"{table}: {_said(exc)}"
     status = [r for r in rows if r[2] == "status"]
     if status and status[-1][3] == "OK":
         return None
@@ -130,23 +138,31 @@ def plausible(count: int, estimate: int) -> bool:
     return estimate * 0.25 - 100 <= count <= estimate * 4 + 1000
 
 
-def _count(conn: Conn, table: str) -> int:
+def _count(conn: Conn, table: str) -> int | str:
+    """The table's rows, or what the server said when it could not count them."""
     schema, name = table.split(".", 1)
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT COUNT(*) FROM {_q(schema)}.{_q(name)}")
-        return int(cur.fetchone()[0])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM {_q(schema)}.{_q(name)}")
+            return int(cur.fetchone()[0])
+    except pymysql.MySQLError as exc:
+        return _said(exc)
 
 
-def _analyze(conn: Conn, table: str) -> None:
+def _analyze(conn: Conn, table: str) -> str | None:
     """Fresh InnoDB statistics for ``table``: a restored server starts with the persistent
     ones, which can lag the data by a whole load. ANALYZE samples a few pages per index
     (not a scan: the same cost at 1 GB and 1 TB); NEVER keeps it from collecting the
     engine-independent statistics, which would scan; LOCAL keeps it out of the binlog."""
     schema, name = table.split(".", 1)
-    with conn.cursor() as cur:
-        cur.execute("SET SESSION use_stat_tables = 'NEVER'")
-        cur.execute(f"ANALYZE LOCAL TABLE {_q(schema)}.{_q(name)}")
-        cur.fetchall()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION use_stat_tables = 'NEVER'")
+            cur.execute(f"ANALYZE LOCAL TABLE {_q(schema)}.{_q(name)}")
+            cur.fetchall()
+    except pymysql.MySQLError as exc:
+        return _said(exc)
+    return None
 
 
 def _row_estimates(conn: Conn) -> dict[str, int]:
@@ -172,21 +188,25 @@ def check_row_counts(
     estimates."""
     started = time.monotonic()
     tables = sorted(found & set(expected))
+    name, what = ("row-counts", "rows") if exact else ("row-estimates", "rows (estimated)")
     if exact:
-        counts = dict(zip(tables, _in_lanes(connect, tables, parallel, _count), strict=True))
+        got = dict(zip(tables, _in_lanes(connect, tables, parallel, _count), strict=True))
+        errors = {t: said for t, said in got.items() if isinstance(said, str)}
+        counts = {t: n for t, n in got.items() if isinstance(n, int)}
     else:
-        _in_lanes(connect, tables, parallel, _analyze)
+        said = _in_lanes(connect, tables, parallel, _analyze)
+        errors = {t: e for t, e in zip(tables, said, strict=True) if e is not None}
         conn = connect()
         try:
             estimates = _row_estimates(conn)
         finally:
             conn.close()
-        counts = {t: estimates.get(t, 0) for t in tables}
-    name, what = ("row-counts", "rows") if exact else ("row-estimates", "rows (estimated)")
-    off = [
+        counts = {t: estimates.get(t, 0) for t in tables if t not in errors}
+    off = [f"{t}: {errors[t]}" for t in tables if t in errors]
+    off += [
         f"{t}: {counts[t]} {what}, about {expected[t]} at backup time"
         for t in tables
-        if not plausible(counts[t], expected[t])
+        if t in counts and not plausible(counts[t], expected[t])
     ]
     if off:
         return CheckResult(name, False, "; ".join(off[:10]))
