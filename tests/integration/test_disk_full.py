@@ -289,6 +289,35 @@ def test_a_restore_into_a_small_target_is_refused_before_anything_is_written(
     assert fresh_mariadb.instance.is_running()  # the live server was never touched
 
 
+def test_deep_verification_and_drills_without_room_are_refused_before_extracting(
+    fresh_mariadb: MariaDBServer, tiny_fs: Any, tmp_path: Path, backupctl: Any
+) -> None:
+    _fill(fresh_mariadb, 8, 4)
+    policy = mariadb_policy(tmp_path / "policies", fresh_mariadb, f"file://{tmp_path / 'repo'}")
+    backed_up = backupctl("backup", "shop", policies=policy)
+    assert backed_up.code == 0, backed_up.output
+    small = tiny_fs("small", 16)
+
+    deep = backupctl("verify", "shop", "--deep", "--scratch-dir", str(small), policies=policy)
+    assert deep.code == 1, deep.output
+    assert "Traceback" not in deep.output
+    message = _error(deep)
+    print(f"\nverify --deep without room: {message}")
+    assert "not enough space to verify full " in message and f"unpacked in {small}" in message
+    assert _entries(small) == []
+
+    # a drill restores into STATE_DIR/drills/<id>/sandbox: a state directory without room
+    state = small / "state"
+    drill = backupctl("--state-dir", str(state), "drill", "run", "shop", "--json", policies=policy)
+    assert drill.code == 3, drill.output  # a drill that did not restore failed its proof
+    assert "Traceback" not in drill.output
+    report = json.loads(drill.stdout)
+    print(f"drill without room: {report['reason']}")
+    assert not report["passed"] and "not enough space to restore" in report["reason"]
+    assert not list(state.glob("drills/*/sandbox/*"))  # nothing was extracted
+    assert fresh_mariadb.instance.is_running()
+
+
 def test_a_restore_into_a_target_that_fills_up_fails_cleanly(
     fresh_mariadb: MariaDBServer, tiny_fs: Any, tmp_path: Path, backupctl: Any
 ) -> None:

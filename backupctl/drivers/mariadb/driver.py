@@ -30,8 +30,9 @@ from backupctl.drivers.mariadb.chain import (
     chain_of,
     choose_parent,
 )
+from backupctl.drivers.mariadb.deep_verify import verify_full
 from backupctl.drivers.mariadb.details import BinlogDetails, FullDetails, IncrementalDetails
-from backupctl.drivers.mariadb.full import backup_full, backup_incremental, verify_full
+from backupctl.drivers.mariadb.full import backup_full, backup_incremental
 from backupctl.drivers.mariadb.pitr import (
     binlog_chain,
     latest_point,

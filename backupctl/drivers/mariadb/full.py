@@ -13,19 +13,16 @@ from typing import IO, cast
 
 import structlog
 
-from backupctl.catalog.manifest import Manifest
-from backupctl.checks import CheckResult
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.backupinfo import read_backup_info
-from backupctl.drivers.mariadb.chain import INCREMENTAL_KIND, chain_of
-from backupctl.drivers.mariadb.chain_steps import apply_incremental
+from backupctl.drivers.mariadb.chain import INCREMENTAL_KIND
 from backupctl.drivers.mariadb.details import (
     FullDetails,
     IncrementalDetails,
     MariabackupInfo,
     ServerInventory,
 )
-from backupctl.drivers.mariadb.extract import DATA_ARTIFACT, LOG_ARTIFACT, OK_MARK, extract, prepare
+from backupctl.drivers.mariadb.extract import DATA_ARTIFACT, LOG_ARTIFACT, OK_MARK
 from backupctl.drivers.session import BackupSession
 from backupctl.errors import BackupctlError, BackupFailed
 from backupctl.pipeline import CHUNK
@@ -33,7 +30,6 @@ from backupctl.policy.mariadb import MariaDBPolicy
 from backupctl.proc import grow_pipe, require_tool, secret_file, tail_text
 from backupctl.redaction import scrub
 from backupctl.statefile import open_private, private_dir
-from backupctl.storage.base import Repository
 
 log = structlog.get_logger()
 
@@ -179,49 +175,6 @@ def _keep_log(session: BackupSession, log_path: Path) -> None:
             out.write(data)
     except BackupctlError as exc:
         log.warning("could not store mariabackup's log", error=str(exc))
-
-
-def verify_full(
-    policy: MariaDBPolicy, repo: Repository, manifest: Manifest, scratch: Path
-) -> list[CheckResult]:
-    """Extract and prepare the backup in ``scratch`` (an incremental: its base, then every
-    incremental of its chain applied in order); check every table is there."""
-    details = FullDetails.of(manifest)  # refused (VerificationFailed) before any work
-    checks: list[CheckResult] = []
-    target = scratch / "datadir"
-    name = "extract"
-    try:
-        base, *increments = chain_of(repo, manifest)
-        extract(repo, base, target)
-        checks.append(CheckResult("extract", True, f"mbstream -x {base.backup_id} into {target}"))
-        name = "prepare"
-        prepare(target, policy.backup.mariabackup, policy.backup.prepare_memory)
-        checks.append(CheckResult("prepare", True, "mariabackup --prepare completed OK"))
-        for number, link in enumerate(increments, start=1):
-            name = f"apply-incremental-{number}"
-            side = scratch / f"incremental-{number}"
-            apply_incremental(repo, link, target, side, policy.backup)
-            checks.append(CheckResult(name, True, f"{link.label} applied (--incremental-dir)"))
-    except BackupctlError as exc:
-        return [*checks, CheckResult(name, False, str(exc))]
-    checks.append(_tables_present(details, target))
-    return checks
-
-
-def _tables_present(details: FullDetails, datadir: Path) -> CheckResult:
-    missing = []
-    databases = details.databases
-    for database in databases:
-        for table in database.tables:
-            base = datadir / database.name / table.name
-            if not base.with_suffix(".frm").exists() and not base.with_suffix(".ibd").exists():
-                missing.append(f"{database.name}.{table.name}")
-    total = sum(len(d.tables) for d in databases)
-    if missing:
-        return CheckResult(
-            "tables-present", False, f"missing from the backup: {', '.join(missing[:20])}"
-        )
-    return CheckResult("tables-present", True, f"all {total} tables of the manifest are present")
 
 
 def _datadir_bytes(datadir: Path) -> int:
