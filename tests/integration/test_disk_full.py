@@ -269,13 +269,19 @@ class _FillDuringExtraction:
             time.sleep(0.001)
 
 
+def _backed_up(server: MariaDBServer, tmp_path: Path, backupctl: Any) -> Path:
+    """A full backup of ~66 MiB unpacked into a file:// repository; return the policy."""
+    _fill(server, 8, 4)
+    policy = mariadb_policy(tmp_path / "policies", server, f"file://{tmp_path / 'repo'}")
+    backed_up = backupctl("backup", "shop", policies=policy)
+    assert backed_up.code == 0, backed_up.output
+    return policy
+
+
 def test_a_restore_into_a_small_target_is_refused_before_anything_is_written(
     fresh_mariadb: MariaDBServer, tiny_fs: Any, tmp_path: Path, backupctl: Any
 ) -> None:
-    _fill(fresh_mariadb, 8, 4)
-    policy = mariadb_policy(tmp_path / "policies", fresh_mariadb, f"file://{tmp_path / 'repo'}")
-    backed_up = backupctl("backup", "shop", policies=policy)
-    assert backed_up.code == 0, backed_up.output
+    policy = _backed_up(fresh_mariadb, tmp_path, backupctl)
     small = tiny_fs("small", 16)
     target = small / "datadir"
     result = backupctl("restore", "shop", "--target-datadir", str(target), policies=policy)
@@ -292,10 +298,7 @@ def test_a_restore_into_a_small_target_is_refused_before_anything_is_written(
 def test_deep_verification_and_drills_without_room_are_refused_before_extracting(
     fresh_mariadb: MariaDBServer, tiny_fs: Any, tmp_path: Path, backupctl: Any
 ) -> None:
-    _fill(fresh_mariadb, 8, 4)
-    policy = mariadb_policy(tmp_path / "policies", fresh_mariadb, f"file://{tmp_path / 'repo'}")
-    backed_up = backupctl("backup", "shop", policies=policy)
-    assert backed_up.code == 0, backed_up.output
+    policy = _backed_up(fresh_mariadb, tmp_path, backupctl)
     small = tiny_fs("small", 16)
 
     deep = backupctl("verify", "shop", "--deep", "--scratch-dir", str(small), policies=policy)
