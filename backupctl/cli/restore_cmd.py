@@ -24,7 +24,7 @@ from backupctl.policy.options import RestoreFlag
 from backupctl.policy.registry import POLICY_MODELS
 from backupctl.runbook.engine import RunbookFailed
 from backupctl.runbook.report import RestoreReport
-from backupctl.units import human_bytes
+from backupctl.units import human_bytes, human_duration
 
 
 def _print_plan(plan: RestorePlan) -> None:
@@ -35,14 +35,20 @@ def _print_plan(plan: RestorePlan) -> None:
         f"{human_bytes(m.raw_bytes)}, {human_bytes(m.stored_bytes)} stored)"
     )
     click.echo(plan.options.where())
-    for number, step in enumerate(plan.steps, 1):
+    for number, (step, eta) in enumerate(zip(plan.steps, plan.projections, strict=True), 1):
         click.echo(f"  {number:2}. {step.name}: {step.description}")
         for hook in step.hooks:
             click.echo(f"        hook: {hook}")
-    if plan.estimate_seconds is not None:
-        click.echo(f"estimated duration: {plan.estimate_seconds:.0f}s (from past restores)")
-    else:
+        if eta.seconds is not None:
+            click.echo(f"        about {human_duration(eta.seconds)}: {eta.how}")
+    if plan.estimate_seconds is None:
         click.echo("estimated duration: unknown (no past restore or drill of this policy)")
+        return
+    left_out = f"; {plan.unmeasured} step(s) never measured" if plan.unmeasured else ""
+    click.echo(
+        f"estimated duration: {human_duration(plan.estimate_seconds)} "
+        f"(each step from past restores and drills of {m.policy}{left_out})"
+    )
 
 
 def print_report(report: RestoreReport) -> None:

@@ -135,9 +135,12 @@ def to_markdown(report: DrillReport) -> str:
     if report.reason:
         lines.append(f"- reason: {report.reason}")
     lines += [f"- note: {note}" for note in report.notes]
-    lines += ["", "| step | status | seconds | detail |", "|---|---|---:|---|"]
+    lines += ["", "| step | status | seconds | throughput | detail |", "|---|---|---:|---:|---|"]
     for step in report.steps:
-        lines.append(f"| {step.name} | {step.status} | {step.seconds:.2f} | {_cell(step.detail)} |")
+        lines.append(
+            f"| {step.name} | {step.status} | {step.seconds:.2f} | {step.throughput()} "
+            f"| {_cell(step.detail)} |"
+        )
     if report.checks:
         lines += ["", "| check | passed | detail |", "|---|---|---|"]
         for check in report.checks:

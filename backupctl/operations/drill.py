@@ -278,9 +278,6 @@ def _report(
         selection=outcome.selection.record() if outcome.selection else None,
         notes=[] if rpo is None or judged_rpo is not None else [_unjudged(outcome)],
         seconds=round(time.monotonic() - clock, 3),
-        steps=[
-            StepRecord(name=s.name, status=s.status, seconds=s.seconds, detail=s.detail)
-            for s in outcome.steps
-        ],
+        steps=[StepRecord.model_validate(s.to_dict(), strict=False) for s in outcome.steps],
         checks=checks,
     )

@@ -9,7 +9,6 @@ finished (``--resume``) or undone (``--rollback``) from the options stored in it
 from __future__ import annotations
 
 import shutil
-import statistics
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import structlog
 
 from backupctl.catalog.manifest import Manifest, read_manifest
+from backupctl.drills.store import history_of
 from backupctl.drivers.base import RestoreRun
 from backupctl.drivers.registry import AnyDriver, driver_for
 from backupctl.errors import NotFoundError, UsageError
@@ -27,7 +27,9 @@ from backupctl.operations.context import Context
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.options import RestoreOptions
 from backupctl.runbook.engine import PlannedStep, Runbook, RunbookFailed
+from backupctl.runbook.eta import Projection, project, total
 from backupctl.runbook.journal import Journal, find_unfinished
+from backupctl.runbook.records import StepRecord
 from backupctl.runbook.report import (
     BackupSummary,
     RestoreReport,
@@ -50,7 +52,9 @@ class RestorePlan:
     options: RestoreOptions
     runbook: Runbook
     steps: list[PlannedStep]
-    estimate_seconds: float | None
+    projections: list[Projection]  # one per step
+    estimate_seconds: float | None  # their sum (None: no step was ever measured)
+    unmeasured: int = 0  # steps the sum leaves out
 
     @property
     def run_id(self) -> str:
@@ -66,8 +70,16 @@ class RestorePlan:
             "target": str(target) if target else None,
             "options": self.options.model_dump(mode="json"),
             "estimate_seconds": self.estimate_seconds,
+            "unmeasured_steps": self.unmeasured,
             "steps": [
-                {"name": s.name, "does": s.description, "hooks": s.hooks} for s in self.steps
+                {
+                    "name": s.name,
+                    "does": s.description,
+                    "hooks": s.hooks,
+                    "bytes": s.bytes,
+                    "estimate": p.to_dict(),
+                }
+                for s, p in zip(self.steps, self.projections, strict=True)
             ],
         }
 
@@ -82,14 +94,12 @@ def summary(manifest: Manifest) -> BackupSummary:
     )
 
 
-def estimate(layout: StateLayout, policy: str, raw_bytes: int) -> float | None:
-    """Seconds a restore of ``raw_bytes`` should take, from past successful restores."""
-    rates = [
-        r.seconds / r.backup.raw_bytes
-        for r in past_reports(layout, policy)
-        if r.passed and r.backup.raw_bytes
-    ]
-    return round(statistics.median(rates) * raw_bytes, 1) if rates else None
+def past_steps(layout: StateLayout, policy: str) -> list[StepRecord]:
+    """Every step of the policy's past restores and drills (this host's reports: a plan
+    lists nothing in the repository), the measurements plans project from."""
+    restores = [step for report in past_reports(layout, policy) for step in report.steps]
+    drills = [step for report in history_of(None, layout, policy) for step in report.steps]
+    return restores + drills
 
 
 def plan_restore(ctx: Context, policy: PolicyBase, options: RestoreOptions) -> RestorePlan:
@@ -123,8 +133,13 @@ def plan_restore(ctx: Context, policy: PolicyBase, options: RestoreOptions) -> R
         steps=[StepResult(s.name) for s in steps],
     )
     runbook = Runbook(steps, journal)
-    estimated = estimate(ctx.layout, policy.name, manifest.raw_bytes)
-    return RestorePlan(policy, manifest, options, runbook, runbook.plan(), estimated)
+    planned = runbook.plan()
+    past = past_steps(ctx.layout, policy.name)
+    projections = [project(p.basis, p.bytes, past) for p in planned]
+    estimated, unmeasured = total(projections)
+    return RestorePlan(
+        policy, manifest, options, runbook, planned, projections, estimated, unmeasured
+    )
 
 
 def _options_of(driver: AnyDriver, options: RestoreOptions) -> RestoreOptions:

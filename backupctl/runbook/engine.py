@@ -58,6 +58,8 @@ class PlannedStep:
     name: str
     description: str
     hooks: list[str]
+    bytes: int | None = None
+    basis: str = ""
 
 
 class Runbook:
@@ -69,7 +71,10 @@ class Runbook:
 
     def plan(self) -> list[PlannedStep]:
         """Every step with what it will do and the hooks it calls; changes nothing."""
-        return [PlannedStep(s.name, s.describe(self.ctx), s.hooks()) for s in self.steps]
+        return [
+            PlannedStep(s.name, s.describe(self.ctx), s.hooks(), s.work_bytes(), s.basis())
+            for s in self.steps
+        ]
 
     def run(self) -> list[StepResult]:
         """Run (or resume) every step not yet done.
@@ -127,6 +132,7 @@ class Runbook:
             result.seconds = round(time.monotonic() - started, 3)
             self.journal.save()
         result.status = "ok"
+        result.bytes, result.basis = step.work_bytes(), step.basis()
         self.journal.save()
         log.info("step done", seconds=result.seconds, detail=result.detail)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from backupctl.units import human_bytes
+
 
 class _Record(BaseModel):
     # strict: a report read back from a repository someone else can write is data to
@@ -18,6 +20,20 @@ class StepRecord(_Record):
     status: str
     seconds: float = 0.0
     detail: str = ""
+    bytes: int | None = None
+    basis: str = ""
+
+    def throughput(self) -> str:
+        """The rate at a glance ("212.4 MiB/s"), "" for a step of fixed cost."""
+        rate = self.rate
+        return f"{human_bytes(int(rate))}/s" if rate is not None else ""
+
+    @property
+    def rate(self) -> float | None:
+        """Bytes per second of a finished step that worked through a known size."""
+        if self.status != "ok" or not self.bytes or self.seconds <= 0:
+            return None
+        return self.bytes / self.seconds
 
 
 class CheckRecord(_Record):

@@ -133,10 +133,12 @@ def to_markdown(report: RestoreReport) -> str:
         lines.append(f"- previous datadir kept at `{report.aside}`")
     if report.error:
         lines.append(f"- error: {report.error}")
-    lines += ["", "| step | status | seconds | detail |", "|---|---|---:|---|"]
+    lines += ["", "| step | status | seconds | throughput | detail |", "|---|---|---:|---:|---|"]
     for step in report.steps:
         detail = str(step.detail).replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {step.name} | {step.status} | {step.seconds:.2f} | {detail} |")
+        lines.append(
+            f"| {step.name} | {step.status} | {step.seconds:.2f} | {step.throughput()} | {detail} |"
+        )
     if report.checks:
         lines += ["", "| check | passed | detail |", "|---|---|---|"]
         for check in report.checks:

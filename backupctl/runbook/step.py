@@ -41,6 +41,10 @@ class StepResult:
     status: Status = "pending"
     seconds: float = 0.0
     detail: str = ""
+    #: what a finished step worked through (``Step.work_bytes``) and how its time compares
+    #: across runs (``Step.basis``): the measurements restore plans project from
+    bytes: int | None = None
+    basis: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,3 +73,15 @@ class Step(abc.ABC):
     def hooks(self) -> list[str]:
         """The hook commands this step calls (for the plan)."""
         return []
+
+    def work_bytes(self) -> int | None:
+        """The bytes this step works through when its time grows with them (an
+        extraction, a replay, a verification); None when it takes about the same time
+        whatever the size (a hook, a rename)."""
+        return None
+
+    def basis(self) -> str:
+        """Steps with the same basis, in any run of the policy, take comparable time (per
+        byte when ``work_bytes`` says): the step's name unless that varies (the N-th
+        incremental) or the work does (a verification level)."""
+        return self.name

@@ -103,6 +103,13 @@ def test_a_mariadb_drill_replays_binlogs_in_a_sandbox_and_measures_rto_rpo(
     assert 0 < report["rto_seconds"] <= wall
     replayed = next(s for s in report["steps"] if s["name"] == "replay-binlogs")
     assert "replayed" in replayed["detail"]
+    # per-stage throughput: what each stage worked through, in the report and its Markdown
+    extracted = next(s for s in report["steps"] if s["name"] == "fetch-extract")
+    assert extracted["bytes"] > 0 and replayed["bytes"] > 0
+    # ... from which a restore plan of the policy projects its own stages
+    plan = json.loads(backupctl("restore", "shop", "--dry-run", "--json", policies=policy).stdout)
+    planned = next(s for s in plan["steps"] if s["name"] == "fetch-extract")
+    assert planned["estimate"]["seconds"] is not None, planned
 
     assert _checksum(server) == checksum
     assert server.instance.pid() == pid
@@ -112,6 +119,8 @@ def test_a_mariadb_drill_replays_binlogs_in_a_sandbox_and_measures_rto_rpo(
     drill_id = report["drill_id"]
     stored = tmp_path / "repo" / "shop" / "drills" / drill_id
     assert {p.name for p in stored.iterdir()} == {"report.json", "report.md", "report.html"}
+    markdown = (stored / "report.md").read_text()
+    assert "/s |" in next(line for line in markdown.splitlines() if "| fetch-extract |" in line)
     listed = backupctl("drill", "list", "--json", policies=policy)
     assert listed.code == 0 and [r["drill_id"] for r in json.loads(listed.stdout)] == [drill_id]
     # the history survives the host: a new state directory still finds it in the repository

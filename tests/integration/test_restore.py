@@ -415,9 +415,38 @@ def test_without_a_terminal_and_without_yes_nothing_happens(restorable: Restorab
 
 
 def test_estimate_comes_from_past_restores(restorable: Restorable, tmp_path: Path) -> None:
-    assert restorable.run("restore", "shop", "--yes").code == 0
+    done = restorable.run("restore", "shop", "--yes", "--json")
+    assert done.code == 0, done.output
+    ran = {s["name"]: s for s in json.loads(done.stdout)["steps"]}
+    raw = ran["fetch-extract"]["bytes"]
+    assert raw > 0 and ran["fetch-extract"]["basis"] == "fetch-extract"
+    assert ran["verify"]["basis"] == "verify-standard" and ran["stop-services"]["bytes"] is None
+    # the Markdown report gives the throughput of the steps that work through data
+    report_md = next((restorable.cli.state_dir / "restores").glob("*.md")).read_text()
+    assert "| step | status | seconds | throughput | detail |" in report_md
+    assert "/s |" in next(line for line in report_md.splitlines() if "| fetch-extract |" in line)
+
     plan = json.loads(restorable.run("restore", "shop", "--dry-run", "--json").stdout)
     assert plan["estimate_seconds"] is not None and plan["estimate_seconds"] > 0
+    steps = {s["name"]: s for s in plan["steps"]}
+    # each step from the same step before: the extraction per byte, the hooks as a whole
+    extract = steps["fetch-extract"]
+    assert extract["bytes"] == raw and "/s (median of 1 past run(s))" in extract["estimate"]["how"]
+    rate = raw / ran["fetch-extract"]["seconds"]
+    assert abs(extract["estimate"]["seconds"] - raw / rate) <= 0.1
+    assert steps["stop-services"]["estimate"]["seconds"] == round(
+        ran["stop-services"]["seconds"], 1
+    )
+    # a verification level never run before is not guessed
+    full = json.loads(
+        restorable.run("restore", "shop", "--dry-run", "--json", "--verify-level", "full").stdout
+    )
+    verify = next(s for s in full["steps"] if s["name"] == "verify")
+    assert verify["estimate"] == {"seconds": None, "how": "never measured"}
+    assert full["unmeasured_steps"] == 1
+    text = restorable.run("restore", "shop", "--dry-run").stdout
+    assert "        about " in text and "estimated duration: " in text
+    assert "(each step from past restores and drills of shop)" in text
 
 
 def test_on_a_terminal_the_operator_is_asked_first(restorable: Restorable) -> None:

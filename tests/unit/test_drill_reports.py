@@ -129,6 +129,6 @@ def test_the_html_page_is_self_contained_and_escapes_what_it_shows() -> None:
 
 def test_markdown_keeps_tables_intact() -> None:
     text = to_markdown(_report(notes=["a note"]))
-    assert "| fetch-extract | ok | 1.00 | a \\| b |" in text
+    assert "| fetch-extract | ok | 1.00 |  | a \\| b |" in text
     assert "- note: a note" in text
     assert "- RPO: 15m 00s (objective 1h 00m 00s)" in text

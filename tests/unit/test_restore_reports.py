@@ -8,8 +8,9 @@ from pathlib import Path
 
 from backupctl.layout import StateLayout
 from backupctl.operations.context import Context
-from backupctl.operations.restore import estimate, prune_asides
+from backupctl.operations.restore import past_steps, prune_asides
 from backupctl.policy.loader import parse_policy
+from backupctl.runbook.eta import project
 from backupctl.runbook.journal import Journal
 from backupctl.runbook.report import (
     BackupSummary,
@@ -61,8 +62,8 @@ def test_old_asides_are_pruned_and_recent_ones_kept(tmp_path: Path) -> None:
     ctx = Context(StateLayout(state), clock=lambda: now)
     assert prune_asides(ctx, _policy(tmp_path, "7d")) == [str(old)]
     assert not old.exists() and recent.exists()
-    # the median seconds per byte of past restores, scaled to the new backup
-    assert estimate(StateLayout(state), "db", 2000) == 40.0
+    # plans project a step from the same step of past restores (here: of fixed cost)
+    assert project("fetch-extract", None, past_steps(StateLayout(state), "db")).seconds == 20.0
 
 
 def test_markdown_report_names_steps_checks_and_aside(tmp_path: Path) -> None:

@@ -125,6 +125,12 @@ class ApplyIncremental(Step):
         live = self.paths.live
         return live.parent / f".{live.name}.incremental-{self.paths.run_id}"
 
+    def work_bytes(self) -> int | None:
+        return self.link.raw_bytes
+
+    def basis(self) -> str:
+        return "apply-incremental"
+
     def describe(self, ctx: RunContext) -> str:
         return (
             f"stream {self.link.label} ({human_bytes(self.link.stored_bytes)} stored) "

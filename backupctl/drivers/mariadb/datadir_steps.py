@@ -163,6 +163,9 @@ class Extract(Step):
             f"mbstream -x into {self.paths.staging}"
         )
 
+    def work_bytes(self) -> int | None:
+        return self.manifest.raw_bytes
+
     def run(self, ctx: RunContext) -> str:
         _rmtree(self.paths.staging)  # a resumed run starts the extraction over
         extract(self.repo, self.manifest, self.paths.staging, self.progress)

@@ -231,10 +231,19 @@ class ReplayBinlogs(Step):
     resumable = False  # a partial replay cannot be told apart from a complete one
 
     def __init__(
-        self, repo: Repository, full: Manifest, target: ReplayTarget, socket: Path, scratch: Path
+        self,
+        repo: Repository,
+        full: Manifest,
+        target: ReplayTarget,
+        socket: Path,
+        scratch: Path,
+        binlog_bytes: int | None = None,
     ):
         self.repo, self.full, self.target = repo, full, target
-        self.socket, self.scratch = socket, scratch
+        self.socket, self.scratch, self.binlog_bytes = socket, scratch, binlog_bytes
+
+    def work_bytes(self) -> int | None:
+        return self.binlog_bytes
 
     def describe(self, ctx: RunContext) -> str:
         start = FullDetails.of(self.full).binlog

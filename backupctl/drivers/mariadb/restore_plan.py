@@ -94,7 +94,11 @@ def restore_steps(
         binlogs = target.check(repo, manifest)  # refuse before anything changes
         replay_bytes = sum(size for link in binlogs for _key, size in link.parts)
         scratch = paths.live.parent / f".{paths.live.name}.binlogs-{run.run_id}"
-        replay.append(ReplayBinlogs(repo, manifest, target, run_dir / "mysqld.sock", scratch))
+        replay.append(
+            ReplayBinlogs(
+                repo, manifest, target, run_dir / "mysqld.sock", scratch, binlog_bytes=replay_bytes
+            )
+        )
     base, *increments = links
     staged: list[Step] = [
         CheckBackup(repo, links, paths, replay_bytes),
@@ -116,6 +120,7 @@ def restore_steps(
             policy,
             options.verify_level or restore.verify_level,
             replayed=bool(replay),
+            data_bytes=links[0].raw_bytes,  # the base: the size of the restored data
         ),
         StopRecoveryInstance(paths.live, run_dir, policy),
     ]

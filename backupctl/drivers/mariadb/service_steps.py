@@ -115,9 +115,16 @@ class VerifyRestored(Step):
         policy: MariaDBPolicy,
         level: VerifyLevel,
         replayed: bool = False,
+        data_bytes: int | None = None,
     ):
         self.datadir, self.run_dir, self.manifest, self.policy = datadir, run_dir, manifest, policy
-        self.level, self.replayed = level, replayed
+        self.level, self.replayed, self.data_bytes = level, replayed, data_bytes
+
+    def work_bytes(self) -> int | None:
+        return self.data_bytes
+
+    def basis(self) -> str:
+        return f"verify-{self.level}"
 
     def describe(self, ctx: RunContext) -> str:
         n = len(self.policy.restore.verify)
