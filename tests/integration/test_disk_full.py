@@ -39,7 +39,7 @@ from backupctl.storage.local import LocalRepository
 from tests.support.cli import CliResult
 from tests.support.mariadb import MariaDBServer, start_server
 from tests.support.model_policies import model_policy, write_model
-from tests.support.noise import fill_with_noise
+from tests.support.noise import fill_with_noise, noise_database
 from tests.support.policies import mariadb_policy
 
 MIB = 1 << 20
@@ -176,18 +176,10 @@ def test_a_backup_into_a_full_repository_fails_cleanly(
     mariadb_server: MariaDBServer, tiny_fs: Any, tmp_path: Path, backupctl: Any
 ) -> None:
     repo = tiny_fs("repo", 8)
-    mariadb_server.sql(  # 12 MiB that do not compress: the backup cannot fit in 8 MiB
-        "CREATE DATABASE IF NOT EXISTS diskfull",
-        "CREATE OR REPLACE TABLE diskfull.noise (id INT PRIMARY KEY, data BLOB)",
-        "INSERT INTO diskfull.noise SELECT seq, CONCAT("
-        + ", ".join(f"UNHEX(SHA2(CONCAT(seq, '-{k}'), 512))" for k in range(16))
-        + ") FROM diskfull.seq_1_to_12288",
-    )
-    try:
+    # 12 MiB that do not compress: the backup cannot fit in 8 MiB
+    with noise_database(mariadb_server, "diskfull", 12):
         policy = mariadb_policy(tmp_path / "policies", mariadb_server, f"file://{repo}")
         result = backupctl("backup", "shop", policies=policy)
-    finally:
-        mariadb_server.sql("DROP DATABASE diskfull")
     assert result.code == 1, result.output
     assert "Traceback" not in result.output
     message = _error(result)
@@ -201,14 +193,7 @@ def test_a_backup_that_will_not_fit_is_refused_before_anything_is_written(
     mariadb_server: MariaDBServer, tiny_fs: Any, tmp_path: Path, backupctl: Any
 ) -> None:
     repo = tiny_fs("repo", 64)
-    mariadb_server.sql(  # 6 MiB that do not compress
-        "CREATE DATABASE IF NOT EXISTS roomcheck",
-        "CREATE OR REPLACE TABLE roomcheck.noise (id INT PRIMARY KEY, data BLOB)",
-        "INSERT INTO roomcheck.noise SELECT seq, CONCAT("
-        + ", ".join(f"UNHEX(SHA2(CONCAT(seq, '-{k}'), 512))" for k in range(16))
-        + ") FROM roomcheck.seq_1_to_6144",
-    )
-    try:
+    with noise_database(mariadb_server, "roomcheck", 6):  # 6 MiB that do not compress
         policy = mariadb_policy(tmp_path / "policies", mariadb_server, f"file://{repo}")
         first = backupctl("backup", "shop", "--json", policies=policy)
         assert first.code == 0, first.output
@@ -218,8 +203,6 @@ def test_a_backup_that_will_not_fit_is_refused_before_anything_is_written(
         ballast = _ballast(repo, leave_mb=stored / MIB * 0.8, fast=True)
         refused = backupctl("backup", "shop", policies=policy)
         ballast.unlink()
-    finally:
-        mariadb_server.sql("DROP DATABASE roomcheck")
     assert refused.code == 1, refused.output
     assert "Traceback" not in refused.output
     message = _error(refused)

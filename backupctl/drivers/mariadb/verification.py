@@ -25,14 +25,7 @@ def _q(name: str) -> str:
 
 def restored_tables(conn: Conn) -> set[str]:
     """Every user base table as ``db.table``."""
-    placeholders = ",".join(["%s"] * len(SYSTEM_SCHEMAS))
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables WHERE "
-            f"table_type = 'BASE TABLE' AND table_schema NOT IN ({placeholders})",
-            SYSTEM_SCHEMAS,
-        )
-        return {f"{schema}.{table}" for schema, table in cur.fetchall()}
+    return set(_row_estimates(conn))
 
 
 def manifest_tables(manifest: Manifest) -> dict[str, int]:
@@ -166,6 +159,7 @@ def _analyze(conn: Conn, table: str) -> str | None:
 
 
 def _row_estimates(conn: Conn) -> dict[str, int]:
+    """Every user base table as ``db.table`` -> the server's row estimate."""
     placeholders = ",".join(["%s"] * len(SYSTEM_SCHEMAS))
     with conn.cursor() as cur:
         cur.execute(
