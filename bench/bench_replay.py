@@ -7,8 +7,9 @@ ships it. backupctl then restores to the last GTID::
 
     backupctl restore POLICY --to-gtid LAST --target-datadir DIR --yes --json
 
-and its ``replay-binlogs`` step (fetch and decompress the stored binlogs to scratch,
-then ``mariadb-binlog | mariadb`` into the recovery instance) is compared with the
+and its ``replay-binlogs`` step (each stored binlog streams from the repository through
+zstd into its own ``mariadb-binlog -``, all into one ``mariadb`` session on the recovery
+instance; nothing lands in scratch) is compared with the
 command an operator would type on uncompressed copies of the very same binlog files,
 against a server started like backupctl's recovery instance on the same prepared
 backup::
@@ -24,6 +25,10 @@ backupctl's restore steps and where its replay step spends its time.
 Run from the repository root::
 
     python3 bench/bench_replay.py --binlog-mb 500 --repeat 3
+
+``--scratch-mb 512`` puts backupctl's state directory (the replay's scratch, and the
+recovery instance's run directory) on a tmpfs of that size, so a replay of more binlog
+than that proves it streams (``--binlog-mb 2048 --scratch-mb 512``; needs root).
 
 Needs root, the Debian packages mariadb-server, mariadb-backup, mariadb-client and
 zstd, and the project's Python dependencies. Every ``mariadbd`` the benchmark (or
@@ -42,10 +47,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +103,7 @@ STEP_ROWS = [
     ("prepare", "mariabackup --prepare"),
     ("move-into-place", "chown, rename staging into place"),
     ("start-recovery-instance", "private mariadbd on the restored datadir"),
-    ("replay-binlogs", "decompress the binlogs to scratch, mariadb-binlog \\| mariadb"),
+    ("replay-binlogs", "repository \\| zstd -d \\| mariadb-binlog - \\| mariadb, per binlog"),
     ("verify", "the checks of restore.verify_level after a replay (tables present, CHECK TABLE)"),
     ("stop-recovery-instance", "shut the private mariadbd down"),
 ]
@@ -140,17 +144,9 @@ class Run:
     replay_seconds: float  # raw: the pipeline; backupctl: its replay-binlogs step
     wall_seconds: float  # raw: the same; backupctl: the whole restore command
     steps: dict[str, float] = field(default_factory=dict)  # backupctl's report
-    decompress_seconds: float | None = None  # backupctl: replay step until mariadb-binlog ran
     peak_rss_kb: int | None = None  # backupctl's Python process only
     load_before: float = 0.0  # 1-minute load average when the run started
     other_mariadbd: int = 0  # mariadbd processes on the machine that are not ours
-
-    @property
-    def pipe_seconds(self) -> float | None:
-        """backupctl: the replay step from starting mariadb-binlog to the step's end."""
-        if self.decompress_seconds is None:
-            return None
-        return self.replay_seconds - self.decompress_seconds
 
 
 @dataclass
@@ -216,10 +212,6 @@ class Result:
             "ratio": round(self.ratio, 3),
             "pair_ratios": [round(x, 3) for x in self.pair_ratios],
             "pair_ratio_median": round(statistics.median(self.pair_ratios), 3),
-            "backupctl_decompress_median_s": rounded(
-                self.median("backupctl", "decompress_seconds")
-            ),
-            "backupctl_pipe_median_s": rounded(self.median("backupctl", "pipe_seconds")),
             "backupctl_wall_median_s": rounded(self.median("backupctl", "wall_seconds")),
             "backupctl_peak_rss_mb": round(
                 max(r.peak_rss_kb or 0 for r in self.measured("backupctl")) / 1024, 1
@@ -499,9 +491,8 @@ def run_watched(
     args: list[str],
     stdout_path: Path,
     log_path: Path,
-    watch: Callable[[int], None] | None = None,
 ) -> Timed:
-    """``_common.run_backupctl``, plus ``watch(pid)`` at every RSS sample (every 20 ms)."""
+    """``_common.run_backupctl``, sampling the peak RSS every 20 ms."""
     argv = [*cmd, "--log-format", "json", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     peak: int | None = None
@@ -512,8 +503,6 @@ def run_watched(
             while proc.poll() is None:
                 if (sample := read_vmhwm_kb(proc.pid)) is not None:
                     peak = max(peak or 0, sample)
-                if watch is not None:
-                    watch(proc.pid)
                 if time.perf_counter() - started > RUN_TIMEOUT:
                     raise TimeoutError(f"{argv!r} still runs after {RUN_TIMEOUT:.0f}s")
                 time.sleep(POLL_SECONDS)
@@ -522,48 +511,6 @@ def run_watched(
             stop_process(proc)
     tail = "" if proc.returncode == 0 else log_path.read_text(errors="replace")[-2000:]
     return Timed(seconds, peak, proc.returncode, tail)
-
-
-class ChildWatch:
-    """Note the wall-clock time a child named ``name`` of the watched process first runs."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.seen_at: float | None = None
-
-    def __call__(self, pid: int) -> None:
-        if self.seen_at is not None:
-            return
-        try:
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            return
-        for child in children:
-            try:
-                comm = Path(f"/proc/{child}/comm").read_text().strip()
-            except OSError:
-                continue
-            if comm == self.name:
-                self.seen_at = time.time()
-                return
-
-
-def step_window(log_path: Path, step: str) -> tuple[float, float] | None:
-    """(start, end) wall-clock seconds of ``step`` from backupctl's JSON log lines."""
-    started = ended = None
-    for line in log_path.read_text(errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("step") != step or "timestamp" not in entry:
-            continue
-        stamp = datetime.fromisoformat(entry["timestamp"]).timestamp()
-        if entry.get("event") == "step started":
-            started = stamp
-        elif entry.get("event") == "step done":
-            ended = stamp
-    return (started, ended) if started is not None and ended is not None else None
 
 
 # --------------------------------------------------------------------------- the two runs
@@ -637,14 +584,11 @@ def run_raw(setup: Setup, workload: Workload, repetition: int) -> Run:
 def run_backupctl_replay(setup: Setup, workload: Workload, repetition: int) -> Run:
     """Time ``backupctl restore --to-gtid LAST --target-datadir DIR --yes --json`` once.
 
-    The replay figure is the report's ``replay-binlogs`` step. Its first part (fetching
-    and decompressing the binlogs to scratch) ends when ``mariadb-binlog`` starts, which
-    the process watch notes; the step's start comes from backupctl's log.
+    The replay figure is the report's ``replay-binlogs`` step.
     """
     name = f"backupctl-{repetition}"
     datadir = setup.restores / name
     report_path, log_path = setup.logs / f"{name}.json", setup.logs / f"{name}.log"
-    watch = ChildWatch("mariadb-binlog")
     args = setup.backupctl_args(
         "restore",
         POLICY_NAME,
@@ -655,21 +599,17 @@ def run_backupctl_replay(setup: Setup, workload: Workload, repetition: int) -> R
         "--yes",
         "--json",
     )
-    timed = run_watched(setup.backupctl_cmd, args, report_path, log_path, watch)
+    timed = run_watched(setup.backupctl_cmd, args, report_path, log_path)
     if timed.returncode != 0:
         raise RuntimeError(f"backupctl restore failed ({timed.returncode}):\n{timed.log_tail}")
     report = json.loads(report_path.read_text())
     if not report["passed"]:
         raise RuntimeError(f"backupctl restore did not pass: {report['error']}")
     steps = {s["name"]: float(s["seconds"]) for s in report["steps"]}
-    decompress = None
-    window = step_window(log_path, "replay-binlogs")
-    if window is not None and watch.seen_at is not None:
-        decompress = round(watch.seen_at - window[0], 3)
     check_replayed(setup, datadir, name, workload)
     shutil.rmtree(datadir)
     replay = steps["replay-binlogs"]
-    return Run("backupctl", repetition, replay, timed.seconds, steps, decompress, timed.peak_rss_kb)
+    return Run("backupctl", repetition, replay, timed.seconds, steps, timed.peak_rss_kb)
 
 
 def bench(setup: Setup, target_mib: int, repeat: int, warmup: bool) -> Result:
@@ -700,8 +640,6 @@ def print_run(run: Run, workload: Workload) -> None:
     detail = ""
     if run.tool == "backupctl":
         parts = f"restore {run.wall_seconds:.1f}s"
-        if run.decompress_seconds is not None and run.pipe_seconds is not None:
-            parts += f", decompress {run.decompress_seconds:.1f}s + pipe {run.pipe_seconds:.1f}s"
         if run.peak_rss_kb:
             parts += f", peak RSS {run.peak_rss_kb / 1024:.1f} MiB"
         detail = f" ({parts})"
@@ -741,10 +679,6 @@ def markdown_tables(r: Result) -> str:
     for name, what in STEP_ROWS:
         lines.append(f"| {name} | {what} | {fmt_seconds(s['step_medians_s'].get(name))} |")
     lines += [
-        f"| replay-binlogs, part 1 | read + zstd -d of the stored binlogs into scratch files "
-        f"| {fmt_seconds(s['backupctl_decompress_median_s'])} |",
-        f"| replay-binlogs, part 2 | mariadb-binlog \\| mariadb, GTID position "
-        f"| {fmt_seconds(s['backupctl_pipe_median_s'])} |",
         "| **wall time** | the whole restore command "
         f"| {fmt_seconds(s['backupctl_wall_median_s'])} |",
     ]
@@ -758,10 +692,6 @@ def verdicts(r: Result) -> list[str]:
         f"{s['backupctl_mib_per_s']:.1f} vs {s['raw_mib_per_s']:.1f} MiB/s)",
         f"median ratio within a repetition: {s['pair_ratio_median']:.3f}"
         f" (per repetition: {', '.join(f'{x:.3f}' for x in s['pair_ratios'])}; for information)",
-        "backupctl replay-binlogs: decompress to scratch "
-        f"{fmt_seconds(s['backupctl_decompress_median_s'])} s"
-        f" + mariadb-binlog | mariadb {fmt_seconds(s['backupctl_pipe_median_s'])} s"
-        f" (raw {s['raw_replay_median_s']:.2f} s; for information)",
         f"backupctl restore wall time: {fmt_seconds(s['backupctl_wall_median_s'])} s, "
         f"peak RSS {s['backupctl_peak_rss_mb']:.1f} MiB (for information)",
     ]
@@ -782,9 +712,26 @@ def write_results(
         env,
         workload=workload,
         summary=result.summary(),
-        runs=[{**asdict(run), "pipe_seconds": run.pipe_seconds} for run in result.runs],
+        runs=[asdict(run) for run in result.runs],
         verdicts=verdicts(result),
     )
+
+
+@contextmanager
+def scratch_filesystem(path: Path, size_mb: int | None) -> Iterator[None]:
+    """With ``size_mb``: a tmpfs of that size on ``path`` (backupctl's state directory)
+    for the block, unmounted whatever happens."""
+    if not size_mb:
+        yield
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size_mb}m,mode=0700"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
+    try:
+        yield
+    finally:
+        if subprocess.run(["umount", str(path)], check=False).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(path)], check=False)
 
 
 # --------------------------------------------------------------------------- main
@@ -809,7 +756,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="innodb-buffer-pool-size of both replaying servers (the policy's"
         " restore.recovery_buffer_pool; default: 512M, backupctl's default)",
     )
+    parser.add_argument(
+        "--scratch-mb",
+        type=int,
+        default=None,
+        help="put backupctl's state directory (the replay's scratch) on a tmpfs of this"
+        " many MiB (needs root); default: no limit",
+    )
     args = parser.parse_args(argv)
+    if args.scratch_mb is not None and (args.scratch_mb < 16 or os.geteuid() != 0):
+        parser.error("--scratch-mb needs at least 16 and root (it mounts a tmpfs)")
     if args.binlog_mb <= 0 or args.repeat < 1:
         parser.error("--binlog-mb needs a positive integer and --repeat at least 1")
     return args
@@ -819,11 +775,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workdir, json_out = begin(args, "replay")
     with workdir_cleanup(workdir, args.keep, "the MariaDB servers were stopped"):
-        with bench_setup(
-            workdir, args.buffer_pool, args.recovery_buffer_pool, default_backupctl_cmd()
-        ) as setup:
+        with (
+            scratch_filesystem(workdir / "state", args.scratch_mb),
+            bench_setup(
+                workdir, args.buffer_pool, args.recovery_buffer_pool, default_backupctl_cmd()
+            ) as setup,
+        ):
             env = environment(setup.instance, setup.backupctl_cmd, workdir)
             env["mariadb_binlog"] = tool_version(["mariadb-binlog", "--version"])
+            env["scratch_mb"] = args.scratch_mb
             result = bench(setup, args.binlog_mb, args.repeat, args.warmup)
         write_results(json_out, args, env, result)
     print_summary(markdown_tables(result), verdicts(result), json_out)

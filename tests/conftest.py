@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.support.mariadb",
     "tests.support.cli",
     "tests.support.elasticsearch",
+    "tests.support.tinyfs",
 ]
 
 _SLOW_DIRECTORIES = {"integration", "e2e"}

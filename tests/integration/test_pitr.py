@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from backupctl.demo.server import checksum_tables
 from tests.support.mariadb import MariaDBServer, binlog_moment, start_server
 from tests.support.policies import mariadb_policy, restorable_policy
 
@@ -187,3 +189,46 @@ def test_binlogs_of_another_server_break_the_chain(
         assert "does not continue mysql-bin.000001" in refused.stderr
     finally:
         other.instance.stop()
+
+
+def test_binlogs_larger_than_the_scratch_filesystem_replay_through_it(
+    tmp_path: Path, backupctl: Any, tiny_fs: Any
+) -> None:
+    """Each binlog streams from the repository through zstd into mariadb-binlog and
+    mariadb: 40 MiB of binlogs (20 files) replay to their last GTID with the temporary
+    directory, where root's recovery instance has its run directory (the replay's scratch
+    and, under gtid_strict_mode, its private binlog, purged file by file) and its
+    temporary files, on a 16 MiB filesystem. (Were the private binlog kept whole, the
+    instance would wait for space forever: the restore is given 5 minutes.)"""
+    scratch = tiny_fs(Path(tempfile.mkdtemp(prefix="bc-")) / "tmp", 16)
+    strict_rows = ["--gtid-strict-mode=ON", "--binlog-format=ROW", "--max-binlog-size=2M"]
+    server = start_server(tmp_path / "src", strict_rows)
+    try:
+        policy = restorable_policy(tmp_path, server)
+        server.sql("CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY, v BLOB)")
+        assert backupctl("backup", "shop", policies=policy).code == 0
+        for n in range(40):  # 1 MiB transactions of 1 KiB rows
+            server.sql(
+                f"INSERT INTO shop.t SELECT seq + {n * 1024}, REPEAT(SHA2(seq + {n}, 512), 8) "
+                "FROM shop.seq_1_to_1024"
+            )
+        last = server.sql("SELECT @@gtid_binlog_pos")[0][0]
+        expected = checksum_tables(server.connect(), ["shop"])
+        server.sql("DROP TABLE shop.t")  # the incident
+        shipped = backupctl("backup", "shop", "--type", "binlog", "--json", policies=policy)
+        assert shipped.code == 0, shipped.output
+        binlog_bytes = sum(b["size"] for b in json.loads(shipped.stdout)["details"]["binlogs"])
+        assert binlog_bytes > 40 << 20
+
+        env = {"TMPDIR": str(scratch)}
+        args = ("restore", "shop", "--to-gtid", last, "--yes", "--json")
+        result = backupctl(*args, policies=policy, env=env, timeout=300)
+        assert result.code == 0, result.output
+        report = json.loads(result.stdout)
+        started = next(s for s in report["steps"] if s["name"] == "start-recovery-instance")
+        assert f"up on {scratch}/" in started["detail"]
+        assert report["recovery_point"]["gtid_position"] == last
+        assert checksum_tables(server.connect(), ["shop"]) == expected
+        assert not list(scratch.iterdir()), "the recovery run directory was left behind"
+    finally:
+        server.instance.stop()

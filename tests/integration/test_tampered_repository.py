@@ -340,8 +340,8 @@ def test_the_stream_check_follows_headers_split_anywhere() -> None:
 
 
 def test_binlog_names_from_the_repository_never_become_paths(tmp_path: Path) -> None:
-    """Replaying binlogs writes each to scratch/<its name>: a tampered name is refused
-    before anything is written."""
+    """Replaying binlogs names a file in scratch after each (its tool's messages): a
+    tampered name is refused before anything is written."""
 
     class Target:
         def check(self, repo: Any, full: Any) -> list[ChainLink]:

@@ -15,9 +15,10 @@ from backupctl.drivers.mariadb.binlog_events import (
     HEADER,
     MAGIC,
     BinlogScan,
+    StopWatch,
     scan_file,
 )
-from backupctl.errors import BackupFailed
+from backupctl.errors import BackupFailed, VerificationFailed
 
 XID = 16
 
@@ -89,3 +90,44 @@ def test_garbage_is_refused(tmp_path: Path) -> None:
     path.write_bytes(MAGIC + HEADER.pack(0, 2, 1, 3, 0, 0))
     with pytest.raises(BackupFailed, match="corrupt binlog event at offset 4"):
         scan_file(path)
+
+
+def _watched(data: bytes, watch: StopWatch, piece: int) -> int | None:
+    """Feed ``data`` in pieces of ``piece`` bytes; the bytes fed when the watch stopped."""
+    for at in range(0, len(data), piece):
+        if watch.feed(data[at : at + piece]):
+            return min(at + piece, len(data))
+    return None
+
+
+@pytest.mark.parametrize("piece", [1, 3, 19, 20, 64, 1 << 20])
+def test_the_stop_watch_stops_where_mariadb_binlog_stops_reading(piece: int) -> None:
+    """--stop-datetime stops at the first event stamped at or after the stop time, not
+    counting the format description and events before the start position; however the
+    stream is cut into chunks, the watch says so once that event's header went past."""
+    data = binlog()
+    second_gtid = data.index(gtid(43, 0, 1_700_000_020))
+    fed = _watched(data, StopWatch(1_700_000_015), piece)
+    assert fed is not None and second_gtid + HEADER.size <= fed <= second_gtid + HEADER.size + piece
+    # at the stop second itself: stopped (events at the target second are not applied)
+    assert _watched(data, StopWatch(1_700_000_020), piece) is not None
+    # after every event: the next file is read
+    assert _watched(data, StopWatch(1_700_000_021), piece) is None
+    # the format description and the Gtid_list are as old as the stop: only the
+    # format description does not stop the reader
+    assert _watched(data, StopWatch(1_700_000_000), piece) is not None
+    only_fde = MAGIC + event(FORMAT_DESCRIPTION, 1_700_000_000, b"\0" * 100)
+    assert _watched(only_fde, StopWatch(1_700_000_000), piece) is None
+    # events before the start position are not read, so they do not stop it
+    assert _watched(data, StopWatch(1_700_000_000, start=second_gtid), piece) is not None
+    assert _watched(data, StopWatch(1_700_000_021, start=second_gtid), piece) is None
+    late_then_early = MAGIC + event(XID, 1_700_000_050, b"") + event(XID, 1_700_000_001, b"")
+    after_late = len(MAGIC) + HEADER.size
+    assert _watched(late_then_early, StopWatch(1_700_000_010, start=after_late), piece) is None
+
+
+def test_the_stop_watch_refuses_a_corrupt_event() -> None:
+    data = bytearray(binlog())
+    struct.pack_into("<I", data, len(MAGIC) + 9, 3)  # the first event's size: 3 bytes
+    with pytest.raises(VerificationFailed, match="corrupt binlog event at offset 4"):
+        StopWatch(1_700_000_100).feed(bytes(data))

@@ -11,7 +11,7 @@ import re
 import struct
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -363,11 +363,28 @@ def test_details_older_versions_wrote_plan_the_same_restores(tmp_path: Path) -> 
     ):
         ReplayTarget(gtid="0-1-16").check(repo, full)
     assert newest_before_gtid([full], "0-1-12") is full
-    assert ReplayTarget(gtid="0-1-12").stop_args(full) == [
-        "--start-position=0-1-7",
-        "--stop-position=0-1-12",
+    # replayed file by file: the start for the first, the GTID stop for the file holding
+    # it, no file after it
+    first_last = links[0].info.last_gtid
+    feeds = ReplayTarget(gtid="0-1-12").feeds(links, full)
+    assert [(f.file, f.args) for f in feeds] == [
+        ("mysql-bin.000001", ("--start-position=0-1-7",)),
+        ("mysql-bin.000002", ("--stop-position=0-1-12",)),
+    ], first_last
+    held = ReplayTarget(gtid=first_last).feeds(links, full)
+    assert [(f.file, f.args) for f in held] == [
+        ("mysql-bin.000001", ("--start-position=0-1-7", f"--stop-position={first_last}"))
     ]
-    assert ReplayTarget(time=FULL_AT).stop_args(full)[0] == "--start-position=1690"
+    # a stop time, in UTC, for every file; the start position for the first only
+    at = FULL_AT.astimezone(timezone(timedelta(hours=9)))
+    timed = ReplayTarget(time=at).feeds(links, full)
+    stop = f"--stop-datetime={FULL_AT.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+    assert [(f.args, f.start) for f in timed] == [
+        (("--start-position=1690", stop), 1690),
+        ((stop,), 4),
+    ]
+    assert ReplayTarget(time=at).stop_epoch == int(FULL_AT.timestamp())
+    assert ReplayTarget(gtid="0-1-12").stop_epoch is None
 
 
 @pytest.mark.parametrize("written", ["absent", "null"])
@@ -388,8 +405,7 @@ def test_a_full_backup_of_a_server_without_binlog_reads_the_same_absent_or_null(
     assert newest_before_gtid([full], "0-1-1") is full
     with pytest.raises(UsageError, match="outside the recoverable window"):
         ReplayTarget(time=FULL_AT + timedelta(minutes=1)).check(repo, full)
-    with pytest.raises(UsageError, match="records no binlog position"):
-        ReplayTarget(time=FULL_AT).stop_args(full)
+    assert ReplayTarget(time=FULL_AT).check(repo, full) == []  # nothing to replay
 
 
 # ---------------------------------------------------------------- tampered details

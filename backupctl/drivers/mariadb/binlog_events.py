@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from backupctl.errors import BackupFailed
+from backupctl.errors import BackupFailed, VerificationFailed
 
 MAGIC = b"\xfebin"
 HEADER = struct.Struct("<IBIIIH")
@@ -126,3 +126,45 @@ def scan_file(path: Path) -> BinlogScan:
             f"{scan.end}"
         )
     return scan
+
+
+class StopWatch:
+    """Follows a binlog's bytes as they stream past (from the file's first byte) and
+    tells when ``mariadb-binlog --stop-datetime`` stops reading: at the first event from
+    the start position on, other than the format description, stamped at or after the
+    stop time. Replaying one file at a time, the next file is read only if this one did
+    not stop, as one ``mariadb-binlog`` over all of them does. Memory: one event header.
+    """
+
+    def __init__(self, stop_epoch: int, start: int = 4):
+        self.stop_epoch, self.start = stop_epoch, start
+        self.stopped = False
+        self._offset = 0  # bytes seen
+        self._skip = len(MAGIC)  # bytes still to pass over before the next header
+        self._header = b""
+
+    def feed(self, data: bytes) -> bool:
+        """Take the next bytes; return True once an event that stops the reader was seen."""
+        view = memoryview(data)
+        while view and not self.stopped:
+            if self._skip:
+                n = min(self._skip, len(view))
+                self._skip -= n
+                self._offset += n
+                view = view[n:]
+                continue
+            taken = view[: HEADER.size - len(self._header)]
+            self._header += bytes(taken)
+            self._offset += len(taken)
+            view = view[len(taken) :]
+            if len(self._header) < HEADER.size:
+                break
+            when, kind, _server, size, _next, _flags = HEADER.unpack(self._header)
+            at = self._offset - HEADER.size
+            if not HEADER.size <= size <= _MAX_EVENT:
+                raise VerificationFailed(f"corrupt binlog event at offset {at} (size {size})")
+            if at >= self.start and kind != FORMAT_DESCRIPTION and when >= self.stop_epoch:
+                self.stopped = True
+            self._header = b""
+            self._skip = size - HEADER.size
+        return self.stopped

@@ -39,11 +39,11 @@ def apply_incremental(
 
 def space_needed(links: list[Manifest], replay_bytes: int = 0) -> int:
     """Bytes a restore needs beside the datadir at once: the chain's base, plus its largest
-    incremental (each is unpacked beside it, applied, and removed), plus twice the binlogs
-    a point-in-time restore replays (unpacked into scratch, then written again by the
-    recovery instance as data, redo and its own binlog)."""
+    incremental (each is unpacked beside it, applied, and removed), plus the binlogs a
+    point-in-time restore replays: they stream from the repository without landing on
+    disk, but what they change is written again by the recovery instance as data."""
     base, *increments = links
-    return base.raw_bytes + max((m.raw_bytes for m in increments), default=0) + 2 * replay_bytes
+    return base.raw_bytes + max((m.raw_bytes for m in increments), default=0) + replay_bytes
 
 
 class CheckBackup(Step):

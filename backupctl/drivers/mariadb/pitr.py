@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,9 +20,9 @@ from backupctl.catalog.manifest import Manifest, scan_manifests
 from backupctl.drivers.mariadb.binlog import BINLOG_KIND
 from backupctl.drivers.mariadb.binlog_stream import StreamIndex, read_streams
 from backupctl.drivers.mariadb.details import BinlogDetails, BinlogInfo, FullDetails
-from backupctl.errors import BackupctlError, UsageError, VerificationFailed
-from backupctl.pipeline import decompress
-from backupctl.proc import require_tool, tail_text
+from backupctl.drivers.mariadb.replay import Feed, replay
+from backupctl.errors import UsageError, VerificationFailed
+from backupctl.progress import ProgressFactory, no_progress
 from backupctl.runbook.step import RunContext, Step
 from backupctl.storage.base import Repository
 from backupctl.timefmt import utc_and_local
@@ -158,23 +157,56 @@ class ReplayTarget:
             "time_local": self.time.astimezone().isoformat() if self.time else None,
         }
 
-    def stop_args(self, full: Manifest) -> list[str]:
-        """mariadb-binlog options that start after the backup and stop at the target."""
+    @property
+    def stop_epoch(self) -> int | None:
+        """The stop time in whole UTC seconds, as ``--stop-datetime`` reads it (None for a
+        GTID target)."""
+        return int(self.time.timestamp()) if self.time is not None and not self.gtid else None
+
+    def feeds(self, links: list[ChainLink], full: Manifest) -> list[Feed]:
+        """What to replay, file by file, from after the backup up to the target: the start
+        position for the first file (``mariadb-binlog`` refuses a GTID start that a later
+        file's initial state does not match), a GTID stop for the file that holds it and
+        no file after it, a stop time (in UTC) for every file."""
+        if not links:
+            return []
         if self.gtid:
             start = backup_gtid(full)
-            return ([f"--start-position={start}"] if start else []) + [
-                f"--stop-position={self.gtid}"
+            first = [f"--start-position={start}"] if start else []
+            domain, _server, seq = (int(p) for p in self.gtid.split("-"))
+            last = next(
+                (
+                    n
+                    for n, link in enumerate(links)
+                    if (gtid_seq(link.info.last_gtid, domain) or 0) >= seq
+                ),
+                len(links) - 1,
+            )
+            needed = links[: last + 1]
+            return [
+                Feed(
+                    link.file,
+                    link.parts,
+                    (
+                        *(first if n == 0 else []),
+                        *([f"--stop-position={self.gtid}"] if n == last else []),
+                    ),
+                )
+                for n, link in enumerate(needed)
             ]
         assert self.time is not None
         coordinates = FullDetails.of(full).binlog
-        if coordinates is None:
-            raise UsageError(
-                f"backup {full.backup_id} of {full.policy} records no binlog position "
-                "(the server kept no binlog): it cannot be replayed to a point in time"
+        assert coordinates is not None  # binlog_chain finds no links without them
+        stop = f"--stop-datetime={self.time.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')}"
+        return [
+            Feed(
+                link.file,
+                link.parts,
+                (f"--start-position={coordinates.position}", stop) if n == 0 else (stop,),
+                coordinates.position if n == 0 else 4,
             )
-        position = coordinates.position
-        stop = self.time.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-        return [f"--start-position={position}", f"--stop-datetime={stop}"]
+            for n, link in enumerate(links)
+        ]
 
     def check(self, repo: Repository, full: Manifest) -> list[ChainLink]:
         """Return the links needed to reach the target; raise UsageError outside the window."""
@@ -238,9 +270,11 @@ class ReplayBinlogs(Step):
         socket: Path,
         scratch: Path,
         binlog_bytes: int | None = None,
+        progress: ProgressFactory = no_progress,
     ):
         self.repo, self.full, self.target = repo, full, target
         self.socket, self.scratch, self.binlog_bytes = socket, scratch, binlog_bytes
+        self.progress = progress
 
     def work_bytes(self) -> int | None:
         return self.binlog_bytes
@@ -254,63 +288,59 @@ class ReplayBinlogs(Step):
         links = self.target.check(self.repo, self.full)
         if not links:
             return "no binlogs to replay"
-        for link in links:  # names from the repository become files here: nothing else
+        for link in links:  # names from the repository appear in file names: nothing else
             if not BINLOG_NAME_RE.match(link.file):
                 raise VerificationFailed(
                     f"refusing binlog name {link.file!r} from the repository (tampered?)"
                 )
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        files = []
-        for link in links:
-            path = self.scratch / link.file
-            try:
-                with open(path, "wb") as fh:
-                    for key, size in link.parts:
-                        for chunk in decompress(self.repo.iter_read(key), size):
-                            fh.write(chunk)
-            except OSError as exc:  # e.g. a full disk: a write's error does not name the file
-                raise OSError(exc.errno, f"{exc.strerror} writing {path}") from exc
-            files.append(str(path))
-        binlog_tool = require_tool("mariadb-binlog", "mariadb-client")
-        client = require_tool("mariadb", "mariadb-client")
-        # mariadb-binlog's messages go to a file: a pipe read only at the end could fill
-        # up and stall the replay
-        err_path = self.scratch / "mariadb-binlog.err"
-        with open(err_path, "wb") as err:
-            reader = subprocess.Popen(
-                [binlog_tool, "--no-defaults", *self.target.stop_args(self.full), *files],
-                stdout=subprocess.PIPE,
-                stderr=err,
+        feeds = self.target.feeds(links, self.full)
+        total = sum(size for feed in feeds for _key, size in feed.parts)
+        with self.progress("replaying binlogs", total) as advance:
+            done = replay(
+                self.repo,
+                feeds,
+                [f"--socket={self.socket}", "-uroot"],
+                self.scratch,
+                self.target.stop_epoch,
+                advance,
+                self._purge_private_binlog,
             )
-        applier = subprocess.run(
-            [client, "--no-defaults", f"--socket={self.socket}", "-uroot", "--binary-mode"],
-            stdin=reader.stdout,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert reader.stdout is not None
-        reader.stdout.close()
-        read_err = err_path.read_text(errors="replace")
-        if reader.wait() != 0 or applier.returncode != 0:
-            raise BackupctlError("binlog replay failed: " + tail_text(read_err + applier.stderr, 5))
         ctx["recovery_point"] = self.target.to_dict()
         shutil.rmtree(self.scratch, ignore_errors=True)
-        detail = f"replayed {len(files)} binlog(s) up to {self.target}"
+        detail = f"replayed {done.files} binlog(s) up to {self.target}"
         if position := self._binlog_position():
             ctx["recovery_point"] = {**self.target.to_dict(), "gtid_position": position}
             detail += f"; GTID position {position} under gtid_strict_mode"
         return detail
 
-    def _binlog_position(self) -> str:
-        """The recovery instance's GTID binlog position ("" when it keeps no binlog)."""
+    def _query(self, sql: str) -> str:
         db = pymysql.connect(unix_socket=str(self.socket), user="root")
         try:
             with db.cursor() as cur:
-                cur.execute("SELECT @@gtid_binlog_pos")
-                return str(cur.fetchone()[0] or "")
+                cur.execute(sql)
+                row = cur.fetchone()
+                return str(row[0] or "") if row else ""
         finally:
             db.close()
+
+    def _purge_private_binlog(self) -> None:
+        """Under gtid_strict_mode the recovery instance logs what it replays: start a new
+        binlog file and drop the older ones, so a week of replay does not need a week of
+        disk (LOCAL: the flush itself is not logged, no GTID of this instance's own)."""
+        db = pymysql.connect(unix_socket=str(self.socket), user="root")
+        try:
+            with db.cursor() as cur:
+                cur.execute("SHOW MASTER STATUS")  # no row: the instance keeps no binlog
+                if cur.fetchone():
+                    cur.execute("FLUSH LOCAL BINARY LOGS")
+                    cur.execute("SHOW MASTER STATUS")
+                    cur.execute("PURGE BINARY LOGS TO %s", (cur.fetchone()[0],))
+        finally:
+            db.close()
+
+    def _binlog_position(self) -> str:
+        """The recovery instance's GTID binlog position ("" when it keeps no binlog)."""
+        return self._query("SELECT @@gtid_binlog_pos")
 
     def compensate(self, ctx: RunContext) -> str:
         shutil.rmtree(self.scratch, ignore_errors=True)

@@ -93,10 +93,15 @@ def restore_steps(
         target = ReplayTarget(options.to_time, options.to_gtid)
         binlogs = target.check(repo, manifest)  # refuse before anything changes
         replay_bytes = sum(size for link in binlogs for _key, size in link.parts)
-        scratch = paths.live.parent / f".{paths.live.name}.binlogs-{run.run_id}"
         replay.append(
             ReplayBinlogs(
-                repo, manifest, target, run_dir / "mysqld.sock", scratch, binlog_bytes=replay_bytes
+                repo,
+                manifest,
+                target,
+                run_dir / "mysqld.sock",
+                run_dir / "replay",  # the tools' messages only: binlogs stream through
+                binlog_bytes=replay_bytes,
+                progress=run.progress,
             )
         )
     base, *increments = links

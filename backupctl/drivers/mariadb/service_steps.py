@@ -37,8 +37,9 @@ def _instance(
     if not stat.S_ISDIR(info.st_mode) or info.st_uid not in (os.geteuid(), owner and owner["uid"]):
         raise UsageError(f"{run_dir} exists and is not ours: refusing to use it")
     # with gtid_strict_mode, replayed transactions go to a private binlog, so the server
-    # checks their order as the source did; otherwise binlogging would only cost time
-    binlog = [f"--log-bin={run_dir}/replay-bin", "--gtid-strict-mode=ON"]
+    # checks their order as the source did; otherwise binlogging would only cost time.
+    # Small files: the replay purges all but the current one as it goes
+    binlog = [f"--log-bin={run_dir}/replay-bin", "--gtid-strict-mode=ON", "--max-binlog-size=64M"]
     return MariaDBInstance.for_datadir(
         datadir,
         run_dir,
