@@ -26,9 +26,10 @@ Run from the repository root::
 
     python3 bench/bench_replay.py --binlog-mb 500 --repeat 3
 
-``--scratch-mb 512`` puts backupctl's state directory (the replay's scratch, and the
-recovery instance's run directory) on a tmpfs of that size, so a replay of more binlog
-than that proves it streams (``--binlog-mb 2048 --scratch-mb 512``; needs root).
+``--scratch-mb 512`` puts the temporary directory (``TMPDIR``: where root's recovery
+instance has its run directory, the replay's scratch and, under gtid_strict_mode, its
+private binlog) on a tmpfs of that size, for both tools, so a replay of more binlog than
+that proves it streams (``--binlog-mb 2048 --scratch-mb 512``; needs root).
 
 Needs root, the Debian packages mariadb-server, mariadb-backup, mariadb-client and
 zstd, and the project's Python dependencies. Every ``mariadbd`` the benchmark (or
@@ -719,17 +720,23 @@ def write_results(
 
 @contextmanager
 def scratch_filesystem(path: Path, size_mb: int | None) -> Iterator[None]:
-    """With ``size_mb``: a tmpfs of that size on ``path`` (backupctl's state directory)
-    for the block, unmounted whatever happens."""
+    """With ``size_mb``: a tmpfs of that size on ``path``, the temporary directory of every
+    process started in the block, unmounted whatever happens."""
     if not size_mb:
         yield
         return
     path.mkdir(parents=True, exist_ok=True)
     options = f"size={size_mb}m,mode=0700"
     subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(path)
     try:
         yield
     finally:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
         if subprocess.run(["umount", str(path)], check=False).returncode != 0:
             subprocess.run(["umount", "--lazy", str(path)], check=False)
 
@@ -760,8 +767,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scratch-mb",
         type=int,
         default=None,
-        help="put backupctl's state directory (the replay's scratch) on a tmpfs of this"
-        " many MiB (needs root); default: no limit",
+        help="put the temporary directory (the replay's scratch) on a tmpfs of this many"
+        " MiB (needs root); default: no limit",
     )
     args = parser.parse_args(argv)
     if args.scratch_mb is not None and (args.scratch_mb < 16 or os.geteuid() != 0):
@@ -776,7 +783,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir, json_out = begin(args, "replay")
     with workdir_cleanup(workdir, args.keep, "the MariaDB servers were stopped"):
         with (
-            scratch_filesystem(workdir / "state", args.scratch_mb),
+            scratch_filesystem(workdir / "tmp", args.scratch_mb),
             bench_setup(
                 workdir, args.buffer_pool, args.recovery_buffer_pool, default_backupctl_cmd()
             ) as setup,
