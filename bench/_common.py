@@ -614,17 +614,24 @@ def wait_for_clean_buffer_pool(conn: Any, timeout: float = 600) -> None:
     print("  warning: dirty pages remain after flushing", file=sys.stderr)
 
 
+def host_environment() -> dict[str, Any]:
+    """The machine a benchmark ran on, for its results file."""
+    return {
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
 def environment(
     instance: MariaDBInstance, backupctl_cmd: list[str], workdir: Path
 ) -> dict[str, Any]:
     """Describe the machine and the tool versions for the results file; print the line
     every benchmark starts with (MariaDB version, CPUs, work directory)."""
     env = {
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
+        **host_environment(),
         "mariadb": instance.server_version(),
         "mariabackup": tool_version(["mariabackup", "--version"]),
         "zstd": tool_version(["zstd", "--version"]),

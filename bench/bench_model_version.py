@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -47,6 +46,7 @@ from _common import (  # first: it puts the repository root on sys.path
     RUN_TIMEOUT,
     default_backupctl_cmd,
     git_describe,
+    host_environment,
     install_signal_handlers,
     make_workdir,
     run_backupctl,
@@ -494,11 +494,7 @@ def environment(setup: Setup) -> dict[str, Any]:
 
     fs = first_line(["findmnt", "-no", "SOURCE,FSTYPE", "--target", str(setup.workdir)])
     return {
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
+        **host_environment(),
         "cp": first_line(["cp", "--version"]),
         "filesystem": fs,
         "backupctl_cmd": setup.backupctl_cmd,

@@ -129,7 +129,10 @@ class MariaDBRestore(StrictModel):
         "512M", pattern=r"^\d+[KMG]$", description="InnoDB buffer pool of the recovery instance"
     )
     check_parallel: int = Field(
-        2, ge=1, le=32, description="connections that check and count tables at once"
+        0,
+        ge=0,
+        le=32,
+        description="connections that check and count tables at once (0 = one per CPU, up to 8)",
     )
     verify_level: VerifyLevel = Field(
         "standard",
@@ -146,6 +149,11 @@ class MariaDBRestore(StrictModel):
         validate_default=True,
         description="how long the datadir moved aside by a successful restore is kept",
     )
+
+    @property
+    def check_connections(self) -> int:
+        """``check_parallel``, with 0 resolved to this host's CPUs (at most 8)."""
+        return self.check_parallel or min(os.cpu_count() or 1, 8)
 
 
 class MariaDBBackupOptions(StrictModel):

@@ -16,85 +16,18 @@ pytest registers a plugin module once).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tests.support.motoserver import FAKE_CREDENTIALS, REAL_AWS_SETTINGS, moto_server
+
 ENDPOINT_ENV = "BACKUPCTL_TEST_S3_ENDPOINT"
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-# Anything that could point boto3 at a real account or another endpoint.
-_UNSET = (
-    "AWS_PROFILE",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-)
-STARTUP_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    """Return a loopback TCP port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-            return True
-    except urllib.error.HTTPError:
-        return True  # any HTTP answer means the server is up
-    except OSError:
-        return False
-
-
-def _start_moto(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while not _answers(url):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
-            output = log_path.read_text(errors="replace")[-2000:]
-            pytest.fail(f"moto server did not start on {url}:\n{output}", pytrace=False)
-        time.sleep(0.1)
-    return proc, url
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +38,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield external.rstrip("/")
         return
     with pytest.MonkeyPatch.context() as env:
-        for name in _UNSET:
+        for name in REAL_AWS_SETTINGS:
             env.delenv(name, raising=False)
         for name, value in FAKE_CREDENTIALS.items():
             env.setenv(name, value)
@@ -113,11 +46,13 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         empty = tmp_path_factory.mktemp("aws-config")
         env.setenv("AWS_CONFIG_FILE", str(empty / "config"))
         env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
-        proc, url = _start_moto(tmp_path_factory.mktemp("moto") / "server.log")
-        try:
+        with ExitStack() as server:
+            log = tmp_path_factory.mktemp("moto") / "server.log"
+            try:
+                _, url = server.enter_context(moto_server(log))
+            except RuntimeError as exc:
+                pytest.fail(str(exc), pytrace=False)
             yield url
-        finally:
-            _stop(proc)
 
 
 @pytest.fixture(scope="session")

@@ -143,7 +143,7 @@ class VerifyRestored(Step):
             self.manifest,
             restore.verify,
             self.level,
-            restore.check_parallel,
+            restore.check_connections,
             exact=not self.replayed,
         )
         ctx.record_checks(checks)
