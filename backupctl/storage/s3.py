@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -38,7 +38,7 @@ from backupctl.storage.keys import validate_key
 from backupctl.storage.lease import DEFAULT_LEASE, LeaseLock, held
 from backupctl.storage.parts import MAX_PARTS, MIB, PartSizer
 from backupctl.storage.spec import RepositorySpec
-from backupctl.storage.transfer import InFlight, ranges_in_order
+from backupctl.storage.transfer import InFlight, OrderedRanges
 
 RETRY_EVENT = "s3.retry"
 #: a read of a bigger object fetches the rest in ranges of this size, several at once
@@ -76,6 +76,19 @@ def is_transient(exc: BaseException) -> bool:
 
 def _is_transient_read(exc: BaseException) -> bool:
     return isinstance(exc, _STREAM_ERRORS) or is_transient(exc)
+
+
+def _checksums_by_default(client: Any) -> bool:
+    config = getattr(getattr(client, "meta", None), "config", None)
+    return getattr(config, "request_checksum_calculation", None) == "when_supported"
+
+
+def _object_size(got: dict[str, Any], offset: int) -> int:
+    """The whole object's size from a GET's answer: ``Content-Range: bytes a-b/SIZE`` for a
+    ranged one, else what it returns after ``offset``."""
+    content_range = str(got.get("ContentRange") or "")
+    total = content_range.rpartition("/")[2]
+    return int(total) if total.isdigit() else offset + int(got["ContentLength"])
 
 
 class S3ObjectWriter(ObjectWriter):
@@ -154,7 +167,9 @@ class S3ObjectWriter(ObjectWriter):
                 "and 5 TiB per object)"
             )
         if self._upload_id is None:
-            created = repo._call("create_multipart_upload", Key=self._key, **repo.put_options)
+            created = repo._call(
+                "create_multipart_upload", Key=self._key, **repo.put_options, **repo.checksums
+            )
             self._upload_id = created["UploadId"]
         number, body = self._sent + 1, self._buffer
         self._buffer = bytearray()
@@ -163,11 +178,16 @@ class S3ObjectWriter(ObjectWriter):
         self._uploaded += len(body)
         self._part_size = self._sizer.next(number + 1, self._uploaded)
 
-    def _send_part(self, number: int, body: bytearray) -> str:
-        """Upload one part (in a thread of the uploads in flight); return its ETag."""
+    def _send_part(self, number: int, body: bytearray) -> dict[str, str]:
+        """Upload one part (in a thread of the uploads in flight); return what
+        CompleteMultipartUpload lists for it: its ETag, and its CRC32 when the upload
+        declared one."""
         ids: dict[str, Any] = {"Key": self._key, "UploadId": self._upload_id}
         result = self._repo._call("upload_part", PartNumber=number, Body=body, **ids)
-        return str(result["ETag"])
+        part = {"ETag": str(result["ETag"])}
+        if self._repo.checksums and result.get("ChecksumCRC32"):
+            part["ChecksumCRC32"] = str(result["ChecksumCRC32"])
+        return part
 
     def _finish(self) -> None:
         repo = self._repo
@@ -178,8 +198,8 @@ class S3ObjectWriter(ObjectWriter):
                 self._upload_part()
             self._inflight.drain()
             ids: dict[str, Any] = {"Key": self._key, "UploadId": self._upload_id}
-            etags = sorted(self._inflight.results.items())
-            parts = {"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in etags]}
+            sent = sorted(self._inflight.results.items())
+            parts = {"Parts": [{"PartNumber": n, **part} for n, part in sent]}
             gone = frozenset({"NoSuchUpload"})
             done = repo._call(
                 "complete_multipart_upload", ignore=gone, MultipartUpload=parts, **ids
@@ -267,6 +287,12 @@ class S3Repository(Repository):
         if spec.sse_kms_key_id:
             self.sse_options["SSEKMSKeyId"] = spec.sse_kms_key_id
         self.put_options.update(self.sse_options)
+        #: when botocore sends a CRC32 with every part (its default, request_checksum_
+        #: calculation=when_supported), the multipart upload declares it, so S3 checks
+        #: each part and keeps a checksum of the whole object (as s3transfer does)
+        self.checksums: dict[str, Any] = (
+            {"ChecksumAlgorithm": "CRC32"} if _checksums_by_default(client) else {}
+        )
         self.client = client
         self.retry = retry
 
@@ -283,6 +309,8 @@ class S3Repository(Repository):
             retries={"total_max_attempts": 1, "mode": "standard"},  # tenacity is the retry layer
             connect_timeout=10,
             read_timeout=60,
+            # every part or range in flight has its connection, and the lock's heartbeat too
+            max_pool_connections=max(10, spec.upload_concurrency + 2, spec.download_concurrency + 2),
             s3={"addressing_style": "path"} if spec.endpoint_url else None,
         )
         try:
@@ -355,20 +383,34 @@ class S3Repository(Repository):
         return S3ObjectWriter(self, self._full_key(key), size_hint)
 
     def iter_read(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        """Yield the object's bytes, in order. The first ``range_size`` bytes come over one
-        connection (all of a small object); the rest of a bigger one in ranges,
-        ``download_concurrency`` at once, each retried on its own. A connection lost
-        mid-object resumes where it broke off; every request after the first is pinned to
-        the object's ETag. Raises ObjectNotFound / RepositoryError."""
+        """Yield the object's bytes, in order. With ``download_concurrency`` 1, one GET
+        streams it all. Otherwise the first GET asks for the first ``range_size`` bytes
+        (all of a small object); as soon as its answer gives the object's size, more
+        connections fetch the ranges after it, ``download_concurrency`` in all, each
+        range retried on its own and pinned to the object's ETag. A connection lost
+        mid-range resumes where it broke off. Raises ObjectNotFound / RepositoryError."""
         full = self._full_key(key)
         url = self._object_url(full)
-        limit = self.range_size if self.download_concurrency > 1 else None
-        size, etag = yield from self._stream(full, url, chunk_size, limit)
-        if limit is not None and size > limit:
-            fetch = partial(self._read_range, full, url, etag)
-            yield from ranges_in_order(
-                fetch, size, self.range_size, self.download_concurrency, start=limit
-            )
+        if self.download_concurrency <= 1:
+            yield from self._stream(full, url, chunk_size)
+            return
+        rest: OrderedRanges | None = None
+
+        def fetch_rest(size: int, etag: str) -> None:
+            nonlocal rest
+            if size > self.range_size:
+                fetch = partial(self._read_range, full, url, etag)
+                concurrency = self.download_concurrency
+                rest = OrderedRanges(fetch, size, self.range_size, concurrency, self.range_size)
+                rest.begin(concurrency - 1)  # the head's connection joins when it is read
+
+        try:
+            yield from self._stream(full, url, chunk_size, self.range_size, fetch_rest)
+            if rest is not None:
+                yield from rest
+        finally:
+            if rest is not None:
+                rest.close()
 
     def _read_range(self, full: str, url: str, etag: str, begin: int, end: int) -> bytes:
         """Bytes ``[begin, end)`` of the object, if it still has ``etag``; retried."""
@@ -391,43 +433,64 @@ class S3Repository(Repository):
             raise self._error(exc, "get_object", url) from exc
 
     def _stream(
-        self, full: str, url: str, chunk_size: int, limit: int | None
-    ) -> Generator[bytes, None, tuple[int, str]]:
-        """Yield the object's bytes over one connection, up to ``limit`` (None: all);
-        return its size and ETag."""
+        self,
+        full: str,
+        url: str,
+        chunk_size: int,
+        limit: int | None = None,
+        on_size: Callable[[int, str], None] | None = None,
+    ) -> Iterator[bytes]:
+        """Yield the object's bytes over one connection: all of them, or (``limit``) a
+        ranged GET of the first ``limit``. ``on_size(size, etag)`` is called once, when the
+        first answer's headers are in."""
         body: Any = None
-        etag, offset, size = "", 0, -1
+        etag, offset, size, end = "", 0, -1, -1
         read_retry = retrying(
             _is_transient_read, RETRY_EVENT, self.retry, operation="get_object", url=url
         )
         try:
-            while offset != (size if limit is None else min(size, limit)):
+            while offset != end:
                 chunk = b""
                 for attempt in read_retry:
                     with attempt:
                         if body is None:
-                            resume = {"Range": f"bytes={offset}-", "IfMatch": etag} if etag else {}
-                            got = self.client.get_object(Bucket=self.bucket, Key=full, **resume)
+                            got = self._open_body(full, offset, etag, limit)
                             body, etag = got["Body"], got["ETag"]
-                            size = offset + got["ContentLength"] if size < 0 else size
+                            if size < 0:
+                                size = _object_size(got, offset)
+                                end = size if limit is None else min(size, limit)
+                                if on_size is not None:
+                                    on_size(size, etag)
                         try:
-                            end = size if limit is None else min(size, limit)
                             chunk = body.read(min(chunk_size, end - offset))
                         except BaseException:
                             body.close()
                             body = None
                             raise
-                if not chunk and offset != size:
+                if offset == end:
+                    break
+                if not chunk:
                     raise RepositoryError(f"{url} ended after {offset} of {size} bytes")
                 offset += len(chunk)
-                if chunk:
-                    yield chunk
-        except (ClientError, BotoCoreError) as exc:
+                yield chunk
+        except ClientError as exc:
+            if _code(exc) == "InvalidRange" and size < 0:
+                return  # byte 0 of an object is unsatisfiable only when it is empty
+            raise self._error(exc, "get_object", url) from exc
+        except BotoCoreError as exc:
             raise self._error(exc, "get_object", url) from exc
         finally:
             if body is not None:
-                body.close()  # before its end: the rest is not read (the connection drops)
-        return size, etag
+                body.close()  # the rest of an object not read to its end is dropped
+
+    def _open_body(self, full: str, offset: int, etag: str, limit: int | None) -> Any:
+        """GET the object from ``offset`` (to ``limit``), pinned to ``etag`` once known."""
+        params: dict[str, Any] = {"IfMatch": etag} if etag else {}
+        if limit is not None:
+            params["Range"] = f"bytes={offset}-{limit - 1}"
+        elif offset:
+            params["Range"] = f"bytes={offset}-"
+        return self.client.get_object(Bucket=self.bucket, Key=full, **params)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store ``data`` in one PUT (atomic). Raises RepositoryError."""

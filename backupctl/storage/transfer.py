@@ -10,31 +10,52 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 
-def ranges_in_order(
-    fetch: Callable[[int, int], bytes],
-    size: int,
-    range_size: int,
-    concurrency: int,
-    start: int = 0,
-) -> Iterator[bytes]:
-    """Yield the bytes ``[start, size)`` as ``fetch(begin, end)`` returns them for
-    consecutive ranges of ``range_size``, ``concurrency`` fetches at once, in order. At
-    most ``concurrency`` ranges wait in memory besides the one handed on. Closing the
-    iterator early cancels what has not started and waits for what has."""
-    todo = ((begin, min(begin + range_size, size)) for begin in range(start, size, range_size))
-    pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="s3-read")
-    pending: deque[Future[bytes]] = deque()
-    try:
-        for _ in range(max(1, concurrency)):
-            if (span := next(todo, None)) is not None:
-                pending.append(pool.submit(fetch, *span))
-        while pending:
-            data = pending.popleft().result()
-            if (span := next(todo, None)) is not None:
-                pending.append(pool.submit(fetch, *span))
-            yield data
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+class OrderedRanges:
+    """The bytes ``[start, size)`` as ``fetch(begin, end)`` returns them for consecutive
+    ranges of ``range_size``, ``concurrency`` fetches at once, handed on in order by
+    iterating. ``begin(n)`` starts the first ``n`` before the iteration does (while the
+    caller still reads the object's head over its own connection). At most
+    ``concurrency`` ranges wait in memory besides the one handed on. ``close()`` (also
+    at the end of the iteration, or when it is closed early) cancels what has not
+    started and waits for what has."""
+
+    def __init__(
+        self,
+        fetch: Callable[[int, int], bytes],
+        size: int,
+        range_size: int,
+        concurrency: int,
+        start: int = 0,
+    ):
+        self._fetch = fetch
+        self._todo = (
+            (begin, min(begin + range_size, size)) for begin in range(start, size, range_size)
+        )
+        self._limit = max(1, concurrency)
+        self._pool = ThreadPoolExecutor(self._limit, thread_name_prefix="s3-read")
+        self._pending: deque[Future[bytes]] = deque()
+
+    def begin(self, n: int | None = None) -> None:
+        """Have ``n`` (at most ``concurrency``; None: that many) fetches in flight."""
+        want = self._limit if n is None else min(n, self._limit)
+        while len(self._pending) < want and (span := next(self._todo, None)) is not None:
+            self._pending.append(self._pool.submit(self._fetch, *span))
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            self.begin()
+            while self._pending:
+                data = self._pending.popleft().result()
+                self.begin()
+                yield data
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class InFlight:

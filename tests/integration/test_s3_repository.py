@@ -128,6 +128,27 @@ def test_object_round_trips_byte_for_byte(
     assert pending_uploads(s3_client, s3_bucket) == []
 
 
+@pytest.mark.parametrize("calculation", ["when_supported", "when_required"])
+def test_a_multipart_object_carries_a_whole_object_checksum_when_botocore_sends_them(
+    make_repo: MakeRepo,
+    s3_client: Any,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    calculation: str,
+) -> None:
+    monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", calculation)
+    repo = make_repo(part_size_mb=5, upload_concurrency=3)
+    data = os.urandom(11 * MIB)
+    with repo.open_write("big") as writer:
+        writer.write(data)
+        writer.commit()
+    assert repo.get_bytes("big") == data
+    head = s3_client.head_object(Bucket=s3_bucket, Key="backups/big", ChecksumMode="ENABLED")
+    # S3 checked every part's CRC32 and keeps one for the object; without per-part
+    # checksums (when_required) none is declared, and the upload still completes
+    assert bool(head.get("ChecksumCRC32")) == (calculation == "when_supported")
+
+
 def test_one_big_write_is_split_into_parts(repo: S3Repository, s3_client: Any, s3_bucket: str):
     data = os.urandom(11 * MIB)
     with repo.open_write("big") as writer:
@@ -218,8 +239,9 @@ def test_a_big_object_is_read_in_ranges_several_at_once_in_order(
     finally:
         tracemalloc.stop()
     assert digest.digest() == hashlib.sha256(data).digest()
-    # the first 2 MiB over one plain GET, then 20 ranges of 2 MiB (the last short)
-    assert ranges[0] == "-" and len(ranges) == 21
+    # a ranged GET of the first 2 MiB (its answer gives the size), then 20 more ranges of
+    # 2 MiB (the last short)
+    assert ranges[0] == f"bytes=0-{2 * MIB - 1}" and len(ranges) == 21
     assert sorted(ranges[1:], key=lambda r: int(r.split("=")[1].split("-")[0])) == [
         f"bytes={a}-{min(a + 2 * MIB, len(data)) - 1}" for a in range(2 * MIB, len(data), 2 * MIB)
     ]
@@ -259,10 +281,10 @@ def test_a_big_object_replaced_while_read_in_ranges_fails(
     repo: S3Repository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo.range_size = MIB
-    repo.put_bytes("big", os.urandom(4 * MIB))
+    repo.put_bytes("big", os.urandom(8 * MIB))
     reader = repo.iter_read("big")
     assert len(next(reader)) > 0  # the first range came from the original object
-    repo.put_bytes("big", os.urandom(4 * MIB))
+    repo.put_bytes("big", os.urandom(8 * MIB))  # ranges 4-7 are not even asked for yet
     with pytest.raises(RepositoryError, match="PreconditionFailed"):
         b"".join(reader)
 
@@ -600,7 +622,7 @@ def test_read_resumes_after_a_dropped_connection(
     with structlog.testing.capture_logs() as logs:
         assert b"".join(repo.iter_read("big", chunk_size=256 * 1024)) == data
     assert len(calls) == 2
-    assert calls[1]["Range"] == f"bytes={MIB}-"
+    assert calls[1]["Range"] == f"bytes={MIB}-{repo.range_size - 1}"  # the rest of the head
     assert calls[1]["IfMatch"]  # the resumed read is pinned to the same object version
     assert retry_logs(logs) == [(1, "get_object")]
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from backupctl.storage.transfer import InFlight, ranges_in_order
+from backupctl.storage.transfer import InFlight, OrderedRanges
 
 
 def test_ranges_come_back_in_order_however_they_finish() -> None:
@@ -19,7 +19,7 @@ def test_ranges_come_back_in_order_however_they_finish() -> None:
         seen.append((begin, end))
         return bytes([begin // 10]) * (end - begin)
 
-    got = list(ranges_in_order(fetch, 95, 10, 4, start=5))
+    got = list(OrderedRanges(fetch, 95, 10, 4, start=5))
     assert b"".join(got) == b"".join(
         bytes([b // 10]) * (min(b + 10, 95) - b) for b in range(5, 95, 10)
     )
@@ -37,7 +37,7 @@ def test_no_more_ranges_are_held_than_in_flight() -> None:
             most[0] = max(most[0], held[0])
         return b"x" * (end - begin)
 
-    for _chunk in ranges_in_order(fetch, 1000, 10, 3):
+    for _chunk in OrderedRanges(fetch, 1000, 10, 3):
         with lock:
             held[0] -= 1  # handed on and dropped by the consumer
     assert most[0] <= 3 + 1
@@ -50,10 +50,27 @@ def test_closing_early_stops_fetching() -> None:
         fetched.append(begin)
         return b"x"
 
-    reader = ranges_in_order(fetch, 10_000, 1, 2)
-    next(reader)
-    reader.close()
+    ranges = OrderedRanges(fetch, 10_000, 1, 2)
+    next(iter(ranges))
+    ranges.close()
     assert len(fetched) <= 4  # what was in flight, never the 10,000 ranges
+
+
+def test_begin_starts_fetches_before_the_iteration_and_they_are_not_repeated() -> None:
+    started = threading.Event()
+    fetched: list[int] = []
+
+    def fetch(begin: int, end: int) -> bytes:
+        fetched.append(begin)
+        started.set()
+        return bytes(end - begin)
+
+    ranges = OrderedRanges(fetch, 50, 10, 3, start=10)
+    ranges.begin(1)
+    assert started.wait(5)  # running while the caller still reads the object's head
+    assert fetched == [10]
+    assert sum(len(chunk) for chunk in ranges) == 40
+    assert sorted(fetched) == [10, 20, 30, 40]
 
 
 def test_a_failed_call_surfaces_at_the_next_submit_or_the_drain() -> None:
