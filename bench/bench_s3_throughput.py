@@ -48,11 +48,9 @@ not the clients. Rows where moto was busy at least 80% of a transfer are marked
 
     .venv/bin/python bench/bench_s3_throughput.py --size-mb 128 --rate-mb 10 --repeat 3
 
-botocore adds a CRC32 to every part by default, and s3transfer then declares
-``ChecksumAlgorithm=CRC32`` when it creates the upload; backupctl does not, and moto
-then builds a full-object checksum at completion (one more copy of the object).
-``--request-checksums when_required`` turns checksums off in both tools, so both take
-the same path through moto.
+botocore adds a CRC32 to every part by default, and both tools then declare
+``ChecksumAlgorithm=CRC32`` when they create the upload and list each part's CRC32 at
+completion. ``--request-checksums when_required`` turns checksums off in both tools.
 
 Run from the repository root (~6.5 minutes on 2 cores)::
 

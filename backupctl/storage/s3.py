@@ -310,7 +310,7 @@ class S3Repository(Repository):
             connect_timeout=10,
             read_timeout=60,
             # every part or range in flight has its connection, and the lock's heartbeat too
-            max_pool_connections=max(10, spec.upload_concurrency + 2, spec.download_concurrency + 2),
+            max_pool_connections=2 + max(8, spec.upload_concurrency, spec.download_concurrency),
             s3={"addressing_style": "path"} if spec.endpoint_url else None,
         )
         try:
