@@ -31,7 +31,7 @@ def apply_incremental(
     VerificationFailed (a corrupt object, a refused apply) / ToolError."""
     shutil.rmtree(side, ignore_errors=True)
     try:
-        extract(repo, link, side, progress)
+        extract(repo, link, side, progress, backup.parallel)
         prepare(target, backup.mariabackup, backup.prepare_memory, incremental_dir=side)
     finally:
         shutil.rmtree(side, ignore_errors=True)

@@ -154,8 +154,10 @@ class Extract(Step):
         manifest: Manifest,
         paths: RestorePaths,
         progress: ProgressFactory = no_progress,
+        parallel: int = 1,
     ):
         self.repo, self.manifest, self.paths, self.progress = repo, manifest, paths, progress
+        self.parallel = parallel
 
     def describe(self, ctx: RunContext) -> str:
         return (
@@ -168,7 +170,7 @@ class Extract(Step):
 
     def run(self, ctx: RunContext) -> str:
         _rmtree(self.paths.staging)  # a resumed run starts the extraction over
-        extract(self.repo, self.manifest, self.paths.staging, self.progress)
+        extract(self.repo, self.manifest, self.paths.staging, self.progress, self.parallel)
         return f"extracted {self.manifest.raw_bytes} bytes"
 
     def compensate(self, ctx: RunContext) -> str:

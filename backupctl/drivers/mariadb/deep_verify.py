@@ -40,7 +40,7 @@ def verify_full(
         )
     try:
         base, *increments = links
-        extract(repo, base, target)
+        extract(repo, base, target, parallel=policy.backup.parallel)
         checks.append(CheckResult("extract", True, f"mbstream -x {base.backup_id} into {target}"))
         name = "prepare"
         prepare(target, policy.backup.mariabackup, policy.backup.prepare_memory)

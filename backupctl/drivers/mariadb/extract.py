@@ -139,10 +139,15 @@ class _StreamNames:
 
 
 def extract(
-    repo: Repository, manifest: Manifest, target: Path, progress: ProgressFactory = no_progress
+    repo: Repository,
+    manifest: Manifest,
+    target: Path,
+    progress: ProgressFactory = no_progress,
+    parallel: int = 1,
 ) -> None:
     """Fetch, decompress and ``mbstream -x`` the backup into ``target`` (no temporary archive),
-    checking the stored object's sha256 on the way.
+    checking the stored object's sha256 on the way; ``parallel``: mbstream's threads
+    writing files (``-p``, the policy's ``backup.parallel``).
 
     Raises VerificationFailed when the object does not match its manifest (corrupt) or
     names a file outside ``target`` (tampered), ToolError when mbstream fails on an intact
@@ -152,7 +157,7 @@ def extract(
     mbstream = require_tool("mbstream", "mariadb-backup")
     target.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [mbstream, "-x", "-C", str(target)],
+        [mbstream, "-x", f"--parallel={max(1, parallel)}", "-C", str(target)],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,

@@ -107,7 +107,7 @@ def restore_steps(
     base, *increments = links
     staged: list[Step] = [
         CheckBackup(repo, links, paths, replay_bytes),
-        Extract(repo, base, paths, run.progress),
+        Extract(repo, base, paths, run.progress, policy.backup.parallel),
         Prepare(paths, policy.backup),
         *(
             ApplyIncremental(repo, link, n, paths, policy.backup, run.progress)
