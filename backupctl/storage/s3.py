@@ -56,6 +56,20 @@ _TRANSIENT_CODES = frozenset({"SlowDown", "InternalError", "ServiceUnavailable",
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
 _DENIED = frozenset({"AccessDenied", "403", "AllAccessDisabled"})
+#: what to change when a store refuses the parts' size or the requests' concurrency
+_PART_SIZE_HINT = "the store refuses parts of this size: set repository.part_size_mb"
+_THROTTLE_HINT = (
+    "the store throttles this many requests at once: lower repository.upload_concurrency "
+    "and download_concurrency"
+)
+_HINTS = {
+    "EntityTooSmall": _PART_SIZE_HINT,
+    "EntityTooLarge": _PART_SIZE_HINT,
+    "InvalidPart": _PART_SIZE_HINT,
+    "SlowDown": _THROTTLE_HINT,
+    "TooManyRequests": _THROTTLE_HINT,
+    "RequestLimitExceeded": _THROTTLE_HINT,
+}
 _NEXT_OBJECTS = {"ContinuationToken": "NextContinuationToken"}
 _NEXT_UPLOADS = {"KeyMarker": "NextKeyMarker", "UploadIdMarker": "NextUploadIdMarker"}
 
@@ -366,7 +380,10 @@ class S3Repository(Repository):
         if code in _DENIED:
             return RepositoryError(f"access denied to {url} ({operation}): check the bucket policy")
         message = " ".join(str(exc.response.get("Error", {}).get("Message") or code).split())
-        return RepositoryError(f"S3 {operation} on {url} failed: {code}: {message}")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        hint = _HINTS.get(code) or (_THROTTLE_HINT if status == 429 else "")
+        tail = f" ({hint})" if hint else ""
+        return RepositoryError(f"S3 {operation} on {url} failed: {code}: {message}{tail}")
 
     def _pages(self, operation: str, markers: dict[str, str], **params: Any) -> Iterator[Any]:
         """Yield every page of a listing; ``markers`` maps request field <- response field."""

@@ -540,6 +540,33 @@ def test_retries_are_bounded(repo: S3Repository, s3_bucket: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("operation", "status", "code", "hint"),
+    [
+        ("CompleteMultipartUpload", 400, "EntityTooSmall", "repository.part_size_mb"),
+        ("UploadPart", 400, "EntityTooLarge", "repository.part_size_mb"),
+        ("UploadPart", 503, "SlowDown", "repository.upload_concurrency"),
+        ("UploadPart", 429, "TooManyRequests", "repository.upload_concurrency"),
+    ],
+)
+def test_a_store_refusing_the_part_size_or_the_concurrency_says_what_to_change(
+    repo: S3Repository,
+    s3_client: Any,
+    s3_bucket: str,
+    operation: str,
+    status: int,
+    code: str,
+    hint: str,
+) -> None:
+    inject_failures(repo.client, operation, [(status, code)] * FAST.attempts * 3)
+    with pytest.raises(RepositoryError) as caught, repo.open_write("big") as writer:
+        writer.write(os.urandom(11 * MIB))
+        writer.commit()
+    message = str(caught.value)
+    assert code in message and hint in message and "\n" not in message
+    assert not repo.exists("big") and pending_uploads(s3_client, s3_bucket) == []
+
+
 @pytest.mark.parametrize(("status", "code"), [(403, "AccessDenied"), (400, "InvalidArgument")])
 def test_permanent_errors_are_not_retried(repo: S3Repository, status: int, code: str) -> None:
     sent = inject_failures(repo.client, "PutObject", [(status, code)] * 5)
