@@ -1,7 +1,8 @@
 """One error tree for the whole package.
 
 Library code raises these; only ``backupctl.cli`` turns them into exit codes
-(0 success, 1 operation failed, 2 bad usage / invalid policy, 3 verification failed).
+(0 success, 1 operation failed, 2 bad usage / invalid policy, 3 verification failed,
+75 skipped because another run holds the lock).
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ class ObjectNotFound(RepositoryError):
 
 
 class LockHeldError(BackupctlError):
-    """Another run holds the lock for this policy."""
+    """Another run holds the lock for this policy: skipped, try later (EX_TEMPFAIL; the
+    generated units count it as success)."""
+
+    exit_code = 75
 
 
 class BackupFailed(BackupctlError):

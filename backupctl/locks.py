@@ -11,29 +11,38 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from backupctl.errors import LockHeldError
 from backupctl.layout import StateLayout
 from backupctl.statefile import PRIVATE_FILE_MODE, private_dir
+from backupctl.storage.base import Repository
+
+
+def lane_lock(policy: str, lane: str = "") -> str:
+    """The name of ``policy``'s lock for ``lane`` ("": its main lock). Backups of a kind in
+    a lane of its own (binlogs) never wait for the others (a night's full backup)."""
+    return f"{policy}.{lane}" if lane else policy
 
 
 @contextmanager
-def policy_lock(layout: StateLayout, policy: str, purpose: str = "backup") -> Iterator[None]:
-    """Hold the lock of ``policy`` for the duration of the block.
+def policy_lock(
+    layout: StateLayout, policy: str, purpose: str = "backup", lane: str = ""
+) -> Iterator[None]:
+    """Hold the lock of ``policy`` (of its ``lane``) for the duration of the block.
 
     Raises LockHeldError at once (no waiting) when another process holds it.
     """
     private_dir(layout.locks)
-    path = layout.lock(policy)
+    path = layout.lock(lane_lock(policy, lane))
     fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LockHeldError(_held_message(policy, path)) from None
+            raise LockHeldError(_held_message(policy, lane, path)) from None
         holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -49,6 +58,24 @@ def policy_lock(layout: StateLayout, policy: str, purpose: str = "backup") -> It
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def lanes_locked(
+    layout: StateLayout,
+    repo: Repository | None,
+    policy: str,
+    lanes: Iterable[str],
+    purpose: str,
+) -> Iterator[None]:
+    """Hold ``policy``'s locks of ``lanes`` (the main one first): here and, with ``repo``,
+    across every host sharing it. Raises LockHeldError (holding none) when one is taken."""
+    with ExitStack() as held:
+        for lane in sorted(set(lanes)):
+            held.enter_context(policy_lock(layout, policy, purpose, lane))
+            if repo is not None:
+                held.enter_context(repo.lock(policy, purpose, lane))
+        yield
 
 
 def follow_lock(policy: str) -> str:
@@ -87,8 +114,10 @@ def _holder_text(path: Path) -> str:
     )
 
 
-def _held_message(policy: str, path: Path) -> str:
+def _held_message(policy: str, lane: str, path: Path) -> str:
     who = _holder_text(path)
+    what = f"{lane} run" if lane else "run"
     return (
-        f"another run of policy {policy!r} is in progress{f' ({who})' if who else ''}; lock {path}"
+        f"another {what} of policy {policy!r} is in progress{f' ({who})' if who else ''}; "
+        f"lock {path}"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, Self, TypeVar
 
@@ -222,11 +223,16 @@ def scan_manifests(repo: Repository, policy: str | None = None) -> list[Manifest
     return manifests
 
 
-def incomplete_backups(repo: Repository, policy: str) -> list[str]:
-    """Return prefixes of backups that were started but never got a manifest."""
+def incomplete_backups(
+    repo: Repository, policy: str, kinds: Sequence[str] | None = None
+) -> list[str]:
+    """Return prefixes of backups (of ``kinds``, default all) that were started but never
+    got a manifest."""
     started, complete = set(), set()
     for info in repo.list(f"{policy}/"):
         parts = info.key.split("/")
+        if kinds is not None and len(parts) > 1 and parts[1] not in kinds:
+            continue
         if len(parts) == 4 and parts[3] == STARTED:
             started.add("/".join(parts[:3]))
         elif len(parts) == 4 and parts[3] == MANIFEST:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -87,9 +87,27 @@ class Driver(abc.ABC, Generic[PolicyT, OptionsT]):
 
     name: ClassVar[str]
     kinds: ClassVar[tuple[str, ...]]
+    #: kinds backed up beside the others, under a lock of their own: kind -> lane (a
+    #: night's full backup must not stop the hourly binlogs and breach the RPO)
+    lanes: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, policy: PolicyT):
         self.policy = policy
+
+    @classmethod
+    def lane_of(cls, kind: str) -> str:
+        """The lock lane ``kind`` is backed up under ("": the main one)."""
+        return cls.lanes.get(kind, "")
+
+    @classmethod
+    def all_lanes(cls) -> list[str]:
+        """Every lane of this driver, the main one first (prune and restore hold them all)."""
+        return sorted({"", *cls.lanes.values()})
+
+    @classmethod
+    def lane_kinds(cls, lane: str) -> tuple[str, ...]:
+        """The kinds backed up under ``lane``."""
+        return tuple(kind for kind in cls.kinds if cls.lane_of(kind) == lane)
 
     @property
     def main_kind(self) -> str:

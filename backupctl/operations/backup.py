@@ -28,7 +28,7 @@ from backupctl.errors import (
     UsageError,
 )
 from backupctl.history import RunEvent
-from backupctl.locks import policy_lock
+from backupctl.locks import lanes_locked
 from backupctl.operations.context import Context
 from backupctl.policy.common import PolicyBase
 from backupctl.storage import keys
@@ -42,15 +42,16 @@ log = structlog.get_logger()
 Producer = Callable[[BackupSession], Details]
 
 
-def clean_incomplete(repo: Repository, policy: str, kinds: Sequence[str] = ()) -> list[str]:
-    """Remove backups of ``policy`` that were started but never completed, and uploads
-    under its ``kinds`` that were never committed (e.g. a marker a run was killed
+def clean_incomplete(repo: Repository, policy: str, kinds: Sequence[str]) -> list[str]:
+    """Remove backups of ``policy``'s ``kinds`` that were started but never completed, and
+    uploads under them that were never committed (e.g. a marker a run was killed
     writing, before anything is listed).
 
-    Call only while holding the policy lock: then no backup of it is running.
+    Call only while holding the locks of the lanes of ``kinds``: then no backup of them
+    is running (one of another lane may be: it is left alone).
     Returns the prefixes removed.
     """
-    removed = incomplete_backups(repo, policy)
+    removed = incomplete_backups(repo, policy, kinds)
     for prefix in removed:
         repo.delete_prefix(prefix)
         log.warning("removed incomplete backup left by an interrupted run", prefix=prefix)
@@ -133,8 +134,9 @@ def _locked_backup(
     fallback: bool,
 ) -> Manifest:
     policy, catalog = driver.policy, ctx.catalog()
-    with policy_lock(ctx.layout, policy.name), repo.lock(policy.name, f"backup {kind}"):
-        clean_incomplete(repo, policy.name, driver.kinds)
+    lane = driver.lane_of(kind)
+    with lanes_locked(ctx.layout, repo, policy.name, [lane], f"backup {kind}"):
+        clean_incomplete(repo, policy.name, driver.lane_kinds(lane))
         sync_policy(catalog, repo, policy.name)
         backups = ctx.backups(policy, driver)
         choice = driver.choose_kind(kind, backups, repo, fallback)

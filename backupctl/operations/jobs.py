@@ -22,7 +22,7 @@ from backupctl.drills.report import DrillReport
 from backupctl.errors import BackupctlError, LockHeldError, NothingChanged
 from backupctl.operations.backup import run_backup
 from backupctl.operations.context import Context
-from backupctl.operations.prune import prune_policy
+from backupctl.operations.prune import prune_after_backup
 from backupctl.policy.common import PolicyBase
 from backupctl.scheduling.due import Claim, claim_job, next_due, register_jobs
 from backupctl.scheduling.plan import DRILL, ScheduledJob
@@ -147,9 +147,10 @@ class JobRunner:
             outcome, detail = "failed", f"internal error: {type(exc).__name__}: {exc}"
         else:
             backup_id, detail = manifest.backup_id, f"backup {manifest.backup_id} stored"
-            pruned, prune_error = self._prune(job, policy)
-            if prune_error is not None:
-                outcome, detail = "failed", f"{detail}; prune failed: {prune_error}"
+            after = prune_after_backup(self.ctx, policy)
+            pruned = after.pruned
+            if after.error is not None:
+                outcome, detail = "failed", f"{detail}; prune failed: {after.error}"
         return self._finish(job, claim, started, outcome, detail, backup_id, pruned)
 
     def _finish(
@@ -206,22 +207,6 @@ class JobRunner:
             backup_id=backup_id,
             pruned=pruned,
         )
-
-    def _prune(self, job: ScheduledJob, policy: PolicyBase) -> tuple[int, str | None]:
-        """Apply retention after a successful backup: (backups deleted, error or None)."""
-        if not policy.prune_after_backup:
-            return 0, None
-        try:
-            results = prune_policy(self.ctx, policy)
-        except LockHeldError as exc:  # the next successful run prunes instead
-            log.warning("prune skipped: the policy is busy", job=job.id, reason=str(exc))
-            return 0, None
-        except BackupctlError as exc:
-            return 0, str(exc)
-        except Exception as exc:  # a bug in prune must not stop the other jobs either
-            log.exception("prune failed with an internal error", job=job.id)
-            return 0, f"internal error: {type(exc).__name__}: {exc}"
-        return sum(1 for r in results if not r.keep), None
 
     def _record(self, job: ScheduledJob, result: JobResult | None) -> None:
         """Write the run's outcome (or, when interrupted, that it was) and clear its mark."""

@@ -10,7 +10,8 @@ import structlog
 from backupctl.catalog.manifest import MANIFEST
 from backupctl.catalog.sync import sync_policy
 from backupctl.drivers.registry import driver_for
-from backupctl.locks import policy_lock
+from backupctl.errors import BackupctlError, LockHeldError
+from backupctl.locks import lanes_locked
 from backupctl.operations.backup import clean_incomplete
 from backupctl.operations.context import Context
 from backupctl.policy.common import PolicyBase
@@ -53,7 +54,7 @@ def prune_policy(ctx: Context, policy: PolicyBase, dry_run: bool = False) -> lis
         decisions: list[Decision] = driver.retention(backups, now)
         return [_result(by_id[d.backup_id].kind, policy.name, d) for d in decisions]
     results = []
-    with policy_lock(ctx.layout, policy.name, purpose="prune"), repo.lock(policy.name, "prune"):
+    with lanes_locked(ctx.layout, repo, policy.name, driver.all_lanes(), "prune"):
         # what a run killed part-way left: half-written or half-deleted backups go, and
         # one a prune forgot but had not deleted yet is listed (and decided on) again
         clean_incomplete(repo, policy.name, driver.kinds)
@@ -79,6 +80,37 @@ def prune_policy(ctx: Context, policy: PolicyBase, dry_run: bool = False) -> lis
         if swept := driver.collect_garbage(repo, kept):
             log.info("unreferenced objects removed", policy=policy.name, count=swept)
     return results
+
+
+@dataclass(frozen=True)
+class AfterBackup:
+    """What applying retention after a backup came to."""
+
+    pruned: int = 0
+    skipped: str | None = None  # why it did not run (busy, or the policy opts out)
+    error: str | None = None
+
+
+def prune_after_backup(ctx: Context, policy: PolicyBase) -> AfterBackup:
+    """Apply ``policy``'s retention after one of its backups succeeded, on every path that
+    backs up (``backup``, ``run-due``, the scheduler), as pgBackRest expires after each
+    backup. Never raises for an expected failure: a policy with ``prune_after_backup:
+    false`` or busy with another run (the next backup prunes) is skipped, a failed
+    prune is returned as ``error`` (the backup itself is stored)."""
+    if not policy.prune_after_backup:
+        return AfterBackup(skipped="prune_after_backup is false")
+    try:
+        results = prune_policy(ctx, policy)
+    except LockHeldError as exc:
+        log.warning("prune skipped: the policy is busy", policy=policy.name, reason=str(exc))
+        return AfterBackup(skipped=str(exc))
+    except BackupctlError as exc:
+        log.error("prune after the backup failed", policy=policy.name, error=str(exc))
+        return AfterBackup(error=str(exc))
+    except Exception as exc:  # a bug in prune must not hide that the backup is stored
+        log.exception("prune failed with an internal error", policy=policy.name)
+        return AfterBackup(error=f"internal error: {type(exc).__name__}: {exc}")
+    return AfterBackup(pruned=sum(1 for r in results if not r.keep))
 
 
 def _result(kind: str, policy: str, decision: Decision) -> PruneResult:

@@ -9,6 +9,7 @@ finished (``--resume``) or undone (``--rollback``) from the options stored in it
 from __future__ import annotations
 
 import shutil
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from backupctl.drivers.base import RestoreRun
 from backupctl.drivers.registry import AnyDriver, driver_for
 from backupctl.errors import NotFoundError, UsageError
 from backupctl.layout import StateLayout
-from backupctl.locks import policy_lock
+from backupctl.locks import lanes_locked
 from backupctl.operations.context import Context
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.options import RestoreOptions
@@ -151,11 +152,17 @@ def _options_of(driver: AnyDriver, options: RestoreOptions) -> RestoreOptions:
     return options
 
 
+def _restore_locks(ctx: Context, policy: PolicyBase) -> AbstractContextManager[None]:
+    """Every lane of the policy: no backup of any kind runs while its data is replaced."""
+    lanes = driver_for(policy).all_lanes()
+    return lanes_locked(ctx.layout, None, policy.name, lanes, "restore")
+
+
 def run_restore(ctx: Context, plan: RestorePlan) -> RestoreReport:
     """Run a plan under the policy lock. Returns the report; raises RunbookFailed (with the
     report written) when a step failed and everything was undone."""
     policy = plan.policy
-    with policy_lock(ctx.layout, policy.name, purpose="restore"):
+    with _restore_locks(ctx, policy):
         _refuse_if_unfinished(ctx.layout, policy.name)
         prune_asides(ctx, policy)
         return _drive(ctx.layout, plan.runbook, plan.manifest, rollback=False)
@@ -164,7 +171,7 @@ def run_restore(ctx: Context, plan: RestorePlan) -> RestoreReport:
 def resume_restore(ctx: Context, policy: PolicyBase, *, rollback: bool) -> RestoreReport:
     """Finish (or undo) the interrupted restore of ``policy`` with the options stored in its
     journal. Raises NotFoundError if there is none."""
-    with policy_lock(ctx.layout, policy.name, purpose="restore"):
+    with _restore_locks(ctx, policy):
         journal = find_unfinished(ctx.layout, policy.name)
         if journal is None:
             raise NotFoundError(f"no interrupted restore of policy {policy.name!r}")

@@ -138,7 +138,10 @@ class PolicyBase(StrictModel):
     drill: DrillSpec = DrillSpec()
     schedule: ScheduleBase = ScheduleBase()
     prune_after_backup: bool = Field(
-        True, description="scheduled runs apply retention after each successful backup"
+        True,
+        description="every successful backup (backup, run-due, the scheduler, generated "
+        "units and cron lines) is followed by the policy's retention; `backup --no-prune` "
+        "skips it once",
     )
     notify: list[NotifyTarget] = Field(
         [], description="webhooks told about this policy's runs (failures by default)"

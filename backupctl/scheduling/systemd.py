@@ -89,6 +89,8 @@ def _service(job: ScheduledJob, policy: PolicyBase, options: UnitOptions) -> str
         "Type=oneshot\n"
         "EnvironmentFile=-/etc/backupctl/environment\n"
         f"ExecStart={' '.join(_quote(arg) for arg in command)}\n"
+        "# 75: skipped, another run of the policy holds its lock (the next run catches up)\n"
+        "SuccessExitStatus=75\n"
         "TimeoutStopSec=5min\n"
         f"{HARDENING}"
         f"ReadWritePaths={writable}\n"

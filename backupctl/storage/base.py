@@ -89,8 +89,9 @@ class Repository(abc.ABC):
         """Remove ``key``; removing a missing key is not an error."""
 
     @contextmanager
-    def lock(self, policy: str, purpose: str) -> Iterator[None]:
-        """Hold ``policy`` exclusively across every host sharing this repository.
+    def lock(self, policy: str, purpose: str, lane: str = "") -> Iterator[None]:
+        """Hold ``policy`` (its ``lane``: "" is the main one) exclusively across every host
+        sharing this repository.
 
         Default: nothing beyond the local lock (a local repository has one host).
         Raises LockHeldError when another host holds it.

@@ -474,8 +474,8 @@ class EncryptedRepository(Repository):
         self.inner.delete(key)
 
     @contextmanager
-    def lock(self, policy: str, purpose: str) -> Iterator[None]:
-        with self.inner.lock(policy, purpose):
+    def lock(self, policy: str, purpose: str, lane: str = "") -> Iterator[None]:
+        with self.inner.lock(policy, purpose, lane):
             yield
 
     def delete_prefix(self, prefix: str) -> int:

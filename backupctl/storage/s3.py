@@ -546,8 +546,8 @@ class S3Repository(Repository):
     lock_lease: float = DEFAULT_LEASE
 
     @contextmanager
-    def lock(self, policy: str, purpose: str) -> Iterator[None]:
-        key = self._full_key(keys.join(policy, "lock.json"))
+    def lock(self, policy: str, purpose: str, lane: str = "") -> Iterator[None]:
+        key = self._full_key(keys.join(policy, f"lock-{lane}.json" if lane else "lock.json"))
         lease = LeaseLock(
             _RetryingLeaseClient(self),
             self.bucket,

@@ -16,6 +16,8 @@ from backupctl.demo import sample_data
 from backupctl.demo.server import checksum_tables
 from backupctl.drivers.mariadb.extract import extract, prepare
 from backupctl.drivers.mariadb.instance import MariaDBInstance
+from backupctl.layout import StateLayout
+from backupctl.locks import policy_lock
 from backupctl.proc import process_args
 from backupctl.storage.factory import open_repository
 from backupctl.storage.spec import RepositorySpec
@@ -250,11 +252,33 @@ def test_concurrent_backup_of_the_same_policy_is_refused(
         assert time.monotonic() < deadline and first.poll() is None
         time.sleep(0.01)
     second = backupctl("backup", "shop", policies=policy)
-    assert second.code == 1
+    assert second.code == 75  # EX_TEMPFAIL: skipped, not failed
     assert "another run of policy 'shop' is in progress" in second.stderr
     assert f"pid {first.pid}" in second.stderr
     first.communicate()
     assert first.returncode == 0
+
+
+def test_binlogs_ship_while_a_full_backup_holds_the_policy(
+    loaded: dict[str, Any], tmp_path: Path, backupctl: Any
+) -> None:
+    """The night's full backup of a 1 TB database takes hours: the hourly binlog job must
+    not wait for it (the RPO), while prune, which deletes both, waits for either."""
+    policy = mariadb_policy(tmp_path / "policies", loaded["server"], f"file://{tmp_path / 'repo'}")
+    assert backupctl("backup", "shop", "--no-prune", policies=policy).code == 0
+    layout = StateLayout(backupctl.state_dir)
+    with policy_lock(layout, "shop", purpose="backup full"):  # the full backup's lock
+        binlog = backupctl("backup", "shop", "--type", "binlog", "--json", policies=policy)
+        assert binlog.code == 0, binlog.output
+        assert json.loads(binlog.stdout)["kind"] == "binlog"
+        incremental = backupctl("backup", "shop", "--type", "incremental", policies=policy)
+        assert incremental.code == 75, incremental.output
+        assert backupctl("prune", "shop", policies=policy).code == 75
+    with policy_lock(layout, "shop", purpose="backup binlog", lane="binlog"):
+        again = backupctl("backup", "shop", "--type", "binlog", policies=policy)
+        assert again.code == 75 and "another binlog run of policy 'shop'" in again.stderr
+        assert backupctl("prune", "shop", policies=policy).code == 75
+        assert backupctl("backup", "shop", "--type", "incremental", policies=policy).code == 0
 
 
 def test_sigterm_mid_backup_cleans_up_at_once(

@@ -101,7 +101,7 @@ def test_a_backup_waits_for_no_one_while_another_host_holds_the_policy(
     other_host.acquire()
     try:
         refused = backupctl("backup", "llm", policies=policy)
-        assert refused.code == 1
+        assert refused.code == 75  # skipped: try later
         assert "backups/llm/lock.json is held by" in refused.stderr
         assert "backup on db2" in refused.stderr
     finally:

@@ -26,7 +26,7 @@ from backupctl.errors import (
     RepositoryError,
 )
 from backupctl.layout import StateLayout
-from backupctl.operations import jobs as runner_module
+from backupctl.operations import prune as prune_module
 from backupctl.operations.context import Context
 from backupctl.operations.daemon import SchedulerDaemon
 from backupctl.operations.jobs import JobRunner
@@ -141,7 +141,7 @@ def test_prune_after_backup(
             raise prune_error
         return [SimpleNamespace(keep=False), SimpleNamespace(keep=True)]
 
-    monkeypatch.setattr(runner_module, "prune_policy", prune_policy)
+    monkeypatch.setattr(prune_module, "prune_policy", prune_policy)
     policies = _policies(tmp_path, "a", prune_after_backup=True) + _policies(tmp_path / "off", "b")
     plan = plan_jobs(policies)
     runner = _runner(tmp_path, lambda *args: _manifest())
@@ -192,7 +192,7 @@ def test_drill_jobs_run_the_drill_and_a_failed_drill_fails_the_job(
 
 
 def test_a_bug_in_prune_fails_the_job_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_module, "prune_policy", _raising(AttributeError("no lock")))
+    monkeypatch.setattr(prune_module, "prune_policy", _raising(AttributeError("no lock")))
     policies = _policies(tmp_path, "a", "b", prune_after_backup=True)
     plan = plan_jobs(policies)
     runner = _runner(tmp_path, lambda *args: _manifest())

@@ -58,6 +58,9 @@ class MariaDBDriver(Driver[MariaDBPolicy, MariaDBRestoreOptions], Follower):
 
     name = "mariadb"
     kinds = (FULL_KIND, BINLOG_KIND, INCREMENTAL_KIND)
+    #: binlogs ship while a full or incremental backup runs (they only read closed
+    #: binlog files and the server's binlog state)
+    lanes = {BINLOG_KIND: "binlog"}
 
     @property
     def point_kinds(self) -> tuple[str, ...]:
