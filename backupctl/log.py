@@ -8,6 +8,7 @@ is masked, tracebacks included.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from io import StringIO
@@ -39,14 +40,50 @@ def format_exception(exc: BaseException) -> str:
     return scrub("".join(traceback.format_exception(exc)))
 
 
+#: the names ``--log-level`` takes
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+_threshold = logging.INFO
+
+
 def default_format() -> LogFormat:
     return "console" if sys.stderr.isatty() else "json"
 
 
-def configure(fmt: LogFormat | None = None, verbose: int = 0) -> LogFormat:
-    """Configure structlog for the process; return the format chosen."""
+def use_colors() -> bool:
+    """Colours on a terminal, unless NO_COLOR is set to anything (https://no-color.org)."""
+    return sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+
+
+def quiet() -> bool:
+    """True when routine (info) lines are not logged: ``--quiet`` or a higher level."""
+    return _threshold > logging.INFO
+
+
+def choose_level(level: str | None = None, verbose: int = 0, quiet: bool = False) -> int:
+    """The threshold: ``level`` (``--log-level``) if given, else debug with ``-v``,
+    warning with ``--quiet`` (cron then mails only what went wrong), else info."""
+    if level is not None:
+        return LEVELS[level.lower()]
+    if verbose:
+        return logging.DEBUG
+    return logging.WARNING if quiet else logging.INFO
+
+
+def configure(
+    fmt: LogFormat | None = None, verbose: int = 0, level: int | None = None
+) -> LogFormat:
+    """Configure structlog for the process; return the format chosen. ``level``: the
+    threshold (default: debug with ``verbose``, else info)."""
+    global _threshold
     fmt = fmt or default_format()
-    level = logging.DEBUG if verbose else logging.INFO
+    if level is None:
+        level = logging.DEBUG if verbose else logging.INFO
+    _threshold = level
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -62,7 +99,7 @@ def configure(fmt: LogFormat | None = None, verbose: int = 0) -> LogFormat:
         processors += [
             redact_secrets,
             structlog.dev.ConsoleRenderer(
-                colors=sys.stderr.isatty(), exception_formatter=scrubbed_traceback
+                colors=use_colors(), exception_formatter=scrubbed_traceback
             ),
         ]
     structlog.configure(

@@ -68,8 +68,11 @@ def logged_progress(description: str, total: int | None) -> Iterator[Advance]:
     yield advance
 
 
-def choose_progress(log_format: str) -> ProgressFactory:
-    """A terminal bar when stderr is a terminal and logs are for humans, else log lines."""
+def choose_progress(log_format: str, quiet: bool = False) -> ProgressFactory:
+    """A terminal bar when stderr is a terminal and logs are for humans, else log lines;
+    nothing when ``quiet`` (``--quiet``: only what went wrong)."""
+    if quiet:
+        return no_progress
     if log_format == "console" and sys.stderr.isatty():
         return terminal_progress
     return logged_progress

@@ -14,10 +14,11 @@ from typing import NoReturn
 import click
 
 from backupctl import __version__
+from backupctl.cli import render
 from backupctl.cli.context import AppContext
 from backupctl.clock import ahead_by, utc_now
-from backupctl.errors import BackupctlError, PolicyError
-from backupctl.log import configure, format_exception
+from backupctl.errors import BackupctlError, LockHeldError, PolicyError
+from backupctl.log import LEVELS, choose_level, configure, format_exception
 from backupctl.redaction import scrub
 from backupctl.settings import default_policies, default_state_dir
 from backupctl.statefile import use_private_umask
@@ -98,6 +99,20 @@ class _LazyGroup(click.Group):
     help="Test hook: run the clock this many seconds ahead (tests move time, never wait).",
 )
 @click.option("-v", "--verbose", count=True, help="More logging; tracebacks for bugs.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    envvar="BACKUPCTL_QUIET",
+    help="Log only warnings and errors, no progress (cron mails only what went wrong).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(list(LEVELS), case_sensitive=False),
+    envvar="BACKUPCTL_LOG_LEVEL",
+    default=None,
+    help="Lowest level logged (default: info; debug with -v, warning with --quiet).",
+)
 @click.version_option(__version__, prog_name="backupctl")
 @click.pass_context
 def cli(
@@ -109,9 +124,12 @@ def cli(
     pushgateway: str | None,
     clock_offset: float,
     verbose: int,
+    quiet: bool,
+    log_level: str | None,
 ) -> None:
     """Backups that prove they restore: MariaDB, Elasticsearch, models, configs."""
-    fmt = configure(log_format, verbose)  # type: ignore[arg-type]
+    level = choose_level(log_level, verbose, quiet)
+    fmt = configure(log_format, verbose, level)  # type: ignore[arg-type]
     use_private_umask()  # what backupctl and its tools create is private (see statefile)
     ctx.obj = AppContext(
         policies_path=policies or default_policies(),
@@ -128,13 +146,23 @@ def _on_sigterm(signum: int, frame: object) -> NoReturn:
     raise SystemExit(128 + signum)
 
 
-def _fail(exc: BackupctlError) -> NoReturn:
+def _wants_json(argv: list[str] | None) -> bool:
+    return "--json" in (sys.argv[1:] if argv is None else argv)
+
+
+def _fail(exc: BackupctlError, as_json: bool = False) -> NoReturn:
+    if as_json:
+        problems = [scrub(str(p)) for p in getattr(exc, "problems", ())]
+        message = f"{len(problems)} problem(s) in the policies" if problems else str(exc)
+        render.json_error(scrub(message).splitlines()[0], exc.exit_code, problems)
     if isinstance(exc, PolicyError):
         for problem in exc.problems:
             # the message may quote a value; the file name and field are the operator's
             click.echo(str(dataclasses.replace(problem, message=scrub(problem.message))), err=True)
         files = len({p.file for p in exc.problems})
         click.echo(f"error: {len(exc.problems)} problem(s) in {files} policy file(s)", err=True)
+    elif isinstance(exc, LockHeldError):  # not a failure: the next run catches up
+        click.echo(f"skipped: {scrub(str(exc))}", err=True)
     else:
         click.echo(f"error: {scrub(str(exc))}", err=True)
     sys.exit(exc.exit_code)
@@ -159,18 +187,22 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
+        if _wants_json(argv):
+            render.json_error(exc.format_message(), exc.exit_code)
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
     except BackupctlError as exc:
-        _fail(exc)
+        _fail(exc, _wants_json(argv))
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except OSError as exc:  # the host said no (a path too long, not writable, disk full)
         where = f": {exc.filename}" if exc.filename else ""
+        if _wants_json(argv):
+            render.json_error(scrub(f"{exc.strerror or exc}{where}"), 1)
         click.echo(scrub(f"error: {exc.strerror or exc}{where}"), err=True)
         sys.exit(1)
     except Exception as exc:  # a bug: say so plainly, show the traceback only on request
@@ -178,6 +210,8 @@ def main(argv: list[str] | None = None) -> None:
         if ctx_verbose:
             click.echo(format_exception(exc), err=True, nl=False)
         message = scrub(f"{type(exc).__name__}: {exc}")
+        if _wants_json(argv):
+            render.json_error(f"internal error (a bug in backupctl): {message}", 1)
         click.echo(f"internal error (a bug in backupctl): {message}", err=True)
         sys.exit(1)
     sys.exit(0)

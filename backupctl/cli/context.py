@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from backupctl.catalog.index import Catalog
 from backupctl.clock import Clock, utc_now
 from backupctl.layout import StateLayout
-from backupctl.log import LogFormat
+from backupctl.log import LogFormat, quiet
 from backupctl.observability.reporter import RunReporter
 from backupctl.observability.status import PolicyStatus, policy_statuses
 from backupctl.operations.context import Context, policy_repository
@@ -59,7 +59,7 @@ class AppContext:
         runs reported to the history, the log, webhooks and the configured metrics."""
         return Context(
             self.layout,
-            progress=choose_progress(self.log_format),
+            progress=choose_progress(self.log_format, quiet()),
             reporter=self.reporter(),
             clock=self.clock,
         )

@@ -16,8 +16,26 @@ def human_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+_emitted = False
+
+
 def emit_json(data: Any) -> None:
+    global _emitted
+    _emitted = True
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def json_error(message: str, exit_code: int, problems: Sequence[str] = ()) -> None:
+    """A failed ``--json`` command that printed no result prints this object on stdout
+    (scripts read one JSON document whatever happened): what went wrong and the exit
+    code; nothing when the command already printed its JSON (e.g. a failed verify's)."""
+    if _emitted:
+        return
+    outcome = {0: "ok", 2: "usage", 3: "verification", 75: "skipped"}.get(exit_code, "failed")
+    error: dict[str, Any] = {"message": message, "exit_code": exit_code, "outcome": outcome}
+    if problems:
+        error["problems"] = list(problems)
+    emit_json({"error": error})
 
 
 def table(

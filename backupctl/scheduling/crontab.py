@@ -18,10 +18,11 @@ def crontab_lines(
     """
     head = [shlex.quote(backupctl), *(shlex.quote(a) for a in global_args)]
     lines = [
-        "# backupctl schedules: copy to /etc/cron.d/backupctl (cron mails what a job prints;",
-        "# append '>>/var/log/backupctl.log 2>&1' to keep it in a file instead).",
+        "# backupctl schedules: copy to /etc/cron.d/backupctl. cron mails what a job prints:",
+        "# with --quiet only warnings and errors (and a result line); drop it and append",
+        "# '>>/var/log/backupctl.log 2>&1' to keep every log line in a file instead.",
         "# Or replace them all with one line that also catches up after downtime:",
-        f"#   * * * * * {user} {' '.join(head)} --log-format json run-due",
+        f"#   * * * * * {user} {' '.join(head)} --log-format json --quiet run-due",
         "SHELL=/bin/sh",
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     ]
@@ -33,7 +34,7 @@ def crontab_lines(
         if timezone:
             lines.append(f"CRON_TZ={timezone}")
         for job in jobs:
-            command = [*head, "--log-format", "json", *job.command]
+            command = [*head, "--log-format", "json", "--quiet", *job.command]
             lines.append(f"{job.cron} {user} {' '.join(command)}")
     lines += [f"# {c.note}" for c in plan.continuous]
     return lines

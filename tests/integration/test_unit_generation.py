@@ -102,7 +102,7 @@ def test_cron_prints_equivalent_lines(policies: Path, backupctl: Any) -> None:
     assert result.code == 0, result.output
     lines = result.stdout.splitlines()
     head = f"/usr/bin/backupctl --policies {policies.absolute()} --state-dir "
-    head += f"{backupctl.state_dir.absolute()} --log-format json backup"
+    head += f"{backupctl.state_dir.absolute()} --log-format json --quiet backup"
     assert f"0 0 13 * 5 root {head} db --type full" in lines
     assert f"*/15 * * * * root {head} llm --type version" in lines
     berlin = lines.index("CRON_TZ=Europe/Berlin")
