@@ -31,6 +31,8 @@ class PolicyProblem:
     line: int | None
     field: str
     message: str
+    #: the field's path in the document (names and list indexes), when known
+    loc: tuple[str | int, ...] = ()
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +12,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 
 from backupctl.cron.expressions import validate_timezone
 from backupctl.policy.options import RestoreOptions
-from backupctl.policy.types import Duration, Schedule, check_secret_file, resolve_secret
+from backupctl.policy.types import (
+    Duration,
+    Schedule,
+    check_env_set,
+    check_secret_file,
+    resolve_secret,
+)
 from backupctl.storage.keys import NAME_RE
 from backupctl.storage.spec import RepositorySpec
 
@@ -91,8 +96,7 @@ class NotifyTarget(StrictModel):
     @field_validator("token_env")
     @classmethod
     def _env_is_set(cls, value: str | None) -> str | None:
-        if value is not None and value not in os.environ:
-            raise ValueError(f"environment variable {value} is not set")
+        check_env_set(value)
         return value
 
     def token(self) -> str | None:

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, HttpUrl, SecretStr, model_validator
 
+from backupctl.offline import host_checks
 from backupctl.policy.common import PolicyBase, ScheduleBase, StrictModel
 from backupctl.policy.options import NameList, RestoreOptions, option
 from backupctl.policy.types import Duration, PasswordSource, Schedule, check_secret_file
@@ -29,7 +30,7 @@ class ElasticsearchConnection(PasswordSource):
             check_secret_file(self.api_key_file)
         for name in ("ca_certs", "client_cert", "client_key"):
             path = getattr(self, name)
-            if path is not None and not path.is_file():
+            if path is not None and host_checks() and not path.is_file():
                 raise ValueError(f"{name}: file {path} does not exist")
         if (self.client_cert is None) != (self.client_key is None):
             raise ValueError("client_cert and client_key go together (mutual TLS)")

@@ -45,7 +45,8 @@ def _problems_from(exc: ValidationError, doc: YamlDocument, file: str) -> list[P
         loc: FieldPath = tuple(part for part in error["loc"] if not isinstance(part, str) or part)
         field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc)
         field = field.replace(".[", "[")
-        problems.append(PolicyProblem(file, doc.line_of(loc), field, _message(dict(error))))
+        problem = PolicyProblem(file, doc.line_of(loc), field, _message(dict(error)), loc)
+        problems.append(problem)
     return problems
 
 
@@ -69,7 +70,9 @@ def parse_policy(path: Path) -> tuple[PolicyBase | None, list[PolicyProblem]]:
     try:
         policy = model.model_validate(doc.data)
     except ValidationError as exc:
-        return None, _problems_from(exc, doc, file)
+        found = _problems_from(exc, doc, file)
+        judged = [p for p in found if not any(p.loc[: len(u)] == u for u in doc.unresolved)]
+        return None, judged
     policy._source = path
     return policy, []
 

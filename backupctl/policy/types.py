@@ -22,6 +22,7 @@ from pydantic import (
 
 from backupctl.cron.expressions import validate_expression
 from backupctl.errors import BackupctlError
+from backupctl.offline import host_checks
 
 _DURATION_RE = re.compile(r"^\s*(\d{1,12})\s*([smhdw])\s*$")  # 10^12 weeks > timedelta.max
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -95,8 +96,7 @@ class PasswordSource(BaseModel):
     @field_validator("password_env")
     @classmethod
     def _env_is_set(cls, value: str | None) -> str | None:
-        if value is not None and value not in os.environ:
-            raise ValueError(f"environment variable {value} is not set")
+        check_env_set(value)
         return value
 
     @model_validator(mode="after")
@@ -113,8 +113,17 @@ class PasswordSource(BaseModel):
         return resolve_secret(self.password, self.password_file, self.password_env)
 
 
+def check_env_set(name: str | None) -> None:
+    """Raise ValueError when the variable ``name`` is not set (not checked offline)."""
+    if name is not None and host_checks() and name not in os.environ:
+        raise ValueError(f"environment variable {name} is not set")
+
+
 def check_secret_file(path: Path) -> None:
-    """Raise ValueError when ``path`` is not a readable regular file."""
+    """Raise ValueError when ``path`` is not a readable regular file (not checked
+    offline)."""
+    if not host_checks():
+        return
     if not path.is_file():
         raise ValueError(f"secret file {path} does not exist")
     if not os.access(path, os.R_OK):

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from backupctl.errors import PolicyProblem
+from backupctl.offline import host_checks
 
 FieldPath = tuple[str | int, ...]
 _ENV_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -65,6 +66,8 @@ class YamlDocument:
     data: Any
     lines: dict[FieldPath, int] = field(default_factory=dict)
     problems: list[PolicyProblem] = field(default_factory=list)
+    #: offline, the fields whose ${VAR} is not set here (left as written, not checked)
+    unresolved: set[FieldPath] = field(default_factory=set)
 
     def line_of(self, path: FieldPath) -> int | None:
         """Return the line of ``path`` or of its nearest ancestor that has one."""
@@ -162,7 +165,10 @@ class _Builder:
             try:
                 value = interpolate(value)
             except KeyError as exc:
-                self.problem(path, line, f"environment variable {exc.args[0]} is not set")
+                if host_checks():
+                    self.problem(path, line, f"environment variable {exc.args[0]} is not set")
+                else:  # offline: ${VAR} stays as written, and its field is not judged
+                    self.doc.unresolved.add(path)
         return value
 
 

@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backupctl.errors import BackupctlError, EncryptionError, TamperedObject, UsageError
+from backupctl.offline import host_checks
 from backupctl.storage.base import ObjectInfo, ObjectWriter, Repository
 
 CIPHER = "aes-256-gcm"
@@ -141,14 +142,14 @@ class EncryptionSpec(BaseModel):
     @field_validator("key_file")
     @classmethod
     def _key_file_valid(cls, value: Path | None) -> Path | None:
-        if value is not None:
+        if value is not None and host_checks():
             decode_key(_read_key_file(value), f"encryption key file {value}")
         return value
 
     @field_validator("key_env")
     @classmethod
     def _key_env_valid(cls, value: str | None) -> str | None:
-        if value is not None:
+        if value is not None and host_checks():
             if value not in os.environ:
                 raise ValueError(f"environment variable {value} is not set")
             decode_key(os.environ[value], f"environment variable {value}")
