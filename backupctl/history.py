@@ -69,7 +69,14 @@ class RunEvent:
 
 
 RUNS_VERSION = 1
-_TIMES = ("last_started", "last_finished", "last_success", "last_failure", "last_unchanged")
+_TIMES = (
+    "first_started",
+    "last_started",
+    "last_finished",
+    "last_success",
+    "last_failure",
+    "last_unchanged",
+)
 
 
 class RunHistoryError(BackupctlError):
@@ -82,6 +89,8 @@ class RunRecord:
 
     policy: str
     kind: str
+    #: the first run recorded (a policy that never succeeded alerts from here)
+    first_started: datetime | None = None
     last_started: datetime | None = None
     last_finished: datetime | None = None
     last_outcome: str | None = None
@@ -98,6 +107,8 @@ class RunRecord:
     counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, event: RunEvent) -> None:
+        if self.first_started is None or event.started_at < self.first_started:
+            self.first_started = event.started_at
         self.last_started, self.last_finished = event.started_at, event.finished_at
         self.last_outcome, self.last_seconds = event.outcome, event.duration_seconds
         self.last_error, self.last_backup_id = event.error, event.backup_id

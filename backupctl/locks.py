@@ -78,9 +78,13 @@ def lanes_locked(
         yield
 
 
+#: the lane ``binlog follow`` holds for a policy (beside the policy's own locks)
+FOLLOW_LANE = "follow"
+
+
 def follow_lock(policy: str) -> str:
-    """The lock name ``binlog follow`` holds for ``policy`` (beside the policy's own lock)."""
-    return f"{policy}.follow"
+    """The lock name ``binlog follow`` holds for ``policy``."""
+    return lane_lock(policy, FOLLOW_LANE)
 
 
 def lock_holder(layout: StateLayout, name: str) -> str | None:

@@ -75,6 +75,14 @@ class StatusCollector(Collector):
 
 def _policy_metrics(f: _Families, status: PolicyStatus) -> None:
     policy = {"policy": status.policy}
+    started = [r.first_started or r.last_started for r in status.runs.values()]
+    if first := min((moment for moment in started if moment is not None), default=None):
+        f.gauge(
+            "backupctl_policy_first_run_timestamp_seconds",
+            "When the first run of the policy started (never-succeeded alerts count from it).",
+            policy,
+            first.timestamp(),
+        )
     for kind, record in sorted(status.runs.items()):
         labels = {"policy": status.policy, "kind": kind}
         for outcome in OUTCOMES:
@@ -150,9 +158,9 @@ def _recoverability(f: _Families, status: PolicyStatus, policy: dict[str, str]) 
         )
         f.gauge(
             "backupctl_recoverability_last_timestamp_seconds",
-            "The newest moment a restore can reach.",
+            "The newest moment a restore can reach (a connected binlog follow's last flush).",
             policy,
-            window.latest.timestamp(),
+            (status.recoverable_until or window.latest).timestamp(),
         )
         f.gauge(
             "backupctl_recoverability_gap",

@@ -54,6 +54,8 @@ class FollowState:
     connected: bool
     lag_seconds: float | None
     last_event_at: datetime | None
+    #: when the server's binlog position last equalled what was stored (None: never seen)
+    current_at: datetime | None = None
 
 
 @dataclass
@@ -91,9 +93,24 @@ class PolicyStatus:
         return max(failed, key=lambda r: r.last_failure or self.now, default=None)
 
     @property
+    def recoverable_until(self) -> datetime | None:
+        """The newest moment a restore reproduces (None: nothing is recoverable): the last
+        event stored, or, while ``binlog follow`` is connected, the last time it found the
+        server's binlog position equal to what it had stored (the repository held all the
+        server had written then). An idle database then stays current without new
+        events; a follower that stops confirming ages from its last confirmation."""
+        if self.window is None:
+            return None
+        follow = self.follow
+        if follow is not None and follow.connected and follow.current_at is not None:
+            return max(self.window.latest, min(follow.current_at, self.now))
+        return self.window.latest
+
+    @property
     def point_age(self) -> timedelta | None:
         """How old the newest recoverable point is (None: nothing is recoverable)."""
-        return self.now - self.window.latest if self.window else None
+        until = self.recoverable_until
+        return self.now - until if until is not None else None
 
     @property
     def verdict(self) -> Verdict:
@@ -239,12 +256,13 @@ def _follow(layout: StateLayout, policy: str, now: datetime) -> FollowState | No
         log.warning("unreadable binlog follow status", path=str(path), error=str(exc))
         return None
     flushed = data.get("last_flush_at")
-    event = data.get("last_event_at")
+    event, current = data.get("last_event_at"), data.get("current_at")
     lag = (now - datetime.fromisoformat(flushed)).total_seconds() if flushed else None
     return FollowState(
         bool(data.get("connected")),
         round(lag, 1) if lag is not None else None,
         datetime.fromisoformat(event) if event else None,
+        datetime.fromisoformat(current) if current else None,
     )
 
 

@@ -134,6 +134,8 @@ def test_follow_stores_commits_within_seconds_through_restarts(
     assert "binlog follow stopped" in err
     status = json.loads((backupctl.state_dir / "binlog-follow/shop/status.json").read_text())
     assert _seq(status["last_gtid"]) == _seq(last)
+    # it found the server's binlog position equal to what it had stored: current then
+    assert status["current_at"] is not None and status["current_at"] >= status["last_event_at"]
 
     server.sql("DELETE FROM shop.t")
     result = backupctl("restore", "shop", "--to-gtid", last, "--yes", policies=policy)
@@ -149,7 +151,8 @@ def test_a_second_follower_is_refused(
     first.start()
     time.sleep(2)
     second = backupctl("binlog", "follow", "shop", policies=policy, timeout=30)
-    assert second.code == 1
+    assert second.code == 75  # EX_TEMPFAIL, like any run that finds its lock held
+    assert "another follow run of policy 'shop'" in second.stderr
     assert "binlog follow by pid" in second.stderr
     code, _err = first.signal(signal.SIGINT)
     assert code == 0

@@ -178,3 +178,28 @@ def test_failed_backups_warn_and_say_how_many_in_a_row() -> None:
 )
 def test_durations_read_at_a_glance(seconds: float, text: str) -> None:
     assert human_duration(seconds) == text
+
+
+IDLE = RecoveryWindow(NOW - timedelta(days=7), NOW - timedelta(hours=9))  # no write for 9h
+
+
+@pytest.mark.parametrize(
+    ("follow", "age"),
+    [
+        # connected, and the server's position equalled what was stored 5 s ago
+        (FollowState(True, 2.0, NOW - timedelta(hours=9), NOW - timedelta(seconds=5)), 5),
+        # connected but never confirmed current (an old follower's status file)
+        (FollowState(True, 2.0, NOW - timedelta(hours=9), None), 9 * 3600),
+        # last confirmed 3 h ago: something stopped it from keeping up
+        (FollowState(True, 2.0, NOW - timedelta(hours=9), NOW - timedelta(hours=3)), 3 * 3600),
+        # disconnected: its old confirmation does not count
+        (FollowState(False, 2.0, NOW - timedelta(hours=9), NOW - timedelta(seconds=5)), 9 * 3600),
+        (None, 9 * 3600),
+    ],
+)
+def test_an_idle_database_with_a_current_follower_does_not_breach_the_rpo(
+    follow: FollowState | None, age: int
+) -> None:
+    status = _status(window=IDLE, follow=follow)
+    assert status.point_age == timedelta(seconds=age)
+    assert status.verdict == ("ok" if age < 3600 else "breach"), _messages(status)

@@ -73,6 +73,20 @@ def server_binlogs(policy: MariaDBPolicy, rotate: bool) -> tuple[list[str], str,
     return names[:-1], names[-1], int(server_id)
 
 
+def server_position(policy: MariaDBPolicy) -> tuple[str, int]:
+    """The server's current binlog and the position its last event ends at."""
+    db = connection.connect(policy.connection)
+    try:
+        with db.cursor() as cur:
+            cur.execute("SHOW MASTER STATUS")
+            row = cur.fetchone()
+    finally:
+        db.close()
+    if row is None:
+        raise BackupFailed("binary logging is off on the server: start it with --log-bin")
+    return str(row[0]), int(row[1])
+
+
 def binlogs_of(manifest: Manifest) -> list[BinlogInfo]:
     """The binlogs a binlog backup stored. Raises VerificationFailed naming the backup when
     its details do not describe a binlog backup."""

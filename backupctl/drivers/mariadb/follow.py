@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+import pymysql
 import structlog
 
 from backupctl.drivers.base import FollowContext
@@ -29,6 +30,7 @@ from backupctl.drivers.mariadb.binlog import (
     purged_before,
     sequence,
     server_binlogs,
+    server_position,
     shipped_binlogs,
 )
 from backupctl.drivers.mariadb.binlog_events import BinlogScan
@@ -39,7 +41,7 @@ from backupctl.drivers.mariadb.binlog_stream import (
     read_streams,
 )
 from backupctl.errors import BackupctlError, BackupFailed, ServerUnreachable
-from backupctl.locks import follow_lock, policy_lock
+from backupctl.locks import FOLLOW_LANE, policy_lock
 from backupctl.policy.mariadb import MariaDBPolicy
 from backupctl.proc import require_tool, secret_file, tail_text
 from backupctl.redaction import scrub
@@ -70,6 +72,10 @@ class FollowStatus:
     last_event_at: str | None = None
     last_gtid: str | None = None
     last_flush_at: str | None = None
+    #: when the server's own binlog position was last found equal to what is stored: the
+    #: repository held everything the server had written then (an idle server stays
+    #: current without new events)
+    current_at: str | None = None
     reconnects: int = 0
     sealed: list[str] = field(default_factory=list)
 
@@ -91,8 +97,8 @@ class BinlogFollower:
 
     def run(self) -> None:
         """Follow until stopped. Raises LockHeldError when another follower runs."""
-        lock = follow_lock(self.policy.name)
-        with policy_lock(self.context.layout, lock, purpose="binlog follow"):
+        layout, name = self.context.layout, self.policy.name
+        with policy_lock(layout, name, purpose="binlog follow", lane=FOLLOW_LANE):
             self.sealer = Sealer(
                 self.policy, self.repo, self.context.store_backup, max(self.interval, 1.0)
             )
@@ -227,8 +233,23 @@ class BinlogFollower:
                 state.submitted = True
                 job = SealJob(path, state.scan.info(), self._server_id, state.index)
                 self.sealer.submit(job)
-        self.status.last_flush_at = datetime.now(UTC).isoformat()
+        now = datetime.now(UTC).isoformat()
+        self.status.last_flush_at = now
+        if self._caught_up():
+            self.status.current_at = now
         self._write_status()
+
+    def _caught_up(self) -> bool:
+        """True when the server's current binlog ends where what is stored of it ends (asked
+        over SQL: a connection that silently died would otherwise look current)."""
+        if self.status.file is None:
+            return False
+        try:
+            file, position = server_position(self.policy)
+        except (BackupctlError, pymysql.MySQLError) as exc:
+            log.debug("binlog follow: cannot read the server's position", error=str(exc))
+            return False
+        return (file, position) == (self.status.file, self.status.stored_position)
 
     def _note_sealed(self) -> None:
         for name in self.sealer.take_sealed():
