@@ -132,6 +132,8 @@ def backupctl_repo(endpoint: str, streams: int) -> Any:
         region="us-east-1",
         upload_concurrency=streams,
         download_concurrency=streams,
+        # the same as s3transfer gets from the environment (see child_env)
+        checksums=os.environ.get("AWS_REQUEST_CHECKSUM_CALCULATION", "when_supported"),
     )
     return S3Repository.from_spec(spec)
 
@@ -758,9 +760,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--request-checksums",
         choices=("when_supported", "when_required"),
         default="when_supported",
-        help="botocore's request_checksum_calculation in both tools (default: botocore's"
-        " own, when_supported: a CRC32 per part, and s3transfer then declares"
-        " ChecksumAlgorithm=CRC32 on CreateMultipartUpload; when_required: neither)",
+        help="botocore's request_checksum_calculation in both tools (backupctl: the "
+        "repository's checksums option; default when_supported: a CRC32 per part and "
+        "ChecksumAlgorithm=CRC32 on CreateMultipartUpload; when_required: neither)",
     )
     add_warmup_arg(parser, "skip the unmeasured warm-up pair per N and direction")
     add_run_args(

@@ -61,7 +61,7 @@ def backup(
         return
     after = AfterBackup(skipped="--no-prune") if no_prune else prune_after_backup(app.ops, chosen)
     if as_json:
-        click.echo(json.dumps(json.loads(manifest.to_json()), indent=2, sort_keys=True))
+        render.emit_json(json.loads(manifest.to_json()))
     else:
         _describe(manifest, chosen.repository.url, after)
     if after.error is not None:

@@ -20,9 +20,14 @@ _emitted = False
 
 
 def emit_json(data: Any) -> None:
+    emit_json_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def emit_json_text(text: str) -> None:
+    """Print a JSON document already serialised (e.g. a stored report)."""
     global _emitted
     _emitted = True
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    click.echo(text.rstrip("\n"))
 
 
 def json_error(message: str, exit_code: int, problems: Sequence[str] = ()) -> None:

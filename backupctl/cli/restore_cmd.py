@@ -155,7 +155,7 @@ def restore(
         report = run_restore(app.ops, plan)
     except RunbookFailed as exc:
         if as_json and exc.report_path is not None:
-            click.echo(exc.report_path.read_text())
+            render.emit_json_text(exc.report_path.read_text())
         elif exc.report_path is not None:
             click.echo(f"report: {exc.report_path}", err=True)
         raise

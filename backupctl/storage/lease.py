@@ -31,6 +31,37 @@ log = structlog.get_logger()
 DEFAULT_LEASE = 120.0
 
 
+def _precondition_failed(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
+
+
+def honours_conditional_writes(
+    client: Any, bucket: str, key: str, put_options: dict[str, Any] | None = None
+) -> bool:
+    """Write ``key`` (a fresh name) twice with ``If-None-Match: *``: a store that honours
+    conditional writes refuses the second. One that ignores the condition (or does not
+    implement it) would let two hosts hold the same lock. The probe is removed."""
+    options = {"Bucket": bucket, "Key": key, "Body": b"probe", **(put_options or {})}
+    try:
+        client.put_object(IfNoneMatch="*", **options)
+        try:
+            client.put_object(IfNoneMatch="*", **options)
+        except ClientError as exc:
+            if _precondition_failed(exc):
+                return True
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NotImplemented", "InvalidArgument", "InvalidRequest"):
+                return False
+            raise RepositoryError(f"cannot probe s3://{bucket}/{key}: {exc}") from exc
+        return False
+    except ClientError as exc:
+        raise RepositoryError(f"cannot probe s3://{bucket}/{key}: {exc}") from exc
+    finally:
+        client.delete_object(Bucket=bucket, Key=key)
+
+
 class LeaseLock:
     def __init__(
         self,
@@ -70,9 +101,7 @@ class LeaseLock:
                 Bucket=self.bucket, Key=self.key, Body=self._body(), **condition, **self.put_options
             )
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+            if _precondition_failed(exc):
                 return None
             raise RepositoryError(
                 f"cannot write lock s3://{self.bucket}/{self.key}: {exc}"

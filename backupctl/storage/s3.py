@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -35,7 +36,7 @@ from backupctl.retry import DEFAULT_POLICY, RetryPolicy, describe_error, retryin
 from backupctl.storage import keys
 from backupctl.storage.base import ObjectInfo, ObjectWriter, Repository
 from backupctl.storage.keys import validate_key
-from backupctl.storage.lease import DEFAULT_LEASE, LeaseLock, held
+from backupctl.storage.lease import DEFAULT_LEASE, LeaseLock, held, honours_conditional_writes
 from backupctl.storage.parts import MAX_PARTS, MIB, PartSizer
 from backupctl.storage.spec import RepositorySpec
 from backupctl.storage.transfer import InFlight, OrderedRanges
@@ -309,6 +310,8 @@ class S3Repository(Repository):
         )
         self.client = client
         self.retry = retry
+        self.cross_host_lock = spec.cross_host_lock
+        self._conditional_writes: bool | None = None  # probed on the first lock
 
     @classmethod
     def from_spec(
@@ -325,6 +328,9 @@ class S3Repository(Repository):
             read_timeout=60,
             # every part or range in flight has its connection, and the lock's heartbeat too
             max_pool_connections=2 + max(8, spec.upload_concurrency, spec.download_concurrency),
+            # boto3 >= 1.36 sends CRC32s by default, which some S3-compatible stores refuse
+            request_checksum_calculation=spec.checksums,
+            response_checksum_validation=spec.checksums,
             s3={"addressing_style": "path"} if spec.endpoint_url else None,
         )
         try:
@@ -547,6 +553,14 @@ class S3Repository(Repository):
 
     @contextmanager
     def lock(self, policy: str, purpose: str, lane: str = "") -> Iterator[None]:
+        """Hold ``policy``'s lease lock in the bucket (see ``lease``). The first use probes
+        that the store honours conditional writes: one that ignores them cannot lock, and
+        is refused with the reason, unless ``cross_host_lock: false`` says one host writes.
+        Raises LockHeldError / RepositoryError."""
+        if not self.cross_host_lock:
+            yield
+            return
+        self._check_conditional_writes()
         key = self._full_key(keys.join(policy, f"lock-{lane}.json" if lane else "lock.json"))
         lease = LeaseLock(
             _RetryingLeaseClient(self),
@@ -558,6 +572,21 @@ class S3Repository(Repository):
         )
         with held(lease):
             yield
+
+    def _check_conditional_writes(self) -> None:
+        if self._conditional_writes is None:
+            probe = self._full_key(f"lock-probe-{uuid.uuid4().hex}")
+            client = _RetryingLeaseClient(self)
+            self._conditional_writes = honours_conditional_writes(
+                client, self.bucket, probe, self.sse_options
+            )
+        if not self._conditional_writes:
+            raise RepositoryError(
+                f"{self.url} does not honour conditional writes (PutObject If-None-Match: *): "
+                "its lock would not stop two hosts from writing the same policy at once. Use "
+                "a store that does (AWS S3, MinIO, Ceph RGW >= 19), or set the repository's "
+                "cross_host_lock: false if only this host ever writes to it"
+            )
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove every object under ``prefix`` and abort its unfinished multipart uploads

@@ -33,6 +33,20 @@ class RepositorySpec(BaseModel):
     download_concurrency: int = Field(
         4, ge=1, le=64, description="S3 ranges of 16 MiB read at once (memory: one range each)"
     )
+    checksums: Literal["when_required", "when_supported"] = Field(
+        "when_required",
+        description="S3 request checksums (botocore's request_checksum_calculation, and "
+        "response_checksum_validation likewise): when_required sends them only where S3 "
+        "demands one, as every S3-compatible store accepts; when_supported adds a CRC32 to "
+        "every part and a whole-object checksum (AWS S3, recent MinIO). The manifest's "
+        "sha256 checks every object end to end either way",
+    )
+    cross_host_lock: bool = Field(
+        True,
+        description="S3: hold a lease lock in the bucket, so hosts sharing the repository "
+        "never write one policy at once (needs a store that honours conditional writes; "
+        "false: only this host writes)",
+    )
     sse: Literal["AES256", "aws:kms"] | None = Field(
         None, description="S3 server-side encryption of every object (SSE-S3 or SSE-KMS)"
     )

@@ -11,10 +11,13 @@ import time
 from typing import Any
 
 import boto3
+import pytest
 import yaml
 
-from backupctl.errors import LockHeldError
+from backupctl.errors import LockHeldError, RepositoryError
 from backupctl.storage.lease import LeaseLock
+from backupctl.storage.s3 import S3Repository
+from backupctl.storage.spec import RepositorySpec
 
 CONTENDER = textwrap.dedent("""
     import sys, time, boto3
@@ -110,3 +113,39 @@ def test_a_backup_waits_for_no_one_while_another_host_holds_the_policy(
     assert done.code == 0, done.output
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"]]
     assert "backups/llm/lock.json" not in keys, "the lock is released after the backup"
+
+
+def _repo(s3_endpoint: str, s3_bucket: str, **options: Any) -> Any:
+    url = f"s3://{s3_bucket}/backups"
+    return S3Repository.from_spec(RepositorySpec(url=url, endpoint_url=s3_endpoint, **options))
+
+
+def _ignore_conditions(repo: Any) -> None:
+    """Make the store behave like one that ignores If-None-Match (the header never goes)."""
+
+    def drop(params: dict[str, Any], **_: Any) -> None:
+        params.pop("IfNoneMatch", None)
+
+    repo.client.meta.events.register("before-parameter-build.s3.PutObject", drop)
+
+
+def test_a_store_that_ignores_conditional_writes_is_refused_for_locking(
+    s3_endpoint: str, s3_bucket: str, s3_client: Any
+) -> None:
+    honest = _repo(s3_endpoint, s3_bucket)
+    with honest.lock("shop", "test"):
+        pass  # the probe passed on a store that honours If-None-Match
+    listed = s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])
+    assert [o["Key"] for o in listed] == []  # neither the probe nor the lock is left
+
+    careless = _repo(s3_endpoint, s3_bucket)
+    _ignore_conditions(careless)
+    refused = pytest.raises(RepositoryError, match="does not honour conditional writes")
+    with refused, careless.lock("shop", "test"):
+        raise AssertionError("locked on a store that cannot lock")
+    assert s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", []) == []
+
+    single_host = _repo(s3_endpoint, s3_bucket, cross_host_lock=False)
+    _ignore_conditions(single_host)
+    with single_host.lock("shop", "test"):
+        pass  # the operator said only this host writes

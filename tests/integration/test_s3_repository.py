@@ -128,16 +128,23 @@ def test_object_round_trips_byte_for_byte(
     assert pending_uploads(s3_client, s3_bucket) == []
 
 
-@pytest.mark.parametrize("calculation", ["when_supported", "when_required"])
-def test_a_multipart_object_carries_a_whole_object_checksum_when_botocore_sends_them(
+@pytest.mark.parametrize("calculation", ["when_supported", "when_required", None])
+def test_a_multipart_object_carries_a_whole_object_checksum_when_the_policy_asks(
     make_repo: MakeRepo,
     s3_client: Any,
     s3_bucket: str,
     monkeypatch: pytest.MonkeyPatch,
-    calculation: str,
+    calculation: str | None,
 ) -> None:
-    monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", calculation)
-    repo = make_repo(part_size_mb=5, upload_concurrency=3)
+    # the repository's option decides, whatever the environment says
+    monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", "when_supported")
+    options = {"checksums": calculation} if calculation else {}  # default: when_required
+    repo = make_repo(part_size_mb=5, upload_concurrency=3, **options)
+    sent = inject_failures(repo.client, "UploadPart", [])
+    headers: list[dict[str, str]] = []
+    repo.client.meta.events.register(
+        "before-send.s3.UploadPart", lambda request, **_: headers.append(dict(request.headers))
+    )
     data = os.urandom(11 * MIB)
     with repo.open_write("big") as writer:
         writer.write(data)
@@ -145,7 +152,11 @@ def test_a_multipart_object_carries_a_whole_object_checksum_when_botocore_sends_
     assert repo.get_bytes("big") == data
     head = s3_client.head_object(Bucket=s3_bucket, Key="backups/big", ChecksumMode="ENABLED")
     # S3 checked every part's CRC32 and keeps one for the object; without per-part
-    # checksums (when_required) none is declared, and the upload still completes
+    # checksums (when_required, the default: S3-compatible stores may refuse them) no
+    # part carries one, none is declared, and the upload still completes
+    assert len(sent) == 3
+    crc = [any(k.lower() == "x-amz-checksum-crc32" for k in h) for h in headers]
+    assert crc == [calculation == "when_supported"] * 3
     assert bool(head.get("ChecksumCRC32")) == (calculation == "when_supported")
 
 
