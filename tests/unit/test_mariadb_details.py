@@ -42,6 +42,7 @@ from backupctl.drivers.mariadb.details import (
 from backupctl.drivers.mariadb.pitr import (
     ReplayTarget,
     binlog_chain,
+    check_reached,
     latest_point,
     newest_before_gtid,
 )
@@ -385,6 +386,17 @@ def test_details_older_versions_wrote_plan_the_same_restores(tmp_path: Path) -> 
     ]
     assert ReplayTarget(time=at).stop_epoch == int(FULL_AT.timestamp())
     assert ReplayTarget(gtid="0-1-12").stop_epoch is None
+    # what the replay must have applied, checked on the recovery instance afterwards
+    assert ReplayTarget(gtid="0-1-12").expected_gtid(links, full) == "0-1-12"
+    after = latest_point(links, full) + timedelta(seconds=1)
+    assert ReplayTarget(time=after).expected_gtid(links, full) == "0-1-15"
+    assert ReplayTarget(time=at).expected_gtid(links, full) is None  # inside: unknown
+    check_reached("0-1-12,1-5-3", "0-1-12")
+    check_reached("0-1-3", None)
+    with pytest.raises(VerificationFailed, match=r"applied up to 0-\*-11 .*target is 0-1-12"):
+        check_reached("0-1-11", "0-1-12")
+    with pytest.raises(VerificationFailed, match="nothing of that domain"):
+        check_reached("1-1-12", "0-1-12")
 
 
 @pytest.mark.parametrize("written", ["absent", "null"])

@@ -208,6 +208,18 @@ class ReplayTarget:
             for n, link in enumerate(links)
         ]
 
+    def expected_gtid(self, links: list[ChainLink], full: Manifest) -> str | None:
+        """The last transaction the replay must apply, when it is known without reading
+        the binlogs: the target GTID, or, for a moment past the chain's last event, the
+        chain's last GTID (None: a moment inside the chain)."""
+        if self.gtid:
+            return self.gtid
+        last = links[-1].info.last_gtid if links else None
+        stop = self.stop_epoch
+        if last and stop is not None and stop > int(latest_point(links, full).timestamp()):
+            return last
+        return None
+
     def check(self, repo: Repository, full: Manifest) -> list[ChainLink]:
         """Return the links needed to reach the target; raise UsageError outside the window."""
         links, gap = binlog_chain(repo, full)
@@ -256,6 +268,22 @@ def newest_before_gtid(fulls: list[Manifest], gtid: str) -> Manifest:
     if not before:
         raise UsageError(f"no full backup was taken before GTID {gtid}")
     return before[-1]
+
+
+def check_reached(position: str, expected: str | None) -> None:
+    """Raise VerificationFailed when the recovery instance's GTID binlog ``position`` is not
+    at the ``expected`` last transaction (its domain's sequence number): a replay that
+    stopped short, or went past the target, must not be started as the restored server."""
+    if expected is None:
+        return
+    domain, _server, seq = (int(part) for part in expected.split("-"))
+    reached = gtid_seq(position, domain)
+    if reached != seq:
+        where = f"{domain}-*-{reached}" if reached is not None else "nothing of that domain"
+        raise VerificationFailed(
+            f"the replay did not end at the target: the recovery instance applied up to "
+            f"{where} (GTID position {position}), the target is {expected}"
+        )
 
 
 class ReplayBinlogs(Step):
@@ -309,6 +337,7 @@ class ReplayBinlogs(Step):
         shutil.rmtree(self.scratch, ignore_errors=True)
         detail = f"replayed {done.files} binlog(s) up to {self.target}"
         if position := self._binlog_position():
+            check_reached(position, self.target.expected_gtid(links, self.full))
             ctx["recovery_point"] = {**self.target.to_dict(), "gtid_position": position}
             detail += f"; GTID position {position} under gtid_strict_mode"
         return detail
