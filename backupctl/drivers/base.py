@@ -171,8 +171,9 @@ class Driver(abc.ABC, Generic[PolicyT, OptionsT]):
     def retention(self, backups: list[Manifest], now: datetime) -> list[Decision]:
         """Keep or delete each of the policy's backups (oldest first), with reasons."""
 
-    def collect_garbage(self, repo: Repository, kept: list[Manifest]) -> int:
-        """After pruning: remove shared objects no kept backup needs; return how many."""
+    def collect_garbage(self, repo: Repository, kept: list[Manifest], now: datetime) -> int:
+        """After pruning (as of ``now``): remove shared objects no kept backup needs and
+        leftovers retention has let go; return how many."""
         return 0
 
     def delete_backup(self, repo: Repository, manifest: Manifest) -> str:

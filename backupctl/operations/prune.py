@@ -77,7 +77,7 @@ def prune_policy(ctx: Context, policy: PolicyBase, dry_run: bool = False) -> lis
             results.append(result)
         results.reverse()
         kept = [by_id[r.backup_id] for r in results if r.keep]
-        if swept := driver.collect_garbage(repo, kept):
+        if swept := driver.collect_garbage(repo, kept, now):
             log.info("unreferenced objects removed", policy=policy.name, count=swept)
     return results
 

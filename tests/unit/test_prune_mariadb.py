@@ -10,8 +10,20 @@ import pytest
 import yaml
 
 from backupctl.catalog.manifest import Artifact, Manifest
+from backupctl.drivers.mariadb.binlog_stream import StreamIndex, read_streams
 from backupctl.storage.local import LocalRepository
 from tests.support.cli import run_backupctl
+
+
+def _stream(repo: LocalRepository, file: str, days_ago: float) -> StreamIndex:
+    """A binlog stream ``binlog follow`` left, last updated ``days_ago``."""
+    updated = datetime.now(UTC) - timedelta(days=days_ago)
+    index = StreamIndex(
+        policy="shop", file=file, created=int(updated.timestamp()), server_id=1, updated_at=updated
+    )
+    repo.put_bytes(f"{index.prefix}/4.zst", b"segment")
+    repo.put_bytes(f"{index.prefix}/index.json", index.model_dump_json().encode())
+    return index
 
 
 def _store(repo: LocalRepository, kind: str, days_ago: float, n: int) -> Manifest:
@@ -38,6 +50,9 @@ def test_prune_applies_chain_aware_retention(tmp_path: Path) -> None:
     old_full, old_binlog = _store(repo, "full", 45, 1), _store(repo, "binlog", 44, 2)
     base, needed = _store(repo, "full", 9, 3), _store(repo, "binlog", 8.5, 4)
     newest = _store(repo, "full", 1, 5)
+    # streams never sealed: of an old timeline (after a restore) and ones still in use
+    old_timeline = _stream(repo, "mysql-bin.000009", 10)
+    recent, current = _stream(repo, "mysql-bin.000002", 3), _stream(repo, "mysql-bin.000003", 0)
     password = tmp_path / "pw"
     password.write_text("x\n")
     password.chmod(0o600)
@@ -77,5 +92,8 @@ def test_prune_applies_chain_aware_retention(tmp_path: Path) -> None:
         assert not list(repo.list(gone.prefix + "/"))
     for kept in (base, needed, newest):
         assert repo.exists(f"{kept.prefix}/manifest.json")
+    # the stream older than the binlog retention (7d) went, segments and all
+    assert [s.file for s in read_streams(repo, "shop")] == [recent.file, current.file]
+    assert not list(repo.list(old_timeline.prefix + "/"))
     listed = run_backupctl([*base_args, "list", "shop"])
     assert old_full.backup_id not in listed.stdout and newest.backup_id in listed.stdout

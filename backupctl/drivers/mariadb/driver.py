@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import structlog
+
 from backupctl.catalog.manifest import Manifest
 from backupctl.catalog.query import PolicyBackups, RecoveryWindow
 from backupctl.checks import CheckResult
@@ -21,6 +23,7 @@ from backupctl.drivers.base import (
 )
 from backupctl.drivers.mariadb import connection
 from backupctl.drivers.mariadb.binlog import BINLOG_KIND, ship_binlogs, verify_binlogs
+from backupctl.drivers.mariadb.binlog_stream import read_streams, remove_stream
 from backupctl.drivers.mariadb.chain import (
     FULL_KIND,
     INCREMENTAL_KIND,
@@ -49,6 +52,9 @@ from backupctl.storage.base import Repository
 if TYPE_CHECKING:
     from backupctl.drivers.session import BackupSession
     from backupctl.runbook.step import Step
+
+
+log = structlog.get_logger()
 
 
 class MariaDBDriver(Driver[MariaDBPolicy, MariaDBRestoreOptions], Follower):
@@ -124,6 +130,20 @@ class MariaDBDriver(Driver[MariaDBPolicy, MariaDBRestoreOptions], Follower):
         if manifest.kind == BINLOG_KIND:
             return verify_binlogs(repo, manifest, scratch)
         return verify_full(self.policy, repo, manifest, scratch)
+
+    def collect_garbage(self, repo: Repository, kept: list[Manifest], now: datetime) -> int:
+        """Binlog streams ``binlog follow`` never sealed (a binlog of an old timeline,
+        after a restore reset the numbering, or a follower stopped for good) go once
+        their last update is older than the binlog retention; the newest stream stays."""
+        keep_for = self.policy.retention.binlog
+        if keep_for is None:
+            return 0
+        older = read_streams(repo, self.policy.name)[:-1]  # oldest update first
+        stale = [s for s in older if s.updated_at < now - keep_for]
+        for stream in stale:
+            remove_stream(repo, stream)
+            log.info("stale binlog stream removed", file=stream.file, updated_at=stream.updated_at)
+        return len(stale)
 
     def retention(self, backups: list[Manifest], now: datetime) -> list[Decision]:
         rules = self.policy.retention

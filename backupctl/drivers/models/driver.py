@@ -215,7 +215,7 @@ class ModelDriver(Driver[ModelPolicy, ModelRestoreOptions]):
             decisions.append(Decision(manifest.backup_id, rank <= keep, reason))
         return decisions[::-1]
 
-    def collect_garbage(self, repo: Repository, kept: list[Manifest]) -> int:
+    def collect_garbage(self, repo: Repository, kept: list[Manifest], now: datetime) -> int:
         """Delete blobs no version in the repository references, and unfinished blob
         uploads (call under the policy's lock). The repository's manifests decide, not the
         catalog: a host whose catalog is behind must not take blobs from versions it does
