@@ -13,6 +13,16 @@ from pathlib import Path
 from backupctl.errors import ToolError
 
 
+def dies_with_us(argv: list[str]) -> list[str]:
+    """``argv`` run under ``setpriv --pdeathsig KILL`` (util-linux): the kernel kills the
+    tool when the thread that started it dies, so a ``kill -9`` of backupctl leaves no
+    ``mariabackup --prepare`` working on a directory a ``--resume`` will touch, and no
+    ``mariadb-binlog --stop-never`` streaming on. Only for a child the starting thread
+    waits for (a worker thread that exits first would kill it). Without setpriv, as is."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
+
+
 def require_tool(name: str, package: str) -> str:
     """Return the full path of ``name``. Raises ToolError naming the Debian package."""
     if os.sep in name:

@@ -16,6 +16,7 @@ import yaml
 
 from backupctl.catalog.manifest import scan_manifests
 from backupctl.drivers.mariadb.pitr import binlog_chain
+from backupctl.proc import process_args
 from backupctl.storage.local import LocalRepository
 from tests.support.cli import popen_backupctl
 from tests.support.mariadb import MariaDBServer
@@ -122,8 +123,20 @@ def test_follow_stores_commits_within_seconds_through_restarts(
 
     # the follower itself dies without warning, and events arrive meanwhile
     assert follower.proc is not None
+    ours = str(backupctl.state_dir)  # (other tests may follow their own servers meanwhile)
+    streams = [
+        pid
+        for pid, argv in process_args()
+        if "--stop-never" in argv and any(ours in arg for arg in argv)
+    ]
+    assert streams, "no mariadb-binlog --stop-never under the follower"
     follower.proc.kill()
     follower.proc.communicate()
+    # its mariadb-binlog --stop-never dies with it (setpriv --pdeathsig), not streaming on
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in streams):
+        assert time.monotonic() < deadline, "mariadb-binlog outlived the killed follower"
+        time.sleep(0.05)
     _insert(server, 3)
     follower.start()
     last = _insert(server, 4)

@@ -17,7 +17,7 @@ import structlog
 from backupctl.catalog.manifest import Artifact, Manifest
 from backupctl.errors import ToolError, VerificationFailed
 from backupctl.pipeline import decompress
-from backupctl.proc import grow_pipe, require_tool, tail_text
+from backupctl.proc import dies_with_us, grow_pipe, require_tool, tail_text
 from backupctl.progress import ProgressFactory, no_progress
 from backupctl.storage.base import Repository
 
@@ -157,7 +157,7 @@ def extract(
     mbstream = require_tool("mbstream", "mariadb-backup")
     target.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [mbstream, "-x", f"--parallel={max(1, parallel)}", "-C", str(target)],
+        dies_with_us([mbstream, "-x", f"--parallel={max(1, parallel)}", "-C", str(target)]),
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -263,7 +263,7 @@ def prepare(
     if incremental_dir is not None:
         argv.append(f"--incremental-dir={incremental_dir}")
     proc = subprocess.run(
-        argv,
+        dies_with_us(argv),
         capture_output=True,
         text=True,
         check=False,

@@ -43,7 +43,7 @@ from backupctl.drivers.mariadb.binlog_stream import (
 from backupctl.errors import BackupctlError, BackupFailed, ServerUnreachable
 from backupctl.locks import FOLLOW_LANE, policy_lock
 from backupctl.policy.mariadb import MariaDBPolicy
-from backupctl.proc import require_tool, secret_file, tail_text
+from backupctl.proc import dies_with_us, require_tool, secret_file, tail_text
 from backupctl.redaction import scrub
 from backupctl.statefile import open_private, private_dir, write_atomic
 
@@ -186,15 +186,17 @@ class BinlogFollower:
             open_private(err_path, "wb") as err,
         ):
             proc = subprocess.Popen(
-                [
-                    binary,
-                    f"--defaults-extra-file={cnf}",
-                    "--read-from-remote-server",
-                    "--raw",
-                    "--stop-never",
-                    f"--result-file={self.spool}/",
-                    start,
-                ],
+                dies_with_us(
+                    [
+                        binary,
+                        f"--defaults-extra-file={cnf}",
+                        "--read-from-remote-server",
+                        "--raw",
+                        "--stop-never",
+                        f"--result-file={self.spool}/",
+                        start,
+                    ]
+                ),
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 pass_fds=(fd,),

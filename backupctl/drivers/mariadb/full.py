@@ -27,7 +27,7 @@ from backupctl.drivers.session import BackupSession
 from backupctl.errors import BackupctlError, BackupFailed
 from backupctl.pipeline import CHUNK
 from backupctl.policy.mariadb import MariaDBPolicy
-from backupctl.proc import grow_pipe, require_tool, secret_file, tail_text
+from backupctl.proc import dies_with_us, grow_pipe, require_tool, secret_file, tail_text
 from backupctl.redaction import scrub
 from backupctl.statefile import open_private, private_dir
 
@@ -129,7 +129,9 @@ def _stream(
             f"--parallel={options.parallel}",
             *extra,
         ]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log_fh, pass_fds=(fd,))
+        proc = subprocess.Popen(
+            dies_with_us(argv), stdout=subprocess.PIPE, stderr=log_fh, pass_fds=(fd,)
+        )
     stdout = cast(IO[bytes], proc.stdout)
     grow_pipe(stdout.fileno())
     try:

@@ -23,7 +23,7 @@ import pymysql
 import structlog
 
 from backupctl.errors import ToolError, UsageError
-from backupctl.proc import require_tool, tail_text
+from backupctl.proc import dies_with_us, require_tool, tail_text
 
 MAX_SOCKET_PATH = 100  # sun_path holds 107 bytes plus NUL; keep a margin
 
@@ -150,7 +150,11 @@ class MariaDBInstance:
         cmd, started = self.command(), time.monotonic()
         with open(self.error_log, "ab") as err:  # catches what it says before --log-error
             proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True
+                dies_with_us(cmd),
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                start_new_session=True,
             )
         self._proc = proc
         while True:

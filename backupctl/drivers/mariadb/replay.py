@@ -23,7 +23,7 @@ from typing import IO
 from backupctl.drivers.mariadb.binlog_events import StopWatch
 from backupctl.errors import BackupctlError
 from backupctl.pipeline import decompress
-from backupctl.proc import require_tool, tail_text
+from backupctl.proc import dies_with_us, require_tool, tail_text
 from backupctl.progress import Advance
 from backupctl.storage.base import Repository
 
@@ -72,7 +72,7 @@ def replay(
     applier_err = scratch / "mariadb.err"
     with open(applier_err, "wb") as err:
         applier = subprocess.Popen(
-            [client, "--no-defaults", *client_args, "--binary-mode"],
+            dies_with_us([client, "--no-defaults", *client_args, "--binary-mode"]),
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=err,
@@ -86,7 +86,7 @@ def replay(
             reader_err = scratch / f"{feed.file}.err"
             with open(reader_err, "wb") as err:
                 reader = subprocess.Popen(
-                    [binlog_tool, "--no-defaults", *feed.args, "-"],
+                    dies_with_us([binlog_tool, "--no-defaults", *feed.args, "-"]),
                     stdin=subprocess.PIPE,
                     stdout=applier.stdin,
                     stderr=err,
