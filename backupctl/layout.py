@@ -12,6 +12,8 @@
     runs/runs.json              every run's outcome, per policy and kind
     schedule/state.json         what ``run-due`` and the scheduler remember per job
     scratch/                    ``verify --deep`` restores
+    work/<policy>/<name>/       a backup's temporary files (binlogs fetched, mariabackup's
+                                LSN directory); a killed run's are cleared by the next
     logs/                       tool logs kept for the operator (mariabackup's)
 """
 
@@ -83,6 +85,9 @@ class StateLayout:
     @property
     def scratch(self) -> Path:
         return self.root / "scratch"
+
+    def work(self, policy: str, name: str) -> Path:
+        return self.root / "work" / policy / name
 
     @property
     def logs(self) -> Path:

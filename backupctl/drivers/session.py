@@ -3,8 +3,12 @@ checksummed into the repository, each committed only when complete."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 
 from backupctl.catalog.manifest import Artifact, Manifest, backup_prefix
@@ -12,6 +16,7 @@ from backupctl.layout import StateLayout
 from backupctl.pipeline import CompressingWriter
 from backupctl.policy.common import PolicyBase
 from backupctl.progress import ProgressFactory, no_progress
+from backupctl.statefile import private_dir
 from backupctl.storage import keys
 from backupctl.storage.base import ObjectWriter, Repository
 
@@ -80,6 +85,20 @@ class BackupSession:
     @property
     def prefix(self) -> str:
         return backup_prefix(self.policy.name, self.kind, self.backup_id)
+
+    @contextmanager
+    def work_dir(self, name: str) -> Iterator[Path]:
+        """A private directory for this backup's temporary files, in the state directory
+        (not /tmp, where a ``kill -9`` would leave them for good): emptied first (what a
+        killed run of the same kind left; its lock lane is held, so no other run uses it)
+        and removed afterwards."""
+        path = self.layout.work(self.policy.name, name)
+        shutil.rmtree(path, ignore_errors=True)
+        private_dir(path)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
 
     def artifact(
         self, name: str, level: int = 3, threads: int = 0, size_hint: int | None = None

@@ -279,6 +279,13 @@ def test_binlogs_ship_while_a_full_backup_holds_the_policy(
         assert again.code == 75 and "another binlog run of policy 'shop'" in again.stderr
         assert backupctl("prune", "shop", policies=policy).code == 75
         assert backupctl("backup", "shop", "--type", "incremental", policies=policy).code == 0
+    # temporary files live in the state directory and go with the run; what a killed run
+    # left (not /tmp, where it would stay for good) is cleared by the next of its kind
+    leftover = layout.work("shop", "binlogs") / "mysql-bin.000001"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"a killed run's binlog")
+    assert backupctl("backup", "shop", "--type", "binlog", policies=policy).code == 0
+    assert [p for p in (backupctl.state_dir / "work").rglob("*") if p.is_file()] == []
 
 
 def test_sigterm_mid_backup_cleans_up_at_once(

@@ -9,7 +9,6 @@ fetched to a private temporary directory (one binlog at a time, at most
 from __future__ import annotations
 
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -174,9 +173,9 @@ def ship_binlogs(policy: MariaDBPolicy, session: BackupSession) -> BinlogDetails
     wanted = [name for name in closed if name not in shipped]
     gaps = purged_before(closed, shipped)
     binlogs = []
-    with tempfile.TemporaryDirectory(prefix="backupctl-binlog-") as tmp:
+    with session.work_dir("binlogs") as tmp:
         for name in wanted:
-            path = _fetch(policy, name, Path(tmp))
+            path = _fetch(policy, name, tmp)
             binlogs.append(store_binlog(session, path, policy.backup.compression_level))
             path.unlink()
     if gaps:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import IO, cast
 
@@ -77,8 +76,8 @@ def _take(
         db.close()
     _check_datadir(policy, server.server_datadir)
     session.tool_versions["mariabackup"] = _tool_version(binary)
-    with tempfile.TemporaryDirectory(prefix="backupctl-mb-") as tmp:
-        lsndir, log_path = Path(tmp) / "lsn", Path(tmp) / "mariabackup.log"
+    with session.work_dir("mariabackup") as tmp:
+        lsndir, log_path = tmp / "lsn", tmp / "mariabackup.log"
         # a full streams the datadir; an incremental only what changed (unknown ahead)
         estimate = (
             0
