@@ -128,9 +128,21 @@ def call(
             raise AnswerLost(message, error_type(exc), exc.meta.status) from exc
         raise ElasticsearchError(message, error_type(exc), exc.meta.status) from exc
     except TransportError as exc:
+        where = _where(fn)
         if not safe:
-            raise AnswerLost(f"{what}: no answer from Elasticsearch: {exc}") from exc
-        raise ElasticsearchError(f"{what}: cannot reach Elasticsearch: {exc}") from exc
+            raise AnswerLost(f"{what}: no answer from Elasticsearch{where}: {exc}") from exc
+        raise ElasticsearchError(f"{what}: cannot reach Elasticsearch{where}: {exc}") from exc
+
+
+def _where(fn: Callable[..., Any]) -> str:
+    """ " at URL" for the node(s) ``fn``'s client talks to ("" when it cannot be told)."""
+    owner = getattr(fn, "__self__", None)
+    client = getattr(owner, "_client", owner)
+    try:
+        urls = [str(node.base_url) for node in client.transport.node_pool.all()]  # type: ignore[union-attr]
+    except AttributeError:
+        return ""
+    return f" at {', '.join(urls)}" if urls else ""
 
 
 def chunks(names: list[str], budget: int = URL_NAMES_BUDGET) -> Iterator[list[str]]:
