@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything backupctl needs on a Debian machine (run as root): the MariaDB
-# packages, zstd, Python with venv, and a virtualenv in .venv with backupctl and its
-# test dependencies. Quick when everything is already there.
+# packages, zstd, Python with venv, and a virtualenv in .venv with backupctl (editable),
+# its runtime dependencies at the production pins (constraints.txt) and the test
+# dependencies. For a server, scripts/install.sh instead. Quick when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,12 +32,12 @@ if ((${#missing[@]})); then
 fi
 
 stamp=.venv/.backupctl-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "bootstrap: creating .venv" >&2
     python3 -m venv .venv
     if ! { .venv/bin/python -m pip install -q --upgrade pip &&
-           .venv/bin/python -m pip install -q -e ".[test]"; } >.venv/pip.log 2>&1; then
+           .venv/bin/python -m pip install -q --constraint constraints.txt -e ".[test]"; } >.venv/pip.log 2>&1; then
         cat .venv/pip.log >&2
         echo "bootstrap: pip install failed (log above, kept in .venv/pip.log)" >&2
         exit 1
