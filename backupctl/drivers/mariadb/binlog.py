@@ -162,7 +162,9 @@ def store_binlog(
 
 
 def ship_binlogs(policy: MariaDBPolicy, session: BackupSession) -> BinlogDetails:
-    """Rotate, then store every closed binlog not shipped yet; return manifest details."""
+    """Rotate, then store every closed binlog newer than the newest shipped one (all of
+    them the first time, or after the server's numbering restarted); return manifest
+    details."""
     if (holder := lock_holder(session.layout, follow_lock(policy.name))) is not None:
         raise UsageError(
             f"binlog follow is streaming the binlogs of {policy.name!r} ({holder}); "
@@ -170,7 +172,10 @@ def ship_binlogs(policy: MariaDBPolicy, session: BackupSession) -> BinlogDetails
         )
     closed, current, server_id = server_binlogs(policy, rotate=True)
     shipped = shipped_binlogs(session.repo, policy.name, current)
-    wanted = [name for name in closed if name not in shipped]
+    # only what came after the newest shipped binlog: one that retention pruned from the
+    # repository but the server still keeps must not come back (hour after hour)
+    newest = max((sequence(name) for name in shipped), default=-1)
+    wanted = [name for name in closed if name not in shipped and sequence(name) > newest]
     gaps = purged_before(closed, shipped)
     binlogs = []
     with session.work_dir("binlogs") as tmp:

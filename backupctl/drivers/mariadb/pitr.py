@@ -172,7 +172,6 @@ class ReplayTarget:
             return []
         if self.gtid:
             start = backup_gtid(full)
-            first = [f"--start-position={start}"] if start else []
             domain, _server, seq = (int(p) for p in self.gtid.split("-"))
             last = next(
                 (
@@ -182,14 +181,21 @@ class ReplayTarget:
                 ),
                 len(links) - 1,
             )
-            needed = links[: last + 1]
+            needed = _after_start(links[: last + 1], start, domain)
+            begins_at = gtid_seq(needed[0].info.gtid_state_before, domain)
+            start_seq = gtid_seq(start, domain) if start else None
+            # a file that begins at the start state needs no start position: given one,
+            # mariadb-binlog fails a file holding no transaction after it ("never reached
+            # expected GTID state")
+            begun = begins_at is not None and start_seq is not None and begins_at >= start_seq
+            first = [f"--start-position={start}"] if start and not begun else []
             return [
                 Feed(
                     link.file,
                     link.parts,
                     (
                         *(first if n == 0 else []),
-                        *([f"--stop-position={self.gtid}"] if n == last else []),
+                        *([f"--stop-position={self.gtid}"] if n == len(needed) - 1 else []),
                     ),
                 )
                 for n, link in enumerate(needed)
@@ -245,6 +251,19 @@ class ReplayTarget:
                 f"{utc_and_local(self.time)} is outside the recoverable window {window}{where}"
             )
         return links
+
+
+def _after_start(links: list[ChainLink], start: str | None, domain: int) -> list[ChainLink]:
+    """``links`` without the leading files that hold no transaction of ``domain`` after
+    the backup's GTID position ``start`` (e.g. the binlog a rotation closed just after the
+    backup): there is nothing in them to replay. The last link always stays."""
+    begin = gtid_seq(start, domain) if start else None
+    if begin is None:
+        return links
+    skip = 0
+    while skip < len(links) - 1 and (gtid_seq(links[skip].info.last_gtid, domain) or 0) <= begin:
+        skip += 1
+    return links[skip:]
 
 
 def newest_before(fulls: list[Manifest], target: datetime) -> Manifest:
