@@ -39,8 +39,8 @@ def _count(client: Elasticsearch, index: str) -> int:
     return int(client.count(index=index)["count"])
 
 
-def _backup(backupctl: Any, policy: Path) -> dict[str, Any]:
-    result = backupctl("backup", "search", "--json", policies=policy)
+def _backup(backupctl: Any, policy: Path, *options: str) -> dict[str, Any]:
+    result = backupctl("backup", "search", "--json", *options, policies=policy)
     assert result.code == 0, result.output
     return json.loads(result.stdout)
 
@@ -181,7 +181,8 @@ def test_prune_deletes_what_slm_would_through_the_snapshot_api(
     policy = _policy(
         tmp_path, es_cluster, retention={"expire_after": "30d", "min_count": 1, "max_count": 2}
     )
-    ids = [_backup(backupctl, policy)["details"]["snapshot"] for _ in range(3)]
+    # --no-prune: each backup would otherwise apply the retention itself
+    ids = [_backup(backupctl, policy, "--no-prune")["details"]["snapshot"] for _ in range(3)]
     dry = backupctl("prune", "search", "--dry-run", policies=policy)
     assert dry.code == 0, dry.output
     assert "would delete: number 3 of the successful ones, max_count 2" in dry.stdout

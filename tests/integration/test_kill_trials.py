@@ -405,10 +405,10 @@ def test_prune_killed_at_random(
         """A new full and a binlog backup after it: the older full and the binlogs before
         the new full go (retention 1s); returns the GTID the chain must reach."""
         _write_binlogs(server, 1)
-        rig.ok("setup", "backup", "shop")
+        rig.ok("setup", "backup", "shop", "--no-prune")  # the prune trials do the pruning
         full_done = time.monotonic()
         last = _write_binlogs(server, 1)
-        rig.ok("setup", "backup", "shop", "--type", "binlog")
+        rig.ok("setup", "backup", "shop", "--type", "binlog", "--no-prune")
         time.sleep(max(0.0, 1.2 - (time.monotonic() - full_done)))  # older than 1s
         return last
 
@@ -480,7 +480,7 @@ def test_model_backup_and_prune_killed_at_random(
 
     for _ in range(2):
         new_version()
-        rig.ok("setup", "backup", "llm")
+        rig.ok("setup", "backup", "llm", "--no-prune")  # the prune trials do the pruning
     new_version()
     backup_tally, prune_tally = tally("model backup"), tally("model prune")
     backup_tally.count_points(rig.args("backup", "llm"), "baseline")
@@ -490,7 +490,8 @@ def test_model_backup_and_prune_killed_at_random(
         killed = run_killed(rig.args("backup", "llm"), trial)
         _after_kill(trial, killed, "model backup")
         after_kill = assert_only_complete(rig, trial)
-        nxt = rig.ok(trial, "backup", "llm")  # (unchanged, when the killed one finished)
+        # (unchanged, when the killed one finished); --no-prune: left to the prune trial
+        nxt = rig.ok(trial, "backup", "llm", "--no-prune")
         backup_tally.add(trial, killed, _after_next_run(rig, trial, killed, after_kill, nxt))
 
         before = rig.listed(prune_trial)
@@ -695,7 +696,7 @@ def test_a_prune_killed_while_deleting_a_backup_never_lists_it_half_deleted(
     rig, served = _model_rig(tmp_path, backupctl, keep=1)
     for version in ("v1", "v2"):
         _model_version(served, version, random.Random(version), files=1, size=4096)
-        rig.ok("setup", "backup", "llm")
+        rig.ok("setup", "backup", "llm", "--no-prune")  # the prune below is the one killed
     saved = tmp_path / "saved"
     shutil.copytree(rig.repo_dir, saved / "repo")
     shutil.copytree(backupctl.state_dir, saved / "state")

@@ -152,6 +152,13 @@ class Flow:
         return [json.loads(line) for line in self.audit_log.read_text().splitlines()]
 
 
+def _tool(argv: list[str]) -> str:
+    """The tool a child runs, through ``setpriv --pdeathsig KILL -- TOOL …``."""
+    if Path(argv[0]).name == "setpriv" and "--" in argv:
+        argv = argv[argv.index("--") + 1 :]
+    return Path(argv[0]).name
+
+
 def _known_secret(prefix: str) -> str:
     # characters that URL encoding changes, so the encoded forms differ from the raw one
     return f"{prefix}+{secrets.token_hex(10)}/x="
@@ -391,7 +398,7 @@ def test_the_flow_really_used_every_secret(flow: Flow) -> None:
     started = [r for r in audit if r["event"] == "start"]
     assert len(started) >= len(flow.runs)  # every backupctl run was audited
     assert all("AWS_SECRET_ACCESS_KEY" in r["env_names"] for r in started)
-    tools = {Path(r["argv"][0]).name for r in audit if r["event"] != "start" and r["argv"]}
+    tools = {_tool(r["argv"]) for r in audit if r["event"] != "start" and r["argv"]}
     assert {"mariabackup", "mbstream", "mariadb-binlog", "mariadbd"} <= tools, tools
     retried = [json.loads(x) for r in flow.runs for x in r.stderr.splitlines() if "retry" in x]
     assert retried, "the webhook's 503 should have been retried (and logged)"
