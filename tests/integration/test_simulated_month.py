@@ -58,7 +58,7 @@ def test_a_month_of_nights(fresh_mariadb: MariaDBServer, tmp_path: Path, backupc
     rng = random.Random(20261204)
 
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    written: list[tuple[int, str]] = []  # (row id, the GTID that wrote it)
+    written: list[tuple[int, str, datetime]] = []  # (row id, the GTID that wrote it, when)
 
     def tick(moment: datetime) -> Any:
         result = backupctl("run-due", "--json", policies=policies, env=_at(moment))
@@ -72,7 +72,7 @@ def test_a_month_of_nights(fresh_mariadb: MariaDBServer, tmp_path: Path, backupc
                 row = len(written) + 1
                 cur.execute("INSERT INTO shop.t VALUES (%s, %s)", (row, int(moment.timestamp())))
                 cur.execute("SELECT @@last_gtid")
-                written.append((row, cur.fetchone()[0]))
+                written.append((row, cur.fetchone()[0], moment))
 
     tick(start - timedelta(minutes=30))  # first sight: every job waits for its first slot
     ran: list[dict[str, Any]] = []
@@ -125,7 +125,7 @@ def test_a_month_of_nights(fresh_mariadb: MariaDBServer, tmp_path: Path, backupc
     assert len(models) == 5  # keep the last 5 versions
 
     # a restore to a random transaction inside the window: exactly the rows written by then
-    window_rows = [(row, gtid) for row, gtid in written if row > len(written) // 2]
+    window_rows = [(row, gtid) for row, gtid, at in written if at > oldest_full]
     row, gtid = rng.choice(window_rows)
     restored = backupctl(
         "restore", "shop", "--to-gtid", gtid, "--yes", "--json", policies=policies, env=env
