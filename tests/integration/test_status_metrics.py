@@ -18,8 +18,9 @@ from tests.support.cli import popen_backupctl
 from tests.support.elasticsearch import EsCluster
 from tests.support.mariadb import MariaDBServer
 from tests.support.model_policies import model_policy, write_model
+from tests.support.net import free_port
 from tests.support.policies import mariadb_policy, search_policy
-from tests.support.webhook import WebhookReceiver, free_port
+from tests.support.webhook import WebhookReceiver
 
 #: the CLI's clock a minute ahead: what status says once the objectives' time has passed
 LATER = {"BACKUPCTL_CLOCK_OFFSET": "60"}

@@ -6,7 +6,6 @@ directly.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.support.net import free_port
 
 STARTUP_TIMEOUT = 30.0
 FAKE_CREDENTIALS = {
@@ -32,13 +33,6 @@ REAL_AWS_SETTINGS = (
     "AWS_ROLE_ARN",
     "AWS_WEB_IDENTITY_TOKEN_FILE",
 )
-
-
-def free_port() -> int:
-    """A loopback TCP port with nothing listening on it (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _answers(url: str) -> bool:

@@ -15,7 +15,6 @@ hanging server does not wait out its delay.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -191,13 +190,6 @@ class WebhookReceiver:
 
 def _as_reply(reply: int | Reply) -> Reply:
     return reply if isinstance(reply, Reply) else Reply(reply)
-
-
-def free_port() -> int:
-    """A local TCP port with nothing listening on it (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from elasticsearch import Elasticsearch
 from backupctl.drivers.elasticsearch.client import call
 from backupctl.errors import BackupctlError
 from backupctl.retry import RetryPolicy
-from tests.support.motoserver import free_port
+from tests.support.net import free_port
 
 ONCE = RetryPolicy(attempts=1, initial=0, maximum=0, jitter=0)
 

@@ -21,7 +21,8 @@ from backupctl.policy.common import NotifyTarget, PolicyBase
 from backupctl.policy.loader import load_policies
 from backupctl.retry import NO_WAIT
 from tests.support.cli import run_backupctl
-from tests.support.webhook import Reply, WebhookReceiver, free_port
+from tests.support.net import free_port
+from tests.support.webhook import Reply, WebhookReceiver
 
 TOKEN = "tok-3f9a7c21e5d84b06"
 STARTED = datetime(2024, 5, 1, 2, 0, 0, tzinfo=UTC)
