@@ -17,6 +17,7 @@ from pathlib import Path
 
 from backupctl.errors import LockHeldError
 from backupctl.layout import StateLayout
+from backupctl.proc import children_hold
 from backupctl.statefile import PRIVATE_FILE_MODE, private_dir
 from backupctl.storage.base import Repository
 
@@ -52,7 +53,8 @@ def policy_lock(
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         try:
-            yield
+            with children_hold(fd):
+                yield
         finally:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -112,10 +114,22 @@ def _holder_text(path: Path) -> str:
         return ""
     if not holder:
         return ""
-    return (
-        f"{holder.get('purpose', 'run')} by pid {holder.get('pid')}"
-        f" on {holder.get('host')}, since {holder.get('since')}"
-    )
+    pid, host = holder.get("pid"), holder.get("host")
+    text = f"{holder.get('purpose', 'run')} by pid {pid} on {host}, since {holder.get('since')}"
+    if host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
+        # killed, but a tool it started works on: held until that tool ends
+        text += f"; pid {pid} is gone, a tool it started still holds the lock (fuser {path})"
+    return text
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _held_message(policy: str, lane: str, path: Path) -> str:

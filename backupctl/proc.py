@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from backupctl.errors import ToolError
@@ -21,6 +22,28 @@ def dies_with_us(argv: list[str]) -> list[str]:
     waits for (a worker thread that exits first would kill it). Without setpriv, as is."""
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
+
+
+#: lock descriptors the tools this thread starts on a locked policy's files hold too
+_LOCK_FDS: ContextVar[tuple[int, ...]] = ContextVar("lock_fds", default=())
+
+
+@contextmanager
+def children_hold(fd: int) -> Iterator[None]:
+    """Within the block, tools started with ``pass_fds=lock_fds()`` share the open lock
+    file ``fd``: its flock then stays held while one of them still works, even after
+    backupctl itself was killed, so a ``--resume`` cannot start a second ``mariabackup
+    --prepare`` (or a second binlog stream) on the same directory. Per thread (context)."""
+    token = _LOCK_FDS.set((*_LOCK_FDS.get(), fd))
+    try:
+        yield
+    finally:
+        _LOCK_FDS.reset(token)
+
+
+def lock_fds() -> tuple[int, ...]:
+    """The lock descriptors a tool started now should hold (see children_hold)."""
+    return _LOCK_FDS.get()
 
 
 def require_tool(name: str, package: str) -> str:

@@ -12,6 +12,8 @@ if [ "${1:-}" = "--test" ]; then
     # promtool (checks and unit-tests deploy/prometheus/backupctl-rules.yml) only comes in
     # Debian's prometheus package; without an init system (containers) its server stays off
     packages+=(prometheus)
+    # the simulated month moves a test server's clock (tests/integration/test_simulated_month.py)
+    packages+=(libfaketime)
 fi
 if ! command -v python3 >/dev/null || ! python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     packages+=(python3 python3-venv python3-pip)

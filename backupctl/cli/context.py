@@ -73,7 +73,7 @@ class AppContext:
     def metrics_registry(self) -> CollectorRegistry:
         from backupctl.observability.metrics import registry_for
 
-        return registry_for(self.statuses)
+        return registry_for(self.statuses, self.clock)
 
     def publish_metrics(self, textfile: Path | None = None, gateway: str | None = None) -> None:
         """Write the metrics to ``textfile`` and push them to ``gateway`` (each when given).

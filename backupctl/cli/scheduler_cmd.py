@@ -99,7 +99,7 @@ def _serve_metrics(app: AppContext, daemon: SchedulerDaemon, address: str, port:
         )
 
     try:
-        start_http_server(port, address, registry=registry_for(statuses))
+        start_http_server(port, address, registry=registry_for(statuses, app.clock))
     except OSError as exc:
         raise UsageError(f"cannot serve metrics on {address}:{port}: {exc.strerror}") from exc
     log.info("serving metrics", url=f"http://{address}:{port}/metrics")

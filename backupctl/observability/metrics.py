@@ -232,9 +232,13 @@ def _drill(f: _Families, status: PolicyStatus, policy: dict[str, str]) -> None:
     )
 
 
-def registry_for(source: StatusSource) -> CollectorRegistry:
+def registry_for(
+    source: StatusSource, clock: Callable[[], datetime] | None = None
+) -> CollectorRegistry:
+    """A registry collecting from ``source``; ``clock`` stamps the generation time (the
+    clock the statuses were judged by, so a moved test clock moves both)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(source))
+    registry.register(StatusCollector(source, clock))
     return registry
 
 

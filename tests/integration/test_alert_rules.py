@@ -5,10 +5,7 @@ not, and every metric they query is one that docs/metrics.md defines."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.promtool import RULES, run_promtool
+
 ROOT = Path(__file__).resolve().parents[2]
-RULES = ROOT / "deploy" / "prometheus" / "backupctl-rules.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "backupctl-rules.test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "backupctl-dashboard.json"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
@@ -30,26 +28,6 @@ GRAFANA_VARIABLES = {
     "$__range": "7d",
     "$policy": ".*",
 }
-
-
-def promtool() -> str:
-    """Path of promtool; fails under CI (``CI`` set) when it is missing, else skips."""
-    path = shutil.which("promtool")
-    if path is None:
-        message = (
-            "promtool is not installed: apt-get install prometheus "
-            "(scripts/bootstrap.sh --test installs it)"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
-def run_promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [promtool(), *map(str, args)], capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 def alert_rules() -> list[dict[str, Any]]:

@@ -50,9 +50,14 @@ def test_restore_to_just_before_the_bad_delete(
     assert f"recovered to {utc_text} ({local_text}" in result.stdout
     assert [r[0] for r in server.sql("SELECT id FROM shop.orders ORDER BY id")] == [1]
 
-    result = backupctl("restore", "shop", "--to-gtid", last_good_gtid, "--yes", policies=policy)
+    result = backupctl(
+        "restore", "shop", "--to-gtid", last_good_gtid, "--yes", "--json", policies=policy
+    )
     assert result.code == 0, result.output
     assert [r[0] for r in server.sql("SELECT id FROM shop.orders ORDER BY id")] == [1, 2, 3]
+    # without gtid_strict_mode too, the recovery instance's own GTID position was checked
+    (replay,) = [s for s in json.loads(result.stdout)["steps"] if s["name"] == "replay-binlogs"]
+    assert replay["detail"].endswith(f"; GTID position {last_good_gtid}"), replay["detail"]
     domain, server_id, seq = last_good_gtid.split("-")
     beyond = f"{domain}-{server_id}-{int(seq) + 100}"
     refused = backupctl("restore", "shop", "--to-gtid", beyond, "--yes", policies=policy)

@@ -17,7 +17,7 @@ import structlog
 from backupctl.catalog.manifest import Artifact, Manifest
 from backupctl.errors import ToolError, VerificationFailed
 from backupctl.pipeline import decompress
-from backupctl.proc import dies_with_us, grow_pipe, require_tool, tail_text
+from backupctl.proc import dies_with_us, grow_pipe, lock_fds, require_tool, tail_text
 from backupctl.progress import ProgressFactory, no_progress
 from backupctl.storage.base import Repository
 
@@ -158,6 +158,7 @@ def extract(
     target.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         dies_with_us([mbstream, "-x", f"--parallel={max(1, parallel)}", "-C", str(target)]),
+        pass_fds=lock_fds(),
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -264,6 +265,7 @@ def prepare(
         argv.append(f"--incremental-dir={incremental_dir}")
     proc = subprocess.run(
         dies_with_us(argv),
+        pass_fds=lock_fds(),
         capture_output=True,
         text=True,
         check=False,

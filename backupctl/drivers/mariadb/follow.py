@@ -43,7 +43,7 @@ from backupctl.drivers.mariadb.binlog_stream import (
 from backupctl.errors import BackupctlError, BackupFailed, ServerUnreachable
 from backupctl.locks import FOLLOW_LANE, policy_lock
 from backupctl.policy.mariadb import MariaDBPolicy
-from backupctl.proc import dies_with_us, require_tool, secret_file, tail_text
+from backupctl.proc import dies_with_us, lock_fds, require_tool, secret_file, tail_text
 from backupctl.redaction import scrub
 from backupctl.statefile import open_private, private_dir, write_atomic
 
@@ -199,7 +199,7 @@ class BinlogFollower:
                 ),
                 stdout=subprocess.DEVNULL,
                 stderr=err,
-                pass_fds=(fd,),
+                pass_fds=(fd, *lock_fds()),
                 start_new_session=True,  # Ctrl-C and SIGTERM reach us, and we stop it
             )
         return proc, err_path

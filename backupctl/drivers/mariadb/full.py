@@ -26,7 +26,7 @@ from backupctl.drivers.session import BackupSession
 from backupctl.errors import BackupctlError, BackupFailed
 from backupctl.pipeline import CHUNK
 from backupctl.policy.mariadb import MariaDBPolicy
-from backupctl.proc import dies_with_us, grow_pipe, require_tool, secret_file, tail_text
+from backupctl.proc import dies_with_us, grow_pipe, lock_fds, require_tool, secret_file, tail_text
 from backupctl.redaction import scrub
 from backupctl.statefile import open_private, private_dir
 
@@ -129,7 +129,7 @@ def _stream(
             *extra,
         ]
         proc = subprocess.Popen(
-            dies_with_us(argv), stdout=subprocess.PIPE, stderr=log_fh, pass_fds=(fd,)
+            dies_with_us(argv), stdout=subprocess.PIPE, stderr=log_fh, pass_fds=(fd, *lock_fds())
         )
     stdout = cast(IO[bytes], proc.stdout)
     grow_pipe(stdout.fileno())

@@ -358,7 +358,8 @@ class ReplayBinlogs(Step):
         if position := self._binlog_position():
             check_reached(position, self.target.expected_gtid(links, self.full))
             ctx["recovery_point"] = {**self.target.to_dict(), "gtid_position": position}
-            detail += f"; GTID position {position} under gtid_strict_mode"
+            strict = self._query("SELECT @@gtid_strict_mode") == "1"
+            detail += f"; GTID position {position}{' under gtid_strict_mode' if strict else ''}"
         return detail
 
     def _query(self, sql: str) -> str:
@@ -387,7 +388,8 @@ class ReplayBinlogs(Step):
             db.close()
 
     def _binlog_position(self) -> str:
-        """The recovery instance's GTID binlog position ("" when it keeps no binlog)."""
+        """The recovery instance's GTID binlog position ("" when it keeps no binlog: a
+        replay resumed into an instance a previous version started without one)."""
         return self._query("SELECT @@gtid_binlog_pos")
 
     def compensate(self, ctx: RunContext) -> str:

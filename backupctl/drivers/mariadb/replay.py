@@ -23,7 +23,7 @@ from typing import IO
 from backupctl.drivers.mariadb.binlog_events import StopWatch
 from backupctl.errors import BackupctlError
 from backupctl.pipeline import decompress
-from backupctl.proc import dies_with_us, require_tool, tail_text
+from backupctl.proc import dies_with_us, lock_fds, require_tool, tail_text
 from backupctl.progress import Advance
 from backupctl.storage.base import Repository
 
@@ -73,6 +73,7 @@ def replay(
     with open(applier_err, "wb") as err:
         applier = subprocess.Popen(
             dies_with_us([client, "--no-defaults", *client_args, "--binary-mode"]),
+            pass_fds=lock_fds(),
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=err,
@@ -87,6 +88,7 @@ def replay(
             with open(reader_err, "wb") as err:
                 reader = subprocess.Popen(
                     dies_with_us([binlog_tool, "--no-defaults", *feed.args, "-"]),
+                    pass_fds=lock_fds(),
                     stdin=subprocess.PIPE,
                     stdout=applier.stdin,
                     stderr=err,

@@ -116,7 +116,7 @@ def restore_steps(
     ]
     recovered: list[Step] = [
         MoveIntoPlace(paths, manifest.backup_id),
-        StartRecoveryInstance(paths.live, run_dir, policy, strict_from),
+        StartRecoveryInstance(paths.live, run_dir, policy, strict_from, bool(replay)),
         *replay,
         VerifyRestored(
             paths.live,

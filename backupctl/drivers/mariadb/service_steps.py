@@ -28,6 +28,7 @@ def _instance(
     owner: dict[str, int] | None,
     policy: MariaDBPolicy,
     strict_gtid: bool = False,
+    log_replay: bool = False,
 ) -> MariaDBInstance:
     run_as = None
     if owner and owner["uid"] != 0:
@@ -36,10 +37,13 @@ def _instance(
     info = run_dir.lstat()
     if not stat.S_ISDIR(info.st_mode) or info.st_uid not in (os.geteuid(), owner and owner["uid"]):
         raise UsageError(f"{run_dir} exists and is not ours: refusing to use it")
-    # with gtid_strict_mode, replayed transactions go to a private binlog, so the server
-    # checks their order as the source did; otherwise binlogging would only cost time.
-    # Small files: the replay purges all but the current one as it goes
-    binlog = [f"--log-bin={run_dir}/replay-bin", "--gtid-strict-mode=ON", "--max-binlog-size=64M"]
+    # a replay goes to a private binlog: its GTID position then says where the replay
+    # really ended (checked against the target), and under gtid_strict_mode the server
+    # checks the transactions' order as the source did. Small files: the replay purges
+    # all but the current one as it goes. Without a replay, binlogging would only cost time
+    binlog = [f"--log-bin={run_dir}/replay-bin", "--max-binlog-size=64M"]
+    if strict_gtid:
+        binlog.append("--gtid-strict-mode=ON")
     return MariaDBInstance.for_datadir(
         datadir,
         run_dir,
@@ -51,14 +55,15 @@ def _instance(
         extra_args=[
             "--skip-grant-tables",
             "--skip-slave-start",
-            *(binlog if strict_gtid else ["--skip-log-bin"]),
+            *(binlog if strict_gtid or log_replay else ["--skip-log-bin"]),
         ],
     )
 
 
 class StartRecoveryInstance(Step):
     """Start the private instance. ``strict_gtid_from``: replay under gtid_strict_mode,
-    the instance's binlog state starting at this GTID position (the full backup's)."""
+    the instance's binlog state starting at this GTID position (the full backup's);
+    ``log_replay``: binlogs are replayed into it (it keeps a private binlog)."""
 
     name = "start-recovery-instance"
 
@@ -68,9 +73,11 @@ class StartRecoveryInstance(Step):
         run_dir: Path,
         policy: MariaDBPolicy,
         strict_gtid_from: str | None = None,
+        log_replay: bool = False,
     ):
         self.datadir, self.run_dir, self.policy = datadir, run_dir, policy
         self.strict_gtid_from = strict_gtid_from
+        self.log_replay = log_replay or strict_gtid_from is not None
 
     def describe(self, ctx: RunContext) -> str:
         strict = ""
@@ -83,10 +90,12 @@ class StartRecoveryInstance(Step):
 
     def run(self, ctx: RunContext) -> str:
         strict = self.strict_gtid_from is not None
-        instance = _instance(self.datadir, self.run_dir, ctx.get("owner"), self.policy, strict)
+        instance = _instance(
+            self.datadir, self.run_dir, ctx.get("owner"), self.policy, strict, self.log_replay
+        )
         instance.stop()  # a resumed run may find the instance a killed run started
         instance.start(timeout=600)
-        if self.strict_gtid_from is None:
+        if not self.log_replay:
             return f"recovery instance up on {instance.socket}"
         db = instance.connect()
         try:
@@ -96,6 +105,8 @@ class StartRecoveryInstance(Step):
                     cur.execute("SET GLOBAL gtid_binlog_state = %s", (self.strict_gtid_from,))
         finally:
             db.close()
+        if not strict:
+            return f"recovery instance up on {instance.socket}, replay binlogged privately"
         return f"recovery instance up on {instance.socket}, gtid_strict_mode=ON"
 
     def compensate(self, ctx: RunContext) -> str:
