@@ -82,6 +82,9 @@ def lanes_locked(
 
 #: the lane ``binlog follow`` holds for a policy (beside the policy's own locks)
 FOLLOW_LANE = "follow"
+#: the lane ``copy`` runs under: prune and restore hold it too (every driver's
+#: all_lanes), so nothing a copy reads is deleted under it
+COPY_LANE = "copy"
 
 
 def follow_lock(policy: str) -> str:

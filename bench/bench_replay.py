@@ -94,8 +94,9 @@ TARGET_RATIO = 1.1
 BATCH_ROWS = 1000  # rows per transaction
 BASE_ITEMS = 20_000  # rows in the full backup, so the first updates have rows to hit
 MAX_BINLOG_SIZE = 100 * 2**20  # Debian's default; the server runs --no-defaults (1 GiB)
-# what backupctl's recovery instance runs with (service_steps._instance, no strict GTID
-# mode on the source): no network, no grant checks, no replication, no binlog
+# what an operator's raw replay runs into: a server with no network, no grant checks, no
+# replication and no binlog. backupctl's recovery instance (service_steps._instance)
+# keeps a private binlog as it replays, to check where the replay ended: that costs it
 RECOVERY_ARGS = ["--skip-grant-tables", "--skip-slave-start", "--skip-log-bin"]
 POLL_SECONDS = 0.02
 STEP_ROWS = [
@@ -436,7 +437,7 @@ def build_workload(setup: Setup, target_mib: int) -> Workload:
     create_schema(setup.instance)
     full, seconds = backupctl_json(setup, "backup-full", "backup", POLICY_NAME, "--json")
     coords = full["details"]["binlog"]
-    if full["details"].get("gtid_strict_mode"):  # backupctl would replay into a binlog then
+    if full["details"].get("gtid_strict_mode"):  # the raw side would need it too then
         raise RuntimeError("the source runs gtid_strict_mode: RECOVERY_ARGS would not match")
     print(
         f"  full backup {full['backup_id']} in {seconds:.1f}s, binlog coordinates "

@@ -28,6 +28,13 @@ CREATE TABLE IF NOT EXISTS backups (
     PRIMARY KEY (policy, backup_id)
 );
 CREATE INDEX IF NOT EXISTS backups_by_time ON backups (policy, kind, finished_at);
+CREATE TABLE IF NOT EXISTS copies (
+    policy TEXT NOT NULL,
+    backup_id TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    copied_at TEXT NOT NULL,
+    PRIMARY KEY (policy, backup_id, repository)
+);
 """
 
 
@@ -102,6 +109,38 @@ class Catalog:
             db.execute(
                 "DELETE FROM backups WHERE policy = ? AND backup_id = ?", (policy, backup_id)
             )
+
+    def record_copy(self, policy: str, backup_id: str, repository: str, at: datetime) -> None:
+        """``backup_id`` is complete in ``repository`` (one of the policy's copies) too."""
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO copies VALUES (?,?,?,?)",
+                (policy, backup_id, repository, at.isoformat()),
+            )
+
+    def replace_copies(self, policy: str, repository: str, held: dict[str, datetime]) -> None:
+        """Make the catalog's view of copy ``repository`` of ``policy`` exactly ``held``
+        (backup id → when it was copied there)."""
+        with self._connect() as db:
+            db.execute(
+                "DELETE FROM copies WHERE policy = ? AND repository = ?", (policy, repository)
+            )
+            db.executemany(
+                "INSERT INTO copies VALUES (?,?,?,?)",
+                [(policy, bid, repository, at.isoformat()) for bid, at in held.items()],
+            )
+
+    def copies(self, policy: str) -> dict[str, dict[str, datetime]]:
+        """Where ``policy``'s backups are copied: backup id → {repository: copied at}."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT backup_id, repository, copied_at FROM copies WHERE policy = ?",
+                (policy,),
+            ).fetchall()
+        held: dict[str, dict[str, datetime]] = {}
+        for backup_id, repository, at in rows:
+            held.setdefault(str(backup_id), {})[str(repository)] = datetime.fromisoformat(at)
+        return held
 
     def raw(self, policy: str | None = None, kind: str | None = None) -> list[str]:
         """The stored manifest JSON documents, oldest first (no parsing: for --json)."""

@@ -24,6 +24,7 @@ from backupctl.catalog.query import PolicyBackups, RecoveryWindow
 from backupctl.checks import CheckResult
 from backupctl.errors import UsageError
 from backupctl.layout import StateLayout
+from backupctl.locks import COPY_LANE
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.options import RestoreOptions
 from backupctl.progress import ProgressFactory, no_progress
@@ -101,8 +102,9 @@ class Driver(abc.ABC, Generic[PolicyT, OptionsT]):
 
     @classmethod
     def all_lanes(cls) -> list[str]:
-        """Every lane of this driver, the main one first (prune and restore hold them all)."""
-        return sorted({"", *cls.lanes.values()})
+        """Every lane of this driver, the main one first (prune and restore hold them all),
+        with the lane copies to other repositories run under."""
+        return sorted({"", COPY_LANE, *cls.lanes.values()})
 
     @classmethod
     def lane_kinds(cls, lane: str) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from backupctl.catalog.index import Catalog
 from backupctl.catalog.query import PolicyBackups, RecoveryModel
 from backupctl.clock import Clock, utc_now
+from backupctl.errors import UsageError
 from backupctl.history import RunHistory, RunHistoryError
 from backupctl.layout import StateLayout
 from backupctl.observability.reporter import RunReporter
@@ -48,6 +49,20 @@ class Context:
     def repository(self, policy: PolicyBase) -> Repository:
         """``policy``'s repository, opened. Raises RepositoryError / EncryptionError."""
         return self.repositories(policy)
+
+    def repository_named(self, policy: PolicyBase, name: str) -> Repository:
+        """``policy``'s repository called ``name`` (its first one: as ``repository``),
+        opened. Raises UsageError for an unknown name, RepositoryError / EncryptionError."""
+        if name == policy.repository_names[0]:
+            return self.repository(policy)
+        try:
+            spec = policy.repository_named(name)
+        except KeyError:
+            names = ", ".join(policy.repository_names)
+            raise UsageError(
+                f"policy {policy.name!r} has no repository {name!r} (it has: {names})"
+            ) from None
+        return open_repository(spec)
 
     def backups(self, policy: PolicyBase, model: RecoveryModel) -> PolicyBackups:
         """``policy``'s catalogued backups, read through its driver's rules, with the last

@@ -5,10 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from backupctl.cron.expressions import validate_timezone
 from backupctl.policy.options import RestoreOptions
@@ -128,6 +137,35 @@ class ScheduleBase(StrictModel):
                 yield key, kind, expression
 
 
+class NamedRepository(RepositorySpec):
+    """One of a policy's ``repositories``: where it is, what it is called, and what it
+    keeps when that differs from the policy's retention."""
+
+    name: str = Field(description="how `copy --to`, `restore --from`, list and status name it")
+    retention: dict[str, Any] = Field(
+        {},
+        description="this repository's retention: the fields of the policy's `retention` "
+        "that differ here (e.g. {full: 7d} on a local disk, 30 days off-site)",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError(
+                f"repository names are 1-63 lowercase letters, digits, '-' or '_', got {value!r}"
+            )
+        return value
+
+    def spec(self) -> RepositorySpec:
+        """The repository itself, without its name and retention."""
+        return RepositorySpec.model_validate(self.model_dump(exclude={"name", "retention"}))
+
+
+#: what a policy with the single ``repository:`` form calls it
+PRIMARY = "primary"
+
+
 class PolicyBase(StrictModel):
     """Fields common to every driver. Subclasses add one options model per driver, and
     name the model of their restore options in ``restore_options``."""
@@ -137,7 +175,19 @@ class PolicyBase(StrictModel):
     version: Literal[1] = Field(description="policy format version")
     name: str = Field(description="policy name: lowercase letters, digits, '-' and '_'")
     driver: str
-    repository: RepositorySpec
+    repository: RepositorySpec = Field(
+        description="where backups are written (with `repositories:`, the first of them)"
+    )
+    repositories: list[NamedRepository] = Field(
+        [],
+        description="instead of `repository`: several, each named; backups are written to "
+        "the first and copied to the others (`backupctl copy`, after every backup by default)",
+    )
+    copy_after_backup: bool = Field(
+        True,
+        description="every successful backup is copied to the policy's other repositories "
+        "before retention runs; `backup --no-copy` skips it once",
+    )
     objectives: Objectives = Objectives()
     drill: DrillSpec = DrillSpec()
     schedule: ScheduleBase = ScheduleBase()
@@ -161,6 +211,81 @@ class PolicyBase(StrictModel):
                 f"policy names are 1-63 lowercase letters, digits, '-' or '_', got {value!r}"
             )
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_repository(cls, data: Any) -> Any:
+        """``repositories:`` instead of ``repository:``: backups go to the first one."""
+        if not isinstance(data, dict) or "repositories" not in data:
+            return data
+        if "repository" in data:
+            raise ValueError("give either repository or repositories, not both")
+        listed = data["repositories"]
+        if not isinstance(listed, list) or not listed:
+            raise ValueError("repositories: a list of at least one repository")
+        first = listed[0]
+        if isinstance(first, dict):
+            data = {
+                **data,
+                "repository": {k: v for k, v in first.items() if k not in ("name", "retention")},
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _repositories_valid(self) -> Self:
+        names = [repo.name for repo in self.repositories]
+        if duplicates := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"repositories: names must differ, {', '.join(duplicates)} repeats")
+        urls = [repo.url.rstrip("/") for repo in self.repositories]
+        if len(set(urls)) != len(urls):
+            raise ValueError("repositories: two entries have the same url")
+        if len(self.repositories) > 1 and self.manifest_repository != self.repository:
+            raise ValueError(
+                f"repositories: a {self.driver} policy keeps its history in "
+                f"{self.manifest_repository.url}; it has no copies (mirror that repository)"
+            )
+        for repo in self.repositories:
+            if repo.retention:
+                self.retention_of(repo.name)  # raises ValueError naming the field
+        return self
+
+    @property
+    def repository_names(self) -> list[str]:
+        """The names of the policy's repositories, the one backups are written to first."""
+        return [repo.name for repo in self.repositories] or [PRIMARY]
+
+    @property
+    def copies(self) -> list[NamedRepository]:
+        """The repositories backups are copied to (every one but the first)."""
+        return self.repositories[1:]
+
+    def repository_named(self, name: str) -> RepositorySpec:
+        """The repository called ``name``. Raises KeyError."""
+        for repo in self.repositories:
+            if repo.name == name:
+                return repo.spec()
+        if not self.repositories and name == PRIMARY:
+            return self.repository
+        raise KeyError(name)
+
+    def retention_of(self, name: str) -> Any:
+        """The retention of repository ``name``: the policy's, with that repository's
+        fields over it (None: the driver keeps everything). Raises ValueError when they do
+        not make a valid retention."""
+        base = getattr(self, "retention", None)
+        override = next((r.retention for r in self.repositories if r.name == name), {})
+        if not override:
+            return base
+        if not isinstance(base, BaseModel):
+            raise ValueError(f"repositories: {name}: a {self.driver} policy has no retention")
+        try:
+            return type(base).model_validate({**base.model_dump(exclude_unset=True), **override})
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            raise ValueError(
+                f"repositories: {name}: retention{'.' + where if where else ''}: {problem['msg']}"
+            ) from None
 
     @property
     def source(self) -> Path | None:
