@@ -119,27 +119,39 @@ class Catalog:
             )
 
     def replace_copies(self, policy: str, repository: str, held: dict[str, datetime]) -> None:
-        """Make the catalog's view of copy ``repository`` of ``policy`` exactly ``held``
-        (backup id → when it was copied there)."""
+        """Make the catalog's view of copy ``repository`` of ``policy`` exactly the backups
+        in ``held``: one already recorded keeps its time, another gets the one given
+        (backup id → when it was copied there, or a stand-in such as its finish time)."""
         with self._connect() as db:
-            db.execute(
-                "DELETE FROM copies WHERE policy = ? AND repository = ?", (policy, repository)
+            known = {
+                str(row[0])
+                for row in db.execute(
+                    "SELECT backup_id FROM copies WHERE policy = ? AND repository = ?",
+                    (policy, repository),
+                )
+            }
+            db.executemany(
+                "DELETE FROM copies WHERE policy = ? AND backup_id = ? AND repository = ?",
+                [(policy, bid, repository) for bid in known - set(held)],
             )
             db.executemany(
-                "INSERT INTO copies VALUES (?,?,?,?)",
+                "INSERT OR IGNORE INTO copies VALUES (?,?,?,?)",
                 [(policy, bid, repository, at.isoformat()) for bid, at in held.items()],
             )
 
-    def copies(self, policy: str) -> dict[str, dict[str, datetime]]:
-        """Where ``policy``'s backups are copied: backup id → {repository: copied at}."""
+    def copies(self, policy: str | None = None) -> dict[tuple[str, str], dict[str, datetime]]:
+        """Where backups (of ``policy``, default all) are copied: (policy, backup id) →
+        {repository: when it was copied there}."""
+        query, args = "SELECT policy, backup_id, repository, copied_at FROM copies", []
+        if policy is not None:
+            query, args = query + " WHERE policy = ?", [policy]
         with self._connect() as db:
-            rows = db.execute(
-                "SELECT backup_id, repository, copied_at FROM copies WHERE policy = ?",
-                (policy,),
-            ).fetchall()
-        held: dict[str, dict[str, datetime]] = {}
-        for backup_id, repository, at in rows:
-            held.setdefault(str(backup_id), {})[str(repository)] = datetime.fromisoformat(at)
+            rows = db.execute(query, args).fetchall()
+        held: dict[tuple[str, str], dict[str, datetime]] = {}
+        for name, backup_id, repository, at in rows:
+            held.setdefault((str(name), str(backup_id)), {})[str(repository)] = (
+                datetime.fromisoformat(at)
+            )
         return held
 
     def raw(self, policy: str | None = None, kind: str | None = None) -> list[str]:

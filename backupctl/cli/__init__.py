@@ -29,6 +29,7 @@ COMMANDS = {
     "backup": "backup_cmd:backup",
     "binlog": "binlog_cmd:binlog",
     "catalog": "catalog_cmd:catalog_group",
+    "copy": "copy_cmd:copy",
     "cron": "systemd_cmd:cron",
     "demo": "demo_cmd:demo",
     "drill": "drill_cmd:drill",

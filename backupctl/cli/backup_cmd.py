@@ -12,6 +12,7 @@ from backupctl.cli.context import AppContext
 from backupctl.drivers.registry import driver_class
 from backupctl.errors import BackupctlError, NothingChanged
 from backupctl.operations.backup import run_backup
+from backupctl.operations.copy import AfterBackupCopy, copy_after_backup
 from backupctl.operations.prune import AfterBackup, prune_after_backup
 from backupctl.units import human_bytes
 
@@ -36,6 +37,12 @@ from backupctl.units import human_bytes
     help="Do not apply the policy's retention after the backup (it does by default, "
     "unless the policy says prune_after_backup: false).",
 )
+@click.option(
+    "--no-copy",
+    is_flag=True,
+    help="Do not copy the backup to the policy's other repositories (it does by default, "
+    "before retention, unless the policy says copy_after_backup: false).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.pass_obj
 def backup(
@@ -44,9 +51,11 @@ def backup(
     kind: str | None,
     no_fallback: bool,
     no_prune: bool,
+    no_copy: bool,
     as_json: bool,
 ) -> None:
-    """Run one backup of POLICY now, then apply its retention.
+    """Run one backup of POLICY now, copy it to the policy's other repositories, then
+    apply its retention.
 
     Exits 75 without doing anything when another run of the policy holds its lock.
     """
@@ -59,11 +68,19 @@ def backup(
         else:
             click.echo(f"{chosen.name}: {exc}; nothing stored")
         return
+    copied = AfterBackupCopy(skipped="--no-copy") if no_copy else copy_after_backup(app.ops, chosen)
     after = AfterBackup(skipped="--no-prune") if no_prune else prune_after_backup(app.ops, chosen)
     if as_json:
         render.emit_json(json.loads(manifest.to_json()))
     else:
         _describe(manifest, chosen.repository.url, after)
+        for name, count in copied.copied.items():
+            click.echo(f"  copied to {name}: {count} backup(s)")
+    if copied.error:
+        raise BackupctlError(
+            f"backup {manifest.backup_id} is stored, but copying it to the other "
+            f"repositories of {chosen.name} failed: {copied.error}"
+        )
     if after.error is not None:
         raise BackupctlError(
             f"backup {manifest.backup_id} is stored, but applying the retention of "

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 import click
 
 from backupctl.catalog.manifest import Manifest
@@ -21,10 +24,15 @@ def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
     """List backups in the catalog, oldest first (failed ones marked FAILED)."""
     if policy is not None and not NAME_RE.match(policy):  # the catalog holds only valid names
         raise UsageError(f"{policy!r} is not a policy name (lowercase letters, digits, '-', '_')")
+    catalog = app.catalog()
+    copies = catalog.copies(policy)  # backup id -> the other repositories holding it
     if as_json:  # the stored documents as they are: fast with many thousands
-        click.echo("[" + ",".join(raw.strip() for raw in app.catalog().raw(policy)) + "]")
+        docs = [raw.strip() for raw in catalog.raw(policy)]
+        if copies:  # ... with the copies each one has
+            docs = [_with_copies(doc, copies) for doc in docs]
+        click.echo("[" + ",".join(docs) + "]")
         return
-    manifests = app.catalog().list(policy)
+    manifests = catalog.list(policy)
     if not manifests:
         click.echo(
             "no backups in the catalog"
@@ -32,7 +40,7 @@ def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
             + " (on a new host, run `backupctl catalog sync`)"
         )
         return
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             m.policy,
             m.backup_id,
@@ -46,7 +54,15 @@ def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
         )
         for m in manifests
     ]
-    headers = ("POLICY", "BACKUP ID", "TYPE", "FINISHED", "TOOK", "SIZE", "STORED", "STATE", "NOTE")
+    headers: tuple[str, ...] = (
+        *("POLICY", "BACKUP ID", "TYPE", "FINISHED", "TOOK", "SIZE", "STORED", "STATE", "NOTE"),
+    )
+    if copies:
+        headers = (*headers[:-1], "COPIES", headers[-1])
+        rows = [
+            (*row[:-1], ",".join(sorted(copies.get((m.policy, m.backup_id), {}))) or "-", row[-1])
+            for m, row in zip(manifests, rows, strict=True)
+        ]
     render.table(headers, rows)
     for m in manifests:
         if m.failure is not None:
@@ -54,6 +70,13 @@ def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
     click.echo("")
     _chains(manifests)
     _windows(app, manifests)
+
+
+def _with_copies(doc: str, copies: dict[tuple[str, str], dict[str, datetime]]) -> str:
+    data = json.loads(doc)
+    held = copies.get((data.get("policy"), data.get("backup_id")), {})
+    data["copies"] = {name: at.isoformat() for name, at in sorted(held.items())}
+    return json.dumps(data, sort_keys=True)
 
 
 def _note(manifest: Manifest) -> str:

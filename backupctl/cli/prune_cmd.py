@@ -26,7 +26,8 @@ def prune(app: AppContext, policy: str | None, dry_run: bool, as_json: bool) -> 
     verb = "would delete" if dry_run else "deleted"
     for r in results:
         action = "keep" if r.keep else verb
-        click.echo(f"{r.policy} {r.backup_id} ({r.kind}): {action}: {r.reason}")
+        where = f" in {r.repository}" if r.repository else ""
+        click.echo(f"{r.policy} {r.backup_id} ({r.kind}){where}: {action}: {r.reason}")
         if r.done:
             click.echo(f"    {r.done}")
     gone = sum(1 for r in results if not r.keep)

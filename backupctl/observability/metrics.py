@@ -181,6 +181,20 @@ def _recoverability(f: _Families, status: PolicyStatus, policy: dict[str, str]) 
         policy,
         status.repository_bytes,
     )
+    for name, state in sorted(status.copies.items()):
+        labels = {**policy, "repository": name}
+        f.gauge(
+            "backupctl_copy_lag_seconds",
+            "How long the oldest backup a copy repository lacks has waited (0: none missing).",
+            labels,
+            state.lag(status.now).total_seconds(),
+        )
+        f.gauge(
+            "backupctl_copy_missing_backups",
+            "Restorable backups of the first repository a copy repository lacks.",
+            labels,
+            state.missing,
+        )
     if status.follow is not None:
         f.gauge(
             "backupctl_binlog_stream_lag_seconds",

@@ -58,6 +58,19 @@ class FollowState:
     current_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class CopyState:
+    """How far one copy repository is behind the policy's first repository."""
+
+    #: backups the first repository holds (restorable) that this copy lacks
+    missing: int
+    #: since when the oldest of them waits (None: the copy holds every one)
+    waiting_since: datetime | None
+
+    def lag(self, now: datetime) -> timedelta:
+        return now - self.waiting_since if self.waiting_since is not None else timedelta(0)
+
+
 @dataclass
 class PolicyStatus:
     policy: str
@@ -74,6 +87,8 @@ class PolicyStatus:
     last_drill: DrillReport | None = None
     drill_next_due: datetime | None = None
     follow: FollowState | None = None
+    #: each copy repository (``repositories:`` after the first), by name
+    copies: dict[str, CopyState] = field(default_factory=dict)
     #: False when the repository could not be read: the window is unknown, not empty
     window_known: bool = True
     problems: list[Problem] = field(default_factory=list)
@@ -152,6 +167,13 @@ class PolicyStatus:
                 if self.follow
                 else None
             ),
+            "copies": {
+                name: {
+                    "missing": state.missing,
+                    "lag_seconds": round(state.lag(self.now).total_seconds(), 1),
+                }
+                for name, state in sorted(self.copies.items())
+            },
             "runs": {kind: record.to_dict() for kind, record in sorted(self.runs.items())},
         }
 
@@ -214,6 +236,7 @@ def _fill(
         policy.name, driver, unchanged.last_unchanged if unchanged is not None else None
     )
     _count(status, backups)
+    status.copies = _copies(policy, backups, catalog)
     repo: Repository | None = None
     try:
         repo = repository_for(policy)
@@ -244,6 +267,24 @@ def _count(status: PolicyStatus, backups: PolicyBackups) -> None:
             newest[manifest.kind] = manifest
     status.repository_bytes = sum(seen.values())
     status.newest_size = {kind: m.stored_bytes for kind, m in newest.items()}
+
+
+def _copies(policy: PolicyBase, backups: PolicyBackups, catalog: Catalog) -> dict[str, CopyState]:
+    """Per copy repository: the restorable backups it lacks, and since when the oldest of
+    them waits (its finish time)."""
+    if not policy.copies:
+        return {}
+    held = catalog.copies(policy.name)
+    states = {}
+    for copy in policy.copies:
+        missing = [
+            m
+            for m in backups.all
+            if m.restorable and copy.name not in held.get((policy.name, m.backup_id), {})
+        ]
+        oldest = min((m.finished_at for m in missing), default=None)
+        states[copy.name] = CopyState(len(missing), oldest)
+    return states
 
 
 def _follow(layout: StateLayout, policy: str, now: datetime) -> FollowState | None:
@@ -326,6 +367,17 @@ def judge(status: PolicyStatus) -> None:
                     "breach",
                     f"binlog follow has stored nothing for {_text(lag)}, past the RPO "
                     f"objective of {_text(rpo)}",
+                )
+            )
+    limit = max(rpo or timedelta(0), timedelta(hours=1))
+    for name, state in sorted(status.copies.items()):
+        lag = state.lag(status.now)
+        if lag > limit:
+            problems.append(
+                Problem(
+                    "warning",
+                    f"the copy to {name} lags {_text(lag)}: {state.missing} backup(s) not "
+                    f"copied (run `backupctl copy {status.policy} --to {name}`)",
                 )
             )
     for record in status.backup_runs:

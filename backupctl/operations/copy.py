@@ -15,6 +15,7 @@ import json
 import os
 import socket
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
 import structlog
 
@@ -59,6 +60,11 @@ def copy_targets(policy: PolicyBase, to: str | None) -> list[str]:
     """The names of the repositories a copy of ``policy`` writes to (``to`` or every
     copy). Raises UsageError for a name the policy does not have."""
     names = [repo.name for repo in policy.copies]
+    if not names:
+        raise UsageError(
+            f"policy {policy.name!r} has one repository: list others under `repositories:` "
+            "to copy to them"
+        )
     if to is None:
         return names
     if to not in names:
@@ -106,15 +112,21 @@ def _copy_to(
         log.info("removed a partial copy", repository=name, prefix=prefix)
     held = {m.backup_id: m for m in scan_manifests(destination, policy.name)}
     catalog = ctx.catalog()
+    copied_at: dict[str, datetime] = {}
     for manifest in wanted:
         if manifest.backup_id in held:
             result.already += 1
             continue
         result.bytes += copy_backup(source, destination, manifest)
         result.copied.append(manifest.backup_id)
+        copied_at[manifest.backup_id] = ctx.clock()
         held[manifest.backup_id] = manifest
         log.info("backup copied", repository=name, backup_id=manifest.backup_id)
-    catalog.replace_copies(policy.name, name, {bid: m.finished_at for bid, m in held.items()})
+    catalog.replace_copies(
+        policy.name,
+        name,
+        {bid: copied_at.get(bid, m.finished_at) for bid, m in held.items()},
+    )
     result.seconds = round((ctx.clock() - started).total_seconds(), 1)
     return result
 

@@ -22,6 +22,7 @@ from backupctl.drills.report import DrillReport
 from backupctl.errors import BackupctlError, LockHeldError, NothingChanged
 from backupctl.operations.backup import run_backup
 from backupctl.operations.context import Context
+from backupctl.operations.copy import copy_after_backup
 from backupctl.operations.prune import prune_after_backup
 from backupctl.policy.common import PolicyBase
 from backupctl.scheduling.due import Claim, claim_job, next_due, register_jobs
@@ -147,6 +148,9 @@ class JobRunner:
             outcome, detail = "failed", f"internal error: {type(exc).__name__}: {exc}"
         else:
             backup_id, detail = manifest.backup_id, f"backup {manifest.backup_id} stored"
+            copied = copy_after_backup(self.ctx, policy)
+            if copied.error:
+                outcome, detail = "failed", f"{detail}; copy failed: {copied.error}"
             after = prune_after_backup(self.ctx, policy)
             pruned = after.pruned
             if after.error is not None:

@@ -3,15 +3,16 @@ saying why for each backup."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, replace
 
 import structlog
 
-from backupctl.catalog.manifest import MANIFEST
+from backupctl.catalog.manifest import MANIFEST, scan_manifests
 from backupctl.catalog.sync import sync_policy
 from backupctl.drivers.registry import driver_for
 from backupctl.errors import BackupctlError, LockHeldError
-from backupctl.locks import lanes_locked
+from backupctl.locks import COPY_LANE, lanes_locked
 from backupctl.operations.backup import clean_incomplete
 from backupctl.operations.context import Context
 from backupctl.policy.common import PolicyBase
@@ -30,6 +31,8 @@ class PruneResult:
     keep: bool
     reason: str
     done: str = ""
+    #: the copy repository decided on ("": the policy's first repository)
+    repository: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -46,13 +49,16 @@ def prune_policy(ctx: Context, policy: PolicyBase, dry_run: bool = False) -> lis
     part-way left is cleaned up first. Raises LockHeldError
     while a backup of the policy runs.
     """
-    driver = driver_for(policy)
+    driver = driver_for(retained_in(policy, policy.repository_names[0]))
     repo, catalog, now = ctx.repository(policy), ctx.catalog(), ctx.clock()
     if dry_run:
         backups = catalog.list(policy.name)
         by_id = {m.backup_id: m for m in backups}
         decisions: list[Decision] = driver.retention(backups, now)
-        return [_result(by_id[d.backup_id].kind, policy.name, d) for d in decisions]
+        found = [_result(by_id[d.backup_id].kind, policy.name, d) for d in decisions]
+        for copy in policy.copies:
+            found += _prune_copy(ctx, policy, copy.name, dry_run=True)
+        return found
     results = []
     with lanes_locked(ctx.layout, repo, policy.name, driver.all_lanes(), "prune"):
         # what a run killed part-way left: half-written or half-deleted backups go, and
@@ -79,6 +85,44 @@ def prune_policy(ctx: Context, policy: PolicyBase, dry_run: bool = False) -> lis
         kept = [by_id[r.backup_id] for r in results if r.keep]
         if swept := driver.collect_garbage(repo, kept, now):
             log.info("unreferenced objects removed", policy=policy.name, count=swept)
+        for copy in policy.copies:  # under the copy lane: no copy runs meanwhile
+            results += _prune_copy(ctx, policy, copy.name)
+    return results
+
+
+def retained_in(policy: PolicyBase, repository: str) -> PolicyBase:
+    """``policy`` with the retention of its repository ``repository``."""
+    retention = policy.retention_of(repository)
+    if retention is getattr(policy, "retention", None):
+        return policy
+    return policy.model_copy(update={"retention": retention})
+
+
+def _prune_copy(
+    ctx: Context, policy: PolicyBase, name: str, dry_run: bool = False
+) -> list[PruneResult]:
+    """Apply the retention of copy repository ``name`` to the backups it holds. Only its
+    objects go: what a backup keeps elsewhere (a snapshot in a cluster) belongs to the
+    first repository's backup."""
+    driver = driver_for(retained_in(policy, name))
+    repo, now = ctx.repository_named(policy, name), ctx.clock()
+    with contextlib.nullcontext() if dry_run else repo.lock(policy.name, "prune", COPY_LANE):
+        held = sorted(scan_manifests(repo, policy.name), key=lambda m: (m.finished_at, m.backup_id))
+        by_id = {m.backup_id: m for m in held}
+        results = []
+        for decision in reversed(driver.retention(held, now)):
+            manifest = by_id[decision.backup_id]
+            result = replace(_result(manifest.kind, policy.name, decision), repository=name)
+            if not decision.keep and not dry_run:
+                _delete_objects(repo, manifest.prefix)
+                log.info("copy pruned", repository=name, backup_id=manifest.backup_id)
+            results.append(result)
+        results.reverse()
+        if dry_run:
+            return results
+        kept = [by_id[r.backup_id] for r in results if r.keep]
+        driver.collect_garbage(repo, kept, now)
+        ctx.catalog().replace_copies(policy.name, name, {m.backup_id: m.finished_at for m in kept})
     return results
 
 

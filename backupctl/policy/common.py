@@ -283,8 +283,9 @@ class PolicyBase(StrictModel):
         except ValidationError as exc:
             problem = exc.errors()[0]
             where = ".".join(str(part) for part in problem["loc"])
+            message = str(problem["msg"]).removeprefix("Value error, ")
             raise ValueError(
-                f"repositories: {name}: retention{'.' + where if where else ''}: {problem['msg']}"
+                f"repositories: {name}: retention{'.' + where if where else ''}: {message}"
             ) from None
 
     @property

@@ -18,6 +18,12 @@ def policy_json_schema() -> dict[str, Any]:
     models = tuple(POLICY_MODELS.values())
     union = Annotated[Union[models], Field(discriminator="driver")]  # type: ignore[valid-type]  # noqa: UP007
     schema = TypeAdapter(union).json_schema(mode="validation")
+    for definition in schema.get("$defs", {}).values():
+        required = definition.get("required", [])
+        if "repository" in required and "repositories" in definition.get("properties", {}):
+            # `repositories:` stands in for `repository:` (the model fills it from the list)
+            required.remove("repository")
+            definition["oneOf"] = [{"required": ["repository"]}, {"required": ["repositories"]}]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "backupctl policy"
     return schema

@@ -53,6 +53,42 @@ CASES = [
         "required field is missing",
     ),
     (
+        "repositories-and-repository",
+        GOOD.replace(
+            "repository: file:///var/backups/backupctl",
+            "repository: file:///var/backups/backupctl\nrepositories: [{name: a, url: file:///a}]",
+        ),
+        [":1 "],
+        "give either repository or repositories, not both",
+    ),
+    (
+        "repositories-same-name",
+        GOOD.replace(
+            "repository: file:///var/backups/backupctl",
+            "repositories:\n- {name: a, url: file:///a}\n- {name: a, url: s3://bucket/b}",
+        ),
+        [":1 "],
+        "repositories: names must differ, a repeats",
+    ),
+    (
+        "repositories-bad-retention",
+        GOOD.replace(
+            "repository: file:///var/backups/backupctl",
+            "repositories:\n- {name: a, url: file:///a, retention: {full: soon}}",
+        ),
+        [":1 "],
+        "repositories: a: retention.full: expected a duration",
+    ),
+    (
+        "repositories-unnamed",
+        GOOD.replace(
+            "repository: file:///var/backups/backupctl",
+            "repositories:\n- {url: file:///a}",
+        ),
+        [":11 repositories[0].name:"],
+        "required field is missing",
+    ),
+    (
         "incremental-without-full",
         GOOD.replace('  full: "0 2 * * *"', '  incremental: "0 2 * * 1-6"'),
         [":11 schedule:"],
