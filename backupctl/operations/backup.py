@@ -30,6 +30,7 @@ from backupctl.errors import (
 from backupctl.history import RunEvent
 from backupctl.locks import lanes_locked
 from backupctl.operations.context import Context
+from backupctl.operations.setup import keep_setup_everywhere
 from backupctl.policy.common import PolicyBase
 from backupctl.storage import keys
 from backupctl.storage.base import Repository
@@ -163,6 +164,7 @@ def _locked_backup(
     catalog.record(manifest, repo.url)
     if manifest.failure is not None:
         raise IncompleteBackup(manifest.failure, manifest.details)
+    keep_setup_everywhere(ctx, policy)  # what a new host needs besides the backups
     return manifest
 
 

@@ -7,12 +7,14 @@ removes what was left and completes."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.support.kill import at_point, counted_run, run_killed
 from tests.support.mariadb import MariaDBServer
 from tests.support.policies import mariadb_policy
 
@@ -180,3 +182,44 @@ def test_copy_names_what_it_cannot_do(
     assert "has no copy repository 'tape' (copies: offsite)" in unknown.stderr
     single = backupctl("copy", "shop", policies=alone)
     assert single.code == 2 and "has one repository" in single.stderr
+
+
+def test_a_copy_killed_at_any_point_lists_nothing_partial_and_completes_next_time(
+    mariadb_server: MariaDBServer, tmp_path: Path, backupctl: Any
+) -> None:
+    """SIGKILL at every kill point of a copy between two file repositories (each object
+    opened and committed, the start marker, the manifest): the destination never holds a
+    manifest of a backup it does not hold whole, and the next copy completes it."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    policy = mariadb_policy(
+        tmp_path / "policies",
+        mariadb_server,
+        "unused",
+        repositories=[
+            {"name": "here", "url": f"file://{first}"},
+            {"name": "there", "url": f"file://{second}"},
+        ],
+    )
+    data = yaml.safe_load(policy.read_text())
+    del data["repository"]
+    policy.write_text(yaml.safe_dump(data, sort_keys=False))
+    alone = mariadb_policy(tmp_path / "second-only", mariadb_server, f"file://{second}")
+    taken = backupctl("backup", "shop", "--no-copy", "--json", policies=policy)
+    assert taken.code == 0, taken.output
+    backup_id = json.loads(taken.stdout)["backup_id"]
+    args = ["--state-dir", str(backupctl.state_dir), "--policies", str(policy), "copy", "shop"]
+    _done, points = counted_run(args, "an uninterrupted copy")
+    shutil.rmtree(second)
+    assert "LocalObjectWriter.commit" in points, points
+    for point in range(1, len(points) + 1):
+        killed = run_killed(args, at_point("copy", point))
+        assert killed.code is None, (point, points[point - 1], killed.stdout, killed.stderr)
+        manifests = list(second.rglob("manifest.json"))
+        if manifests:  # the manifest goes last: then the backup is whole
+            checked = backupctl("verify", "shop", backup_id, policies=alone)
+            assert checked.code == 0, (point, points[point - 1], checked.output)
+        again = backupctl("copy", "shop", "--json", policies=policy)
+        assert again.code == 0, (point, again.output)
+        checked = backupctl("verify", "shop", backup_id, policies=alone)
+        assert checked.code == 0, (point, points[point - 1], checked.output)
+        shutil.rmtree(second)
