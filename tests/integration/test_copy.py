@@ -51,14 +51,14 @@ def _held(s3_client: Any, bucket: str) -> set[str]:
 
 
 def test_backups_are_copied_off_site_and_restorable_from_there(
-    mariadb_server: MariaDBServer,
+    fresh_mariadb: MariaDBServer,
     tmp_path: Path,
     backupctl: Any,
     s3_endpoint: str,
     s3_bucket: str,
     s3_client: Any,
 ) -> None:
-    server = mariadb_server
+    server = fresh_mariadb
     server.sql(
         "CREATE DATABASE IF NOT EXISTS copied", "CREATE TABLE IF NOT EXISTS copied.t (i INT)"
     )
@@ -72,6 +72,9 @@ def test_backups_are_copied_off_site_and_restorable_from_there(
     (backup,) = listed
     assert set(backup["copies"]) == {"offsite"}
     assert _held(s3_client, s3_bucket) == {backup["backup_id"]}
+    # what a new host needs beside the backups is kept there too
+    setup = s3_client.get_object(Bucket=s3_bucket, Key="site-a/shop/setup/setup.json")
+    assert json.loads(setup["Body"].read())["policy_file"] == "shop.yaml"
     table = backupctl("list", "shop", policies=policy)
     assert "COPIES" in table.stdout and "offsite" in table.stdout
 

@@ -196,9 +196,10 @@ def test_sigkill_mid_backup_leaves_nothing_listed_and_no_stale_lock(
     assert "removed incomplete backup" in again.stderr
     listed = json.loads(backupctl("list", "--json", policies=policy).stdout)
     assert [b["backup_id"] for b in listed] == [json.loads(again.stdout)["backup_id"]]
-    # only the completed backup remains in the repository
-    backups = {p.parent.name for p in repo_dir.rglob("*") if p.is_file()}
+    # only the completed backup remains in the repository (beside the policy's setup)
+    backups = {p.parent.name for p in repo_dir.rglob("*") if p.is_file() and "setup" not in p.parts}
     assert backups == {listed[0]["backup_id"]}
+    assert (repo_dir / "shop" / "setup" / "setup.json").is_file()
 
 
 def test_password_never_appears_in_process_arguments(
