@@ -261,7 +261,7 @@ def test_example_policies_validate(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2] / "policies"
     result = run_backupctl(["--policies", str(root), "policy", "validate"], env=env)
     assert result.code == 0, result.output
-    for name in ("shop-db", "shop-db-offsite", "search", "llm", "configs"):
+    for name in ("shop-db", "search", "llm", "configs"):
         assert f"ok  {name} " in result.stdout
 
 
