@@ -82,8 +82,8 @@ def lanes_locked(
 
 #: the lane ``binlog follow`` holds for a policy (beside the policy's own locks)
 FOLLOW_LANE = "follow"
-#: the lane ``copy`` runs under: prune and restore hold it too (every driver's
-#: all_lanes), so nothing a copy reads is deleted under it
+#: the lane ``copy`` runs under: prune holds it too (every driver's all_lanes), so
+#: nothing a copy reads is deleted under it; a restore does not wait for it
 COPY_LANE = "copy"
 
 

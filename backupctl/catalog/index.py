@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS copies (
     backup_id TEXT NOT NULL,
     repository TEXT NOT NULL,
     copied_at TEXT NOT NULL,
+    manifest TEXT,
     PRIMARY KEY (policy, backup_id, repository)
 );
 """
@@ -110,18 +111,17 @@ class Catalog:
                 "DELETE FROM backups WHERE policy = ? AND backup_id = ?", (policy, backup_id)
             )
 
-    def record_copy(self, policy: str, backup_id: str, repository: str, at: datetime) -> None:
-        """``backup_id`` is complete in ``repository`` (one of the policy's copies) too."""
-        with self._connect() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO copies VALUES (?,?,?,?)",
-                (policy, backup_id, repository, at.isoformat()),
-            )
-
-    def replace_copies(self, policy: str, repository: str, held: dict[str, datetime]) -> None:
+    def replace_copies(
+        self,
+        policy: str,
+        repository: str,
+        held: dict[str, datetime],
+        manifests: dict[str, Manifest] | None = None,
+    ) -> None:
         """Make the catalog's view of copy ``repository`` of ``policy`` exactly the backups
         in ``held``: one already recorded keeps its time, another gets the one given
-        (backup id → when it was copied there, or a stand-in such as its finish time)."""
+        (backup id → when it was copied there, or a stand-in such as its finish time);
+        ``manifests`` (backup id → manifest as stored there) are kept for retention."""
         with self._connect() as db:
             known = {
                 str(row[0])
@@ -135,9 +135,29 @@ class Catalog:
                 [(policy, bid, repository) for bid in known - set(held)],
             )
             db.executemany(
-                "INSERT OR IGNORE INTO copies VALUES (?,?,?,?)",
+                "INSERT OR IGNORE INTO copies VALUES (?,?,?,?,NULL)",
                 [(policy, bid, repository, at.isoformat()) for bid, at in held.items()],
             )
+            db.executemany(
+                "UPDATE copies SET manifest = ? WHERE policy = ? AND backup_id = ? "
+                "AND repository = ?",
+                [
+                    (m.to_json(), policy, bid, repository)
+                    for bid, m in (manifests or {}).items()
+                    if bid in held
+                ],
+            )
+
+    def copy_manifests(self, policy: str, repository: str) -> dict[str, Manifest]:
+        """The manifests kept of ``policy``'s backups in copy ``repository``."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT backup_id, manifest FROM copies WHERE policy = ? AND repository = ? "
+                "AND manifest IS NOT NULL",
+                (policy, repository),
+            ).fetchall()
+        where = f"catalog {self.path} (copies in {repository})"
+        return {str(bid): parse_manifest(str(raw).encode(), where) for bid, raw in rows}
 
     def copies(self, policy: str | None = None) -> dict[tuple[str, str], dict[str, datetime]]:
         """Where backups (of ``policy``, default all) are copied: (policy, backup id) →

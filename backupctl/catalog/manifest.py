@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Self, TypeVar
 
@@ -223,18 +224,35 @@ def scan_manifests(repo: Repository, policy: str | None = None) -> list[Manifest
     return manifests
 
 
+@dataclass(frozen=True)
+class BackupListing:
+    """What one listing of a policy's keys says, without reading a manifest."""
+
+    #: complete backups: backup id -> prefix
+    complete: dict[str, str]
+    #: prefixes of backups started and never given a manifest
+    incomplete: list[str]
+
+
+def backup_listing(
+    repo: Repository, policy: str, kinds: Sequence[str] | None = None
+) -> BackupListing:
+    """List ``policy``'s backups (of ``kinds``, default all) in ``repo``: one LIST."""
+    started, complete = set(), {}
+    for info in repo.list(f"{policy}/"):
+        parts = info.key.split("/")
+        if len(parts) != 4 or (kinds is not None and parts[1] not in kinds):
+            continue
+        if parts[3] == STARTED:
+            started.add("/".join(parts[:3]))
+        elif parts[3] == MANIFEST and keys.BACKUP_ID_RE.match(parts[2]):
+            complete[parts[2]] = "/".join(parts[:3])
+    return BackupListing(complete, sorted(started - set(complete.values())))
+
+
 def incomplete_backups(
     repo: Repository, policy: str, kinds: Sequence[str] | None = None
 ) -> list[str]:
     """Return prefixes of backups (of ``kinds``, default all) that were started but never
     got a manifest."""
-    started, complete = set(), set()
-    for info in repo.list(f"{policy}/"):
-        parts = info.key.split("/")
-        if kinds is not None and len(parts) > 1 and parts[1] not in kinds:
-            continue
-        if len(parts) == 4 and parts[3] == STARTED:
-            started.add("/".join(parts[:3]))
-        elif len(parts) == 4 and parts[3] == MANIFEST:
-            complete.add("/".join(parts[:3]))
-    return sorted(started - complete)
+    return backup_listing(repo, policy, kinds).incomplete

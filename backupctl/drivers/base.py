@@ -102,8 +102,8 @@ class Driver(abc.ABC, Generic[PolicyT, OptionsT]):
 
     @classmethod
     def all_lanes(cls) -> list[str]:
-        """Every lane of this driver, the main one first (prune and restore hold them all),
-        with the lane copies to other repositories run under."""
+        """Every lane of this driver, the main one first, with the lane copies to other
+        repositories run under (prune holds them all; restore all but the copy lane)."""
         return sorted({"", COPY_LANE, *cls.lanes.values()})
 
     @classmethod

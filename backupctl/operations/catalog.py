@@ -20,7 +20,10 @@ def sync_catalog(ctx: Context, policies: list[PolicyBase]) -> dict[str, int]:
         for copy in policy.copies:
             held = scan_manifests(ctx.repository_named(policy, copy.name), policy.name)
             catalog.replace_copies(
-                policy.name, copy.name, {m.backup_id: m.finished_at for m in held}
+                policy.name,
+                copy.name,
+                {m.backup_id: m.finished_at for m in held},
+                {m.backup_id: m for m in held},
             )
             counts[copy.url] = counts.get(copy.url, 0) + len(held)
     return counts

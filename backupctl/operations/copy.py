@@ -15,7 +15,6 @@ import json
 import os
 import socket
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 
 import structlog
 
@@ -24,8 +23,8 @@ from backupctl.catalog.manifest import (
     SHARED_DIRS,
     STARTED,
     Manifest,
-    incomplete_backups,
-    scan_manifests,
+    backup_listing,
+    read_manifest,
 )
 from backupctl.drivers.registry import driver_for
 from backupctl.errors import BackupctlError, LockHeldError, UsageError, VerificationFailed
@@ -81,18 +80,32 @@ def copy_policy(ctx: Context, policy: PolicyBase, to: str | None = None) -> list
     RepositoryError when a repository fails."""
     targets = copy_targets(policy, to)
     source = ctx.repository(policy)
+    kinds = driver_for(policy).kinds
     results = []
     with lanes_locked(ctx.layout, source, policy.name, [COPY_LANE], "copy"):
-        wanted = sorted(
-            (m for m in scan_manifests(source, policy.name) if m.restorable),
-            key=lambda m: (m.finished_at, m.backup_id),
-        )
+        wanted = _restorable(ctx, source, policy.name, kinds)
         for name in targets:
             destination = ctx.repository_named(policy, name)
             # across hosts sharing the destination (locally, the lane lock above holds)
             with destination.lock(policy.name, "copy", COPY_LANE):
                 results.append(_copy_to(ctx, policy, name, source, destination, wanted))
     return results
+
+
+def _restorable(
+    ctx: Context, source: Repository, policy: str, kinds: tuple[str, ...]
+) -> list[Manifest]:
+    """The restorable backups ``source`` holds, oldest first: their manifests from the
+    catalog (no read per backup), read from ``source`` only for one the catalog lacks."""
+    there = backup_listing(source, policy, kinds).complete
+    known = {m.backup_id: m for m in ctx.catalog().list(policy) if m.backup_id in there}
+    for backup_id, prefix in there.items():
+        if backup_id not in known:
+            _policy, kind, _id = prefix.split("/")
+            known[backup_id] = read_manifest(source, policy, kind, backup_id)
+    return sorted(
+        (m for m in known.values() if m.restorable), key=lambda m: (m.finished_at, m.backup_id)
+    )
 
 
 def _copy_to(
@@ -105,28 +118,28 @@ def _copy_to(
 ) -> CopyResult:
     started = ctx.clock()
     result = CopyResult(policy.name, name, destination.url)
+    listing = backup_listing(destination, policy.name, driver_for(policy).kinds)
     # what a copy killed part-way left: objects of a backup whose manifest never came
-    for prefix in incomplete_backups(destination, policy.name, driver_for(policy).kinds):
+    for prefix in listing.incomplete:
         destination.delete_prefix(prefix)
         result.removed_partial.append(prefix)
         log.info("removed a partial copy", repository=name, prefix=prefix)
-    held = {m.backup_id: m for m in scan_manifests(destination, policy.name)}
-    catalog = ctx.catalog()
-    copied_at: dict[str, datetime] = {}
+    finished = {m.backup_id: m.finished_at for m in wanted}
+    held = {bid: finished.get(bid, started) for bid in listing.complete}
+    stored: dict[str, Manifest] = {}  # what was copied now: its manifest, for prune
     for manifest in wanted:
         if manifest.backup_id in held:
             result.already += 1
             continue
         result.bytes += copy_backup(source, destination, manifest)
         result.copied.append(manifest.backup_id)
-        copied_at[manifest.backup_id] = ctx.clock()
-        held[manifest.backup_id] = manifest
+        held[manifest.backup_id] = ctx.clock()
+        stored[manifest.backup_id] = manifest.model_copy(
+            update={"encryption": encryption_of(destination)}
+        )
         log.info("backup copied", repository=name, backup_id=manifest.backup_id)
-    catalog.replace_copies(
-        policy.name,
-        name,
-        {bid: copied_at.get(bid, m.finished_at) for bid, m in held.items()},
-    )
+    # a backup already recorded keeps its time; one found there gets its finish time
+    ctx.catalog().replace_copies(policy.name, name, held, stored)
     result.seconds = round((ctx.clock() - started).total_seconds(), 1)
     return result
 

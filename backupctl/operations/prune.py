@@ -4,11 +4,13 @@ saying why for each backup."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 import structlog
 
-from backupctl.catalog.manifest import MANIFEST, scan_manifests
+from backupctl.catalog.index import Catalog
+from backupctl.catalog.manifest import MANIFEST, Manifest, backup_listing, read_manifest
 from backupctl.catalog.sync import sync_policy
 from backupctl.drivers.registry import driver_for
 from backupctl.errors import BackupctlError, LockHeldError
@@ -105,9 +107,9 @@ def _prune_copy(
     objects go: what a backup keeps elsewhere (a snapshot in a cluster) belongs to the
     first repository's backup."""
     driver = driver_for(retained_in(policy, name))
-    repo, now = ctx.repository_named(policy, name), ctx.clock()
+    repo, now, catalog = ctx.repository_named(policy, name), ctx.clock(), ctx.catalog()
     with contextlib.nullcontext() if dry_run else repo.lock(policy.name, "prune", COPY_LANE):
-        held = sorted(scan_manifests(repo, policy.name), key=lambda m: (m.finished_at, m.backup_id))
+        held = _copy_manifests(catalog, repo, policy, name, driver.kinds)
         by_id = {m.backup_id: m for m in held}
         results = []
         for decision in reversed(driver.retention(held, now)):
@@ -122,8 +124,26 @@ def _prune_copy(
             return results
         kept = [by_id[r.backup_id] for r in results if r.keep]
         driver.collect_garbage(repo, kept, now)
-        ctx.catalog().replace_copies(policy.name, name, {m.backup_id: m.finished_at for m in kept})
+        catalog.replace_copies(policy.name, name, {m.backup_id: m.finished_at for m in kept}, by_id)
     return results
+
+
+def _copy_manifests(
+    catalog: Catalog, repo: Repository, policy: PolicyBase, name: str, kinds: Sequence[str]
+) -> list[Manifest]:
+    """The manifests of the backups copy ``name`` holds, oldest first: one listing of the
+    repository, each manifest from the catalog when it kept it (read from the repository
+    only for the others: an hourly prune must not read a month of manifests each time)."""
+    listing = backup_listing(repo, policy.name, kinds)
+    kept = catalog.copy_manifests(policy.name, name)
+    manifests = []
+    for backup_id, prefix in listing.complete.items():
+        manifest = kept.get(backup_id)
+        if manifest is None:
+            _policy, kind, _id = prefix.split("/")
+            manifest = read_manifest(repo, policy.name, kind, backup_id)
+        manifests.append(manifest)
+    return sorted(manifests, key=lambda m: (m.finished_at, m.backup_id))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from backupctl.drivers.base import RestoreRun
 from backupctl.drivers.registry import AnyDriver, driver_for
 from backupctl.errors import NotFoundError, UsageError
 from backupctl.layout import StateLayout
-from backupctl.locks import lanes_locked
+from backupctl.locks import COPY_LANE, lanes_locked
 from backupctl.operations.context import Context
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.options import RestoreOptions
@@ -153,8 +153,10 @@ def _options_of(driver: AnyDriver, options: RestoreOptions) -> RestoreOptions:
 
 
 def _restore_locks(ctx: Context, policy: PolicyBase) -> AbstractContextManager[None]:
-    """Every lane of the policy: no backup of any kind runs while its data is replaced."""
-    lanes = driver_for(policy).all_lanes()
+    """Every lane of the policy but the copies': no backup of any kind runs while its data
+    is replaced (and no prune, which holds every lane). A copy to another repository only
+    reads backups: an incident's restore never waits for a night's off-site copy."""
+    lanes = [lane for lane in driver_for(policy).all_lanes() if lane != COPY_LANE]
     return lanes_locked(ctx.layout, None, policy.name, lanes, "restore")
 
 

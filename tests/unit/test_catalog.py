@@ -89,3 +89,26 @@ def test_manifest_json_round_trips_with_totals(tmp_path: Path) -> None:
 def test_backup_ids_are_validated(backup_id: str) -> None:
     with pytest.raises(RepositoryError):
         backup_prefix("db", "full", backup_id)
+
+
+def test_copies_keep_their_first_time_and_their_manifests(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "catalog.db")
+    one = _manifest("db", "20261101T000000Z-aaaa", 0)
+    two = _manifest("db", "20261101T000000Z-bbbb", 60)
+    first = datetime(2026, 11, 2, tzinfo=UTC)
+    catalog.replace_copies("db", "offsite", {one.backup_id: first}, {one.backup_id: one})
+    later = first + timedelta(days=1)
+    catalog.replace_copies(
+        "db", "offsite", {one.backup_id: later, two.backup_id: later}, {two.backup_id: two}
+    )
+    assert catalog.copies("db") == {
+        ("db", one.backup_id): {"offsite": first},  # recorded before: keeps its time
+        ("db", two.backup_id): {"offsite": later},
+    }
+    kept = catalog.copy_manifests("db", "offsite")
+    assert sorted(kept) == [one.backup_id, two.backup_id]
+    assert kept[two.backup_id].finished_at == two.finished_at
+    catalog.replace_copies("db", "offsite", {two.backup_id: later})  # one pruned there
+    assert list(catalog.copies("db")) == [("db", two.backup_id)]
+    assert list(catalog.copy_manifests("db", "offsite")) == [two.backup_id]
+    assert catalog.copies("other") == {}
