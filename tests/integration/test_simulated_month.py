@@ -179,6 +179,19 @@ def test_a_month_of_nights(
     oldest_full = datetime.fromisoformat(fulls[0])
     assert all(datetime.fromisoformat(b) >= oldest_full - timedelta(hours=1) for b in binlogs)
     assert len(binlogs) >= 20  # hourly, for at least the last day
+    # ... and no less: every backup taken well inside its retention is still listed
+    listed_ids = {b["backup_id"] for b in listed}
+    margin = timedelta(hours=2)  # the last prune ran an hour before the end
+    keep = {"shop:full": timedelta(days=FULL_KEEP), "shop:binlog": timedelta(days=BINLOG_KEEP)}
+    recent = {
+        r["backup_id"]
+        for r in ran
+        if r["outcome"] == "ok"
+        and r["job"] in keep
+        and r["backup_id"]
+        and datetime.fromisoformat(r["due_at"]) > end - keep[r["job"]] + margin
+    }
+    assert recent and recent <= listed_ids, sorted(recent - listed_ids)
     # the repository holds what the catalog lists, and nothing else of this policy
     repo = tmp_path / "repo" / "shop"
     stored = {p.parent.name for p in repo.rglob("manifest.json")}
