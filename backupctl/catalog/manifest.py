@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Self, TypeVar
@@ -248,6 +248,20 @@ def backup_listing(
         elif parts[3] == MANIFEST and keys.BACKUP_ID_RE.match(parts[2]):
             complete[parts[2]] = "/".join(parts[:3])
     return BackupListing(complete, sorted(started - set(complete.values())))
+
+
+def listed_manifests(
+    repo: Repository, policy: str, listing: BackupListing, known: Mapping[str, Manifest]
+) -> list[Manifest]:
+    """The manifests of ``listing``'s complete backups, oldest first: from ``known`` (the
+    catalog's) when there, read from ``repo`` only for the others."""
+    manifests = []
+    for backup_id, prefix in listing.complete.items():
+        manifest = known.get(backup_id)
+        if manifest is None:
+            manifest = read_manifest(repo, policy, prefix.split("/")[1], backup_id)
+        manifests.append(manifest)
+    return sorted(manifests, key=lambda m: (m.finished_at, m.backup_id))
 
 
 def incomplete_backups(

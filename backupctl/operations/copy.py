@@ -10,10 +10,10 @@ destination are not copied twice.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import structlog
@@ -24,15 +24,17 @@ from backupctl.catalog.manifest import (
     STARTED,
     Manifest,
     backup_listing,
-    read_manifest,
+    listed_manifests,
 )
 from backupctl.drivers.registry import driver_for
-from backupctl.errors import BackupctlError, LockHeldError, UsageError, VerificationFailed
+from backupctl.errors import UsageError, VerificationFailed
 from backupctl.locks import COPY_LANE, lanes_locked
+from backupctl.operations.after_backup import guarded
 from backupctl.operations.context import Context
+from backupctl.pipeline import measure
 from backupctl.policy.common import PolicyBase
 from backupctl.storage import keys
-from backupctl.storage.base import Repository
+from backupctl.storage.base import ObjectWriter, Repository
 from backupctl.storage.encryption import encryption_of
 
 log = structlog.get_logger()
@@ -67,7 +69,7 @@ def copy_targets(policy: PolicyBase, to: str | None) -> list[str]:
     if to is None:
         return names
     if to not in names:
-        known = ", ".join(names) or "none: the policy has one repository"
+        known = ", ".join(names)
         raise UsageError(f"policy {policy.name!r} has no copy repository {to!r} (copies: {known})")
     return [to]
 
@@ -88,7 +90,7 @@ def copy_policy(ctx: Context, policy: PolicyBase, to: str | None = None) -> list
             destination = ctx.repository_named(policy, name)
             # across hosts sharing the destination (locally, the lane lock above holds)
             with destination.lock(policy.name, "copy", COPY_LANE):
-                results.append(_copy_to(ctx, policy, name, source, destination, wanted))
+                results.append(_copy_to(ctx, policy.name, name, source, destination, wanted, kinds))
     return results
 
 
@@ -97,28 +99,23 @@ def _restorable(
 ) -> list[Manifest]:
     """The restorable backups ``source`` holds, oldest first: their manifests from the
     catalog (no read per backup), read from ``source`` only for one the catalog lacks."""
-    there = backup_listing(source, policy, kinds).complete
-    known = {m.backup_id: m for m in ctx.catalog().list(policy) if m.backup_id in there}
-    for backup_id, prefix in there.items():
-        if backup_id not in known:
-            _policy, kind, _id = prefix.split("/")
-            known[backup_id] = read_manifest(source, policy, kind, backup_id)
-    return sorted(
-        (m for m in known.values() if m.restorable), key=lambda m: (m.finished_at, m.backup_id)
-    )
+    listing = backup_listing(source, policy, kinds)
+    known = {m.backup_id: m for m in ctx.catalog().list(policy)}
+    return [m for m in listed_manifests(source, policy, listing, known) if m.restorable]
 
 
 def _copy_to(
     ctx: Context,
-    policy: PolicyBase,
+    policy: str,
     name: str,
     source: Repository,
     destination: Repository,
     wanted: list[Manifest],
+    kinds: tuple[str, ...],
 ) -> CopyResult:
     started = ctx.clock()
-    result = CopyResult(policy.name, name, destination.url)
-    listing = backup_listing(destination, policy.name, driver_for(policy).kinds)
+    result = CopyResult(policy, name, destination.url)
+    listing = backup_listing(destination, policy, kinds)
     # what a copy killed part-way left: objects of a backup whose manifest never came
     for prefix in listing.incomplete:
         destination.delete_prefix(prefix)
@@ -131,22 +128,23 @@ def _copy_to(
         if manifest.backup_id in held:
             result.already += 1
             continue
-        result.bytes += copy_backup(source, destination, manifest)
+        written, stored[manifest.backup_id] = copy_backup(source, destination, manifest)
+        result.bytes += written
         result.copied.append(manifest.backup_id)
         held[manifest.backup_id] = ctx.clock()
-        stored[manifest.backup_id] = manifest.model_copy(
-            update={"encryption": encryption_of(destination)}
-        )
         log.info("backup copied", repository=name, backup_id=manifest.backup_id)
     # a backup already recorded keeps its time; one found there gets its finish time
-    ctx.catalog().replace_copies(policy.name, name, held, stored)
+    ctx.catalog().replace_copies(policy, name, held, stored)
     result.seconds = round((ctx.clock() - started).total_seconds(), 1)
     return result
 
 
-def copy_backup(source: Repository, destination: Repository, manifest: Manifest) -> int:
+def copy_backup(
+    source: Repository, destination: Repository, manifest: Manifest
+) -> tuple[int, Manifest]:
     """Copy one backup: a start marker, every object checked against its manifest, then
-    the manifest (recording the destination's encryption). Returns the bytes written.
+    the manifest (recording the destination's encryption). Returns the bytes written and
+    the manifest as stored there.
     Raises VerificationFailed (nothing listed at the destination) when an object read
     from ``source`` does not match."""
     prefix = manifest.prefix
@@ -162,17 +160,13 @@ def copy_backup(source: Repository, destination: Repository, manifest: Manifest)
     for artifact in manifest.artifacts:
         if artifact.key.startswith(shared) and destination.exists(artifact.key):
             continue  # content-addressed: the same key holds the same bytes
-        digest, size = hashlib.sha256(), 0
         writer = destination.open_write(artifact.key, size_hint=artifact.stored_bytes)
         try:
-            for chunk in source.iter_read(artifact.key):
-                digest.update(chunk)
-                size += len(chunk)
-                writer.write(chunk)
-            if digest.hexdigest() != artifact.sha256 or size != artifact.stored_bytes:
+            size, sha256 = measure(_written(source.iter_read(artifact.key), writer))
+            if sha256 != artifact.sha256 or size != artifact.stored_bytes:
                 raise VerificationFailed(
                     f"not copied: {source.url}/{artifact.key} does not match its manifest "
-                    f"(sha256 {digest.hexdigest()[:16]}…, {size} bytes; the manifest says "
+                    f"(sha256 {sha256[:16]}…, {size} bytes; the manifest says "
                     f"{artifact.sha256[:16]}…, {artifact.stored_bytes}): corrupt at the source"
                 )
         except BaseException:
@@ -182,7 +176,14 @@ def copy_backup(source: Repository, destination: Repository, manifest: Manifest)
         written += size
     copied = manifest.model_copy(update={"encryption": encryption_of(destination)})
     destination.put_bytes(keys.join(prefix, MANIFEST), copied.to_json().encode())
-    return written
+    return written, copied
+
+
+def _written(chunks: Iterator[bytes], writer: ObjectWriter) -> Iterator[bytes]:
+    """``chunks``, each written to ``writer`` as it passes."""
+    for chunk in chunks:
+        writer.write(chunk)
+        yield chunk
 
 
 @dataclass(frozen=True)
@@ -190,8 +191,8 @@ class AfterBackupCopy:
     """What copying after a backup did: copied backups per repository, or why not."""
 
     copied: dict[str, int] = field(default_factory=dict)
-    skipped: str = ""
-    error: str = ""
+    skipped: str | None = None
+    error: str | None = None
 
 
 def copy_after_backup(ctx: Context, policy: PolicyBase) -> AfterBackupCopy:
@@ -203,15 +204,7 @@ def copy_after_backup(ctx: Context, policy: PolicyBase) -> AfterBackupCopy:
         return AfterBackupCopy(skipped="the policy has one repository")
     if not policy.copy_after_backup:
         return AfterBackupCopy(skipped="copy_after_backup is false")
-    try:
-        results = copy_policy(ctx, policy)
-    except LockHeldError as exc:
-        log.warning("copy skipped: the policy is busy", policy=policy.name, reason=str(exc))
-        return AfterBackupCopy(skipped=str(exc))
-    except BackupctlError as exc:
-        log.error("copy after the backup failed", policy=policy.name, error=str(exc))
-        return AfterBackupCopy(error=str(exc))
-    except Exception as exc:  # a bug in copy must not hide that the backup is stored
-        log.exception("copy failed with an internal error", policy=policy.name)
-        return AfterBackupCopy(error=f"internal error: {type(exc).__name__}: {exc}")
+    results, skipped, error = guarded("copy", policy.name, lambda: copy_policy(ctx, policy))
+    if results is None:
+        return AfterBackupCopy(skipped=skipped, error=error)
     return AfterBackupCopy(copied={r.repository: len(r.copied) for r in results})

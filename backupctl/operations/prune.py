@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass, replace
 import structlog
 
 from backupctl.catalog.index import Catalog
-from backupctl.catalog.manifest import MANIFEST, Manifest, backup_listing, read_manifest
+from backupctl.catalog.manifest import MANIFEST, Manifest, backup_listing, listed_manifests
 from backupctl.catalog.sync import sync_policy
 from backupctl.drivers.registry import driver_for
-from backupctl.errors import BackupctlError, LockHeldError
 from backupctl.locks import COPY_LANE, lanes_locked
+from backupctl.operations.after_backup import guarded
 from backupctl.operations.backup import clean_incomplete
 from backupctl.operations.context import Context
 from backupctl.policy.common import PolicyBase
@@ -135,15 +135,7 @@ def _copy_manifests(
     repository, each manifest from the catalog when it kept it (read from the repository
     only for the others: an hourly prune must not read a month of manifests each time)."""
     listing = backup_listing(repo, policy.name, kinds)
-    kept = catalog.copy_manifests(policy.name, name)
-    manifests = []
-    for backup_id, prefix in listing.complete.items():
-        manifest = kept.get(backup_id)
-        if manifest is None:
-            _policy, kind, _id = prefix.split("/")
-            manifest = read_manifest(repo, policy.name, kind, backup_id)
-        manifests.append(manifest)
-    return sorted(manifests, key=lambda m: (m.finished_at, m.backup_id))
+    return listed_manifests(repo, policy.name, listing, catalog.copy_manifests(policy.name, name))
 
 
 @dataclass(frozen=True)
@@ -163,17 +155,9 @@ def prune_after_backup(ctx: Context, policy: PolicyBase) -> AfterBackup:
     prune is returned as ``error`` (the backup itself is stored)."""
     if not policy.prune_after_backup:
         return AfterBackup(skipped="prune_after_backup is false")
-    try:
-        results = prune_policy(ctx, policy)
-    except LockHeldError as exc:
-        log.warning("prune skipped: the policy is busy", policy=policy.name, reason=str(exc))
-        return AfterBackup(skipped=str(exc))
-    except BackupctlError as exc:
-        log.error("prune after the backup failed", policy=policy.name, error=str(exc))
-        return AfterBackup(error=str(exc))
-    except Exception as exc:  # a bug in prune must not hide that the backup is stored
-        log.exception("prune failed with an internal error", policy=policy.name)
-        return AfterBackup(error=f"internal error: {type(exc).__name__}: {exc}")
+    results, skipped, error = guarded("prune", policy.name, lambda: prune_policy(ctx, policy))
+    if results is None:
+        return AfterBackup(skipped=skipped, error=error)
     return AfterBackup(pruned=sum(1 for r in results if not r.keep))
 
 

@@ -137,6 +137,15 @@ class ScheduleBase(StrictModel):
                 yield key, kind, expression
 
 
+def _checked_name(value: str, what: str) -> str:
+    """``value`` when it is a valid name of a ``what`` (a policy, a repository)."""
+    if not NAME_RE.match(value):
+        raise ValueError(
+            f"{what} names are 1-63 lowercase letters, digits, '-' or '_', got {value!r}"
+        )
+    return value
+
+
 class NamedRepository(RepositorySpec):
     """One of a policy's ``repositories``: where it is, what it is called, and what it
     keeps when that differs from the policy's retention."""
@@ -151,11 +160,7 @@ class NamedRepository(RepositorySpec):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if not NAME_RE.match(value):
-            raise ValueError(
-                f"repository names are 1-63 lowercase letters, digits, '-' or '_', got {value!r}"
-            )
-        return value
+        return _checked_name(value, "repository")
 
     def spec(self) -> RepositorySpec:
         """The repository itself, without its name and retention."""
@@ -206,11 +211,7 @@ class PolicyBase(StrictModel):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if not NAME_RE.match(value):
-            raise ValueError(
-                f"policy names are 1-63 lowercase letters, digits, '-' or '_', got {value!r}"
-            )
-        return value
+        return _checked_name(value, "policy")
 
     @model_validator(mode="before")
     @classmethod
