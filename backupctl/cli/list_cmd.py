@@ -55,7 +55,15 @@ def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
         for m in manifests
     ]
     headers: tuple[str, ...] = (
-        *("POLICY", "BACKUP ID", "TYPE", "FINISHED", "TOOK", "SIZE", "STORED", "STATE", "NOTE"),
+        "POLICY",
+        "BACKUP ID",
+        "TYPE",
+        "FINISHED",
+        "TOOK",
+        "SIZE",
+        "STORED",
+        "STATE",
+        "NOTE",
     )
     if copies:
         headers = (*headers[:-1], "COPIES", headers[-1])

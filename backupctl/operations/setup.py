@@ -64,7 +64,7 @@ def hooks_dir(policy: PolicyBase) -> Path | None:
     """The ``hooks/`` directory beside the policy's ``policies/`` directory, if any."""
     if policy.source is None:
         return None
-    found = policy.source.resolve().parent.parent / "hooks"
+    found = policy.resolve_hook("hooks")  # relative hooks resolve beside policies/
     return found if found.is_dir() else None
 
 
