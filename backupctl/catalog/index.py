@@ -159,6 +159,26 @@ class Catalog:
         where = f"catalog {self.path} (copies in {repository})"
         return {str(bid): parse_manifest(str(raw).encode(), where) for bid, raw in rows}
 
+    def only_in_copies(self, policy: str | None = None) -> list[Manifest]:
+        """Backups (of ``policy``, default all) the first repository no longer holds and a
+        copy still does (pruned locally, kept off-site), oldest first: each once, with the
+        manifest a copy keeps."""
+        query = (
+            "SELECT c.manifest FROM copies c WHERE c.manifest IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM backups b WHERE b.policy = c.policy AND b.backup_id = c.backup_id)"
+        )
+        args: list[str] = []
+        if policy is not None:
+            query, args = query + " AND c.policy = ?", [policy]
+        with self._connect() as db:
+            rows = db.execute(query + " ORDER BY c.repository", args).fetchall()
+        where = f"catalog {self.path} (copies)"
+        found: dict[tuple[str, str], Manifest] = {}
+        for (raw,) in rows:
+            manifest = parse_manifest(str(raw).encode(), where)
+            found.setdefault((manifest.policy, manifest.backup_id), manifest)
+        return sorted(found.values(), key=lambda m: (m.finished_at, m.backup_id))
+
     def copies(self, policy: str | None = None) -> dict[tuple[str, str], dict[str, datetime]]:
         """Where backups (of ``policy``, default all) are copied: (policy, backup id) →
         {repository: when it was copied there}."""

@@ -26,13 +26,19 @@ def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
         raise UsageError(f"{policy!r} is not a policy name (lowercase letters, digits, '-', '_')")
     catalog = app.catalog()
     copies = catalog.copies(policy)  # backup id -> the other repositories holding it
+    only_copied = catalog.only_in_copies(policy) if copies else []
     if as_json:  # the stored documents as they are: fast with many thousands
         docs = [raw.strip() for raw in catalog.raw(policy)]
-        if copies:  # ... with the copies each one has
-            docs = [_with_copies(doc, copies) for doc in docs]
+        if copies:  # ... with the copies each one has, and what only copies hold
+            docs = [_with_copies(doc, copies, True) for doc in docs]
+            # pruned from the first repository by age: older than what it holds
+            docs = [_with_copies(m.to_json(), copies, False) for m in only_copied] + docs
         click.echo("[" + ",".join(docs) + "]")
         return
-    manifests = catalog.list(policy)
+    manifests = sorted(
+        catalog.list(policy) + only_copied, key=lambda m: (m.finished_at, m.backup_id)
+    )
+    pruned = {(m.policy, m.backup_id) for m in only_copied}
     if not manifests:
         click.echo(
             "no backups in the catalog"
@@ -50,7 +56,7 @@ def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
             human_bytes(m.raw_bytes),
             human_bytes(m.stored_bytes),
             "ok" if m.restorable else "FAILED",
-            _note(m),
+            ("only in copies; " if (m.policy, m.backup_id) in pruned else "") + _note(m),
         )
         for m in manifests
     ]
@@ -80,10 +86,13 @@ def list_backups(app: AppContext, policy: str | None, as_json: bool) -> None:
     _windows(app, manifests)
 
 
-def _with_copies(doc: str, copies: dict[tuple[str, str], dict[str, datetime]]) -> str:
+def _with_copies(
+    doc: str, copies: dict[tuple[str, str], dict[str, datetime]], in_first: bool
+) -> str:
     data = json.loads(doc)
     held = copies.get((data.get("policy"), data.get("backup_id")), {})
     data["copies"] = {name: at.isoformat() for name, at in sorted(held.items())}
+    data["in_first_repository"] = in_first
     return json.dumps(data, sort_keys=True)
 
 

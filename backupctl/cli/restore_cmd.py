@@ -8,7 +8,6 @@ operation; the driver chooses the backup and the steps.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,14 +18,12 @@ import click
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
 from backupctl.errors import UsageError, VerificationFailed
-from backupctl.operations.context import Context
 from backupctl.operations.restore import RestorePlan, plan_restore, resume_restore, run_restore
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.options import RestoreFlag
 from backupctl.policy.registry import POLICY_MODELS
 from backupctl.runbook.engine import RunbookFailed
 from backupctl.runbook.report import RestoreReport
-from backupctl.storage.base import Repository
 from backupctl.units import human_bytes, human_duration
 
 
@@ -111,18 +108,6 @@ def _options(policy: PolicyBase, backup_id: str | None, given: dict[str, Any]) -
     return model.from_command_line(values)
 
 
-def _reading_from(ops: Context, policy: PolicyBase, name: str) -> Context:
-    """``ops`` with ``policy``'s repository ``name`` in place of its first one."""
-    ops.repository_named(policy, name)  # UsageError for a name the policy does not have
-
-    def repositories(other: PolicyBase) -> Repository:
-        if other.name == policy.name:
-            return ops.repository_named(policy, name)
-        return ops.repositories(other)
-
-    return dataclasses.replace(ops, repositories=repositories)
-
-
 @click.command("restore")
 @click.argument("policy")
 @click.argument("backup_id", required=False)
@@ -137,7 +122,8 @@ def _reading_from(ops: Context, policy: PolicyBase, name: str) -> Context:
     "--from",
     "from_repo",
     metavar="NAME",
-    help="Read the backup from this one of the policy's repositories (default: the first).",
+    help="Read the backup from this one of the policy's repositories only (default: all "
+    "of them, the best first, an object missing or corrupt in one read from another).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or the report as JSON.")
 @click.pass_obj
@@ -156,14 +142,14 @@ def restore(
 ) -> None:
     """Restore POLICY from BACKUP_ID (default: the newest complete backup)."""
     chosen = app.policy(policy)
-    ops = _reading_from(app.ops, chosen, from_repo) if from_repo else app.ops
+    ops = app.ops
     if do_resume or rollback:
         if do_resume and rollback:
             raise UsageError("give --resume or --rollback, not both")
-        _finish(resume_restore(ops, chosen, rollback=rollback), as_json, app)
+        _finish(resume_restore(ops, chosen, rollback=rollback, source=from_repo), as_json, app)
         return
     options = _options(chosen, backup_id, driver_flags)
-    plan = plan_restore(ops, chosen, options)
+    plan = plan_restore(ops, chosen, options, from_repo)
     if dry_run:
         render.emit_json(plan.to_dict()) if as_json else _print_plan(plan)
         return

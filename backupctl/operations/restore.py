@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from backupctl.errors import NotFoundError, UsageError
 from backupctl.layout import StateLayout
 from backupctl.locks import COPY_LANE, lanes_locked
 from backupctl.operations.context import Context
+from backupctl.operations.sources import Reading, rank, reading
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.options import RestoreOptions
 from backupctl.runbook.engine import PlannedStep, Runbook, RunbookFailed
@@ -56,6 +57,7 @@ class RestorePlan:
     projections: list[Projection]  # one per step
     estimate_seconds: float | None  # their sum (None: no step was ever measured)
     unmeasured: int = 0  # steps the sum leaves out
+    reading: Reading | None = None  # where the backup is read from
 
     @property
     def run_id(self) -> str:
@@ -70,6 +72,10 @@ class RestorePlan:
             "in_place": self.options.in_place,
             "target": str(target) if target else None,
             "options": self.options.model_dump(mode="json"),
+            "read_from": self.reading.order() if self.reading else [],
+            "repositories": [asdict(p) for p in (self.reading.probes or [])]
+            if self.reading
+            else [],
             "estimate_seconds": self.estimate_seconds,
             "unmeasured_steps": self.unmeasured,
             "steps": [
@@ -103,15 +109,21 @@ def past_steps(layout: StateLayout, policy: str) -> list[StepRecord]:
     return restores + drills
 
 
-def plan_restore(ctx: Context, policy: PolicyBase, options: RestoreOptions) -> RestorePlan:
+def plan_restore(
+    ctx: Context, policy: PolicyBase, options: RestoreOptions, source: str | None = None
+) -> RestorePlan:
     """Choose the backup ``options`` ask for and build the plan (nothing is changed or
-    written). Raises NotFoundError for an unknown backup, UsageError for a backup
+    written). ``source``: the one repository to read from (default: every repository of
+    the policy, best first, each object from the next one where it is missing or
+    corrupt). Raises NotFoundError for an unknown backup, UsageError for a backup
     recorded as failed, options the driver cannot honour, or a point outside the
     recoverable window."""
     driver = driver_for(policy)
     options = _options_of(driver, options)
-    repo = ctx.repository(policy)
-    known = driver.choose_backup(options, ctx.backups(policy, driver))
+    read = reading(ctx, policy, driver, source)
+    known = driver.choose_backup(options, read.backups)
+    read = rank(read, [known])
+    repo = read.repo
     manifest = read_manifest(repo, known.policy, known.kind, known.backup_id)
     if manifest.failure is not None:
         who = f"backup {manifest.backup_id} of {manifest.policy}"
@@ -130,6 +142,7 @@ def plan_restore(ctx: Context, policy: PolicyBase, options: RestoreOptions) -> R
             "in_place": options.in_place,
             "datadir": str(target or live) if (target or live) else None,
             "options": options.model_dump(mode="json"),
+            "source": source,
         },
         steps=[StepResult(s.name) for s in steps],
     )
@@ -139,7 +152,7 @@ def plan_restore(ctx: Context, policy: PolicyBase, options: RestoreOptions) -> R
     projections = [project(p.basis, p.bytes, past) for p in planned]
     estimated, unmeasured = total(projections)
     return RestorePlan(
-        policy, manifest, options, runbook, planned, projections, estimated, unmeasured
+        policy, manifest, options, runbook, planned, projections, estimated, unmeasured, read
     )
 
 
@@ -167,25 +180,33 @@ def run_restore(ctx: Context, plan: RestorePlan) -> RestoreReport:
     with _restore_locks(ctx, policy):
         _refuse_if_unfinished(ctx.layout, policy.name)
         prune_asides(ctx, policy)
-        return _drive(ctx.layout, plan.runbook, plan.manifest, rollback=False)
+        return _healing(ctx, plan.runbook, plan.manifest, plan.reading)
 
 
-def resume_restore(ctx: Context, policy: PolicyBase, *, rollback: bool) -> RestoreReport:
+def resume_restore(
+    ctx: Context, policy: PolicyBase, *, rollback: bool, source: str | None = None
+) -> RestoreReport:
     """Finish (or undo) the interrupted restore of ``policy`` with the options stored in its
-    journal. Raises NotFoundError if there is none."""
+    journal (``source``: read from that repository instead of the one the journal names).
+    Raises NotFoundError if there is none."""
     with _restore_locks(ctx, policy):
         journal = find_unfinished(ctx.layout, policy.name)
         if journal is None:
             raise NotFoundError(f"no interrupted restore of policy {policy.name!r}")
         driver = driver_for(policy)
-        repo = ctx.repository(policy)
         params = journal.params
+        read = reading(ctx, policy, driver, source or params.get("source"))
+        known = read.backups.find(params["backup_id"], params["backup_kind"])
+        read = rank(read, [known])
+        repo = read.repo
         manifest = read_manifest(repo, policy.name, params["backup_kind"], params["backup_id"])
         options = stored_options(policy, params)
         run = RestoreRun(journal.run_id, ctx.layout, ctx.progress, resuming=True)
         runbook = Runbook(driver.restore_steps(repo, manifest, options, run), journal)
         log.info("resuming interrupted restore", run_id=journal.run_id, rollback=rollback)
-        return _drive(ctx.layout, runbook, manifest, rollback=rollback)
+        if rollback:
+            return _drive(ctx.layout, runbook, manifest, rollback=True, read=read)
+        return _healing(ctx, runbook, manifest, read)
 
 
 def stored_options(policy: PolicyBase, params: dict[str, Any]) -> RestoreOptions:
@@ -200,8 +221,35 @@ def stored_options(policy: PolicyBase, params: dict[str, Any]) -> RestoreOptions
     return options
 
 
+def _healing(
+    ctx: Context, runbook: Runbook, manifest: Manifest, read: Reading | None
+) -> RestoreReport:
+    """Run the restore; when it failed on an object another repository can serve (the
+    failure was undone whole), run it again: that object now comes from there."""
+    mirror = read.mirror if read else None
+    while True:
+        try:
+            return _drive(ctx.layout, runbook, manifest, rollback=False, read=read)
+        except RunbookFailed as failed:
+            if mirror is None or not mirror.learn() or not mirror.healable():
+                raise
+            try:
+                runbook.restart()
+            except UsageError:
+                raise failed  # noqa: B904 (the failure stands, not why it cannot restart)
+            log.warning(
+                "restore failed on an object another repository holds: running it again",
+                objects=[e.describe() for e in mirror.events if e.served_by is None],
+            )
+
+
 def _drive(
-    layout: StateLayout, runbook: Runbook, manifest: Manifest, *, rollback: bool
+    layout: StateLayout,
+    runbook: Runbook,
+    manifest: Manifest,
+    *,
+    rollback: bool,
+    read: Reading | None = None,
 ) -> RestoreReport:
     structlog.contextvars.bind_contextvars(
         run_id=runbook.journal.run_id, backup_id=manifest.backup_id
@@ -212,13 +260,28 @@ def _drive(
         else:
             runbook.run()
     except RunbookFailed as exc:
+        _record_sources(runbook, read)
         exc.report_path = write_report(layout, build_report(runbook.journal, summary(manifest)))
         raise
     finally:
         structlog.contextvars.unbind_contextvars("run_id", "backup_id")
+    _record_sources(runbook, read)
     report = build_report(runbook.journal, summary(manifest))
     write_report(layout, report)
     return report
+
+
+def _record_sources(runbook: Runbook, read: Reading | None) -> None:
+    """Put in the journal (and so the report) the repositories read and what each could
+    not serve."""
+    if read is None or not read.order():
+        return
+    values = runbook.journal.values
+    values["read_from"] = read.order()
+    mirror = read.mirror
+    if mirror is not None:
+        values["healed"] = [asdict(event) for event in mirror.events]
+    runbook.journal.save()
 
 
 def _refuse_if_unfinished(layout: StateLayout, policy: str) -> None:

@@ -118,6 +118,19 @@ class Runbook:
             raise RunbookFailed(stuck[0].name, BackupctlError(stuck[0].detail), self.journal.steps)
         return self.journal.steps
 
+    def restart(self) -> None:
+        """Make a failed run whose steps were all undone ready to run again from its first
+        step (the same run id; what the failed attempt recorded is dropped). Raises
+        UsageError when something could not be undone."""
+        if self.journal.state != "failed" or any(
+            r.status not in ("pending", "compensated") for r in self.journal.steps
+        ):
+            raise UsageError(f"run {self.journal.run_id} was not undone whole: it cannot restart")
+        self.journal.steps = [StepResult(r.name) for r in self.journal.steps]
+        self.journal.values.pop("checks", None)
+        self.journal.state, self.journal.error, self.journal.finished_at = "running", None, None
+        self.journal.save()
+
     def _run_step(self, step: Step, result: StepResult) -> None:
         result.status, result.detail = "running", ""
         self.journal.save()

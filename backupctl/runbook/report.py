@@ -54,6 +54,15 @@ class RecoveryPoint(_Record):
         return ", ".join(parts)
 
 
+class HealedObject(_Record):
+    """An object one repository could not serve during a restore, and the one that did."""
+
+    key: str
+    repository: str
+    problem: str
+    served_by: str | None = None
+
+
 class RestoreReport(_Record):
     """One restore (or its rollback): what ran, how it ended, where the data is now."""
 
@@ -74,6 +83,10 @@ class RestoreReport(_Record):
     recovery_point: RecoveryPoint | None = None
     steps: list[StepRecord] = Field(default_factory=list)
     checks: list[CheckRecord] = Field(default_factory=list)
+    #: the repositories the backup was read from, in order of preference
+    read_from: list[str] = Field(default_factory=list)
+    #: objects a repository could not serve (missing, unreadable, corrupt) and which did
+    healed: list[HealedObject] = Field(default_factory=list)
 
     @property
     def ended_well(self) -> bool:
@@ -106,6 +119,8 @@ def build_report(journal: Journal, backup: BackupSummary) -> RestoreReport:
         checks=[
             CheckRecord.model_validate(c, strict=False) for c in journal.values.get("checks", [])
         ],
+        read_from=journal.values.get("read_from", []),
+        healed=journal.values.get("healed", []),
     )
 
 
@@ -133,6 +148,11 @@ def to_markdown(report: RestoreReport) -> str:
         lines.append(f"- previous datadir kept at `{report.aside}`")
     if report.error:
         lines.append(f"- error: {report.error}")
+    if report.read_from:
+        lines.append(f"- read from: {', '.join(report.read_from)} (in that order)")
+    for healed in report.healed:
+        served = f"read from {healed.served_by}" if healed.served_by else "served by none"
+        lines.append(f"- `{healed.key}`: {healed.problem} in {healed.repository}; {served}")
     lines += ["", "| step | status | seconds | throughput | detail |", "|---|---|---:|---:|---|"]
     for step in report.steps:
         detail = str(step.detail).replace("|", "\\|").replace("\n", " ")

@@ -146,16 +146,55 @@ def test_backups_are_copied_off_site_and_restorable_from_there(
     assert _held(s3_client, s3_bucket) == {backup["backup_id"], manifest["backup_id"]}
     assert not (tmp_path / "repo" / "shop" / "full" / backup["backup_id"]).exists()
     listed = json.loads(backupctl("list", "shop", "--json", policies=policy).stdout)
-    assert [(b["backup_id"], list(b["copies"])) for b in listed] == [
-        (manifest["backup_id"], ["offsite"])
+    assert [(b["backup_id"], list(b["copies"]), b["in_first_repository"]) for b in listed] == [
+        (backup["backup_id"], ["offsite"], False),  # pruned locally, kept off-site
+        (manifest["backup_id"], ["offsite"], True),
     ]
+    table = backupctl("list", "shop", policies=policy).stdout
+    (row,) = [line for line in table.splitlines() if " ok " in line and backup["backup_id"] in line]
+    assert "only in copies" in row
 
-    # the local object lost: a restore from the first repository fails, one --from the
-    # off-site copy brings the data back
+    # the backup pruned from the local disk is still restorable: the off-site copy holds it
+    older = backupctl(
+        "restore",
+        "shop",
+        backup["backup_id"],
+        "--target-datadir",
+        str(tmp_path / "older"),
+        "--yes",
+        "--json",
+        policies=policy,
+    )
+    assert older.code == 0, older.output
+    report = json.loads(older.stdout)
+    assert report["read_from"][0] == "offsite" and report["healed"] == []
+    assert (tmp_path / "older" / "copied" / "t.ibd").exists()
+
+    # the local object lost: the restore reads it from the off-site copy and says so;
+    # with --from local alone it fails, naming the object
     stored.unlink()
     target = tmp_path / "restored"
-    lost = backupctl("restore", "shop", "--target-datadir", str(target), "--yes", policies=policy)
+    healed = backupctl(
+        "restore", "shop", "--target-datadir", str(target), "--yes", "--json", policies=policy
+    )
+    assert healed.code == 0, healed.output
+    report = json.loads(healed.stdout)
+    assert report["read_from"] == ["local", "offsite"]
+    assert report["healed"] == [
+        {"key": data["key"], "repository": "local", "problem": "missing", "served_by": "offsite"}
+    ]
+    lost = backupctl(
+        "restore",
+        "shop",
+        "--from",
+        "local",
+        "--target-datadir",
+        str(tmp_path / "lost"),
+        "--yes",
+        policies=policy,
+    )
     assert lost.code != 0 and "Traceback" not in lost.output
+    assert data["key"] in lost.output
     restored = backupctl(
         "restore",
         "shop",
@@ -169,6 +208,7 @@ def test_backups_are_copied_off_site_and_restorable_from_there(
     )
     assert restored.code == 0, restored.output
     assert json.loads(restored.stdout)["state"] == "completed"
+    assert json.loads(restored.stdout)["read_from"] == ["offsite"]
     assert (tmp_path / "again" / "copied" / "t.ibd").exists()
     unknown = backupctl("restore", "shop", "--from", "tape", "--dry-run", policies=policy)
     assert (
