@@ -33,6 +33,7 @@ COMMANDS = {
     "cron": "systemd_cmd:cron",
     "demo": "demo_cmd:demo",
     "drill": "drill_cmd:drill",
+    "dr": "dr_cmd:dr_group",
     "key": "key_cmd:key_group",
     "list": "list_cmd:list_backups",
     "metrics": "metrics_cmd:metrics",

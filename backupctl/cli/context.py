@@ -47,6 +47,12 @@ class AppContext:
             self._policies = load_policies(self.policies_path)
         return self._policies
 
+    @property
+    def stacks_path(self) -> Path:
+        """``stacks/`` beside the policies directory."""
+        base = self.policies_path if self.policies_path.is_dir() else self.policies_path.parent
+        return base.parent / "stacks"
+
     def policy(self, name: str) -> PolicyBase:
         return find_policy(self.policies(), name)
 

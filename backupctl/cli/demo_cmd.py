@@ -65,17 +65,6 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
     print_report(report)
     click.echo(f"recovered to {point.describe() if point else '-'}")
     click.echo(f"the wrecked datadir is kept at {report.aside}")
-    click.echo("")
-    click.echo(f"repository: {result.repository}")
-    click.echo(f"policy:     {result.policy_file}")
-    click.echo("try:")
-    base = f"backupctl --policies {result.policy_file} --state-dir {result.workdir / 'state'}"
-    click.echo(f"  {base} list   # the chain: full -> incremental")
-    click.echo(f"  {base} verify demo-db --deep")
-    click.echo(f"  {base} restore demo-db --dry-run")
-    if point is not None and point.time_local:
-        local = datetime.fromisoformat(point.time_local)
-        click.echo(f'  {base} restore demo-db --to-time "{local:%Y-%m-%d %H:%M:%S}" --dry-run')
     raise_if_failed(manifest, result.checks)
     if not result.restored_matches:
         raise VerificationFailed("the restored tables differ from those before the accident")
@@ -87,6 +76,39 @@ def demo(app: AppContext, workdir: Path | None, size_mb: float) -> None:
         raise VerificationFailed("the rolled back model differs from the stored version")
     _elasticsearch(workdir)
     _drill(app, result.policy_file, workdir / "state")
+    _rebuild(app, workdir)
+    _suggest(workdir, point.time_local if point is not None else None)
+
+
+def _suggest(workdir: Path, moment: str | None) -> None:
+    """Commands to try on what the demo left: the rebuilt host's policies and state."""
+    policies, state = workdir / "rebuilt" / "policies", workdir / "rebuilt" / "state"
+    click.echo("")
+    click.echo(f"repository: {workdir / 'repository'}")
+    click.echo(f"policies:   {policies} (rebuilt from the repository)")
+    click.echo("try:")
+    base = f"backupctl --policies {policies} --state-dir {state}"
+    click.echo(f"  {base} list   # the chain: full -> incremental")
+    click.echo(f"  {base} verify demo-db --deep")
+    click.echo(f"  {base} restore demo-db --dry-run")
+    if moment is not None:
+        local = datetime.fromisoformat(moment)
+        click.echo(f'  {base} restore demo-db --to-time "{local:%Y-%m-%d %H:%M:%S}" --dry-run')
+
+
+def _rebuild(app: AppContext, workdir: Path) -> None:
+    """End with the worst day: the server lost, rebuilt from the repository alone."""
+    from backupctl.demo.rebuild import rebuild
+
+    click.echo("")
+    report = rebuild(workdir, click.echo, progress=app.ops.progress)
+    for system in report.systems:
+        click.echo(
+            f"  {system.policy:<12} {system.state} in {system.seconds:.1f}s, recovered to "
+            f"{system.recovery_point}"
+        )
+    click.echo(f"rebuild {report.dr_id}: PASSED, RTO {seconds_text(report.rto_seconds)}")
+    click.echo(f"rebuild report: {workdir / 'rebuilt' / 'state' / 'dr' / report.dr_id}.md")
 
 
 def _drill(app: AppContext, policy_file: Path, state_dir: Path) -> None:

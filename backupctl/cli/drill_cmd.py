@@ -8,10 +8,13 @@ from backupctl.cli import render
 from backupctl.cli.context import AppContext
 from backupctl.drills import store
 from backupctl.drills.report import DrillReport, seconds_text
-from backupctl.errors import BackupctlError, VerificationFailed
+from backupctl.errors import BackupctlError, UsageError, VerificationFailed
 from backupctl.operations.context import policy_repository
 from backupctl.operations.drill import run_and_store
+from backupctl.operations.stack_drill import report_path as stack_report_path
+from backupctl.operations.stack_drill import run_stack_drill
 from backupctl.policy.common import PolicyBase
+from backupctl.policy.stack import find_stack
 from backupctl.storage.base import Repository
 
 
@@ -29,10 +32,17 @@ def _repo_or_none(policy: PolicyBase) -> Repository | None:
 
 @drill.command("run")
 @click.argument("policies", nargs=-1)
+@click.option("--stack", metavar="NAME", help="Drill every policy of this stack, as one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
 @click.pass_obj
-def run(app: AppContext, policies: tuple[str, ...], as_json: bool) -> None:
-    """Drill POLICY… (default: every policy); exit 3 unless all passed and met objectives."""
+def run(app: AppContext, policies: tuple[str, ...], stack: str | None, as_json: bool) -> None:
+    """Drill POLICY… (default: every policy) or a --stack; exit 3 unless all passed and
+    met objectives."""
+    if stack is not None:
+        if policies:
+            raise UsageError("give POLICY… or --stack, not both")
+        _stack_drill(app, stack, as_json)
+        return
     chosen = [app.policy(name) for name in policies] if policies else app.policies()
     reports = [run_and_store(app.ops, policy) for policy in chosen]
     if as_json:
@@ -46,6 +56,34 @@ def run(app: AppContext, policies: tuple[str, ...], as_json: bool) -> None:
         raise VerificationFailed(
             "; ".join(f"drill of {r.policy} failed: {r.reason}" for r in failed)
         )
+
+
+def _stack_drill(app: AppContext, name: str, as_json: bool) -> None:
+    report = run_stack_drill(app.ops, find_stack(app.stacks_path, name), app.policies())
+    if as_json:
+        render.emit_json(report.to_dict())
+    else:
+        click.echo(
+            f"stack drill {report.drill_id} of {report.stack}: "
+            f"{'PASSED' if report.passed else 'FAILED'}"
+        )
+        for system in report.systems:
+            click.echo(
+                f"  {system['policy']:<16} {'ok' if system['passed'] else 'FAILED':<7} "
+                f"RPO {seconds_text(system['rpo_seconds'])}, "
+                f"RTO {seconds_text(system['rto_seconds'])}"
+            )
+        click.echo(
+            f"  stack RTO {seconds_text(report.rto_seconds)} "
+            f"(objective {seconds_text(report.objectives['rto_seconds'])}), skew "
+            f"{seconds_text(report.skew_seconds)} "
+            f"(objective {seconds_text(report.objectives['max_skew_seconds'])})"
+        )
+        for missed in report.missed:
+            click.echo(f"  missed: {missed}")
+        click.echo(f"  report: {stack_report_path(app.ops, report.drill_id, 'md')}")
+    if not report.passed:
+        raise VerificationFailed(f"stack drill of {report.stack}: " + "; ".join(report.missed))
 
 
 def _print(report: DrillReport) -> None:

@@ -17,8 +17,10 @@ import click
 
 from backupctl.cli import render
 from backupctl.cli.context import AppContext
+from backupctl.cli.stack_cmd import run_stack_command
 from backupctl.errors import UsageError, VerificationFailed
 from backupctl.operations.restore import RestorePlan, plan_restore, resume_restore, run_restore
+from backupctl.operations.stack import OnFailure
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.options import RestoreFlag
 from backupctl.policy.registry import POLICY_MODELS
@@ -109,7 +111,7 @@ def _options(policy: PolicyBase, backup_id: str | None, given: dict[str, Any]) -
 
 
 @click.command("restore")
-@click.argument("policy")
+@click.argument("policy", required=False)
 @click.argument("backup_id", required=False)
 @_with_driver_flags
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
@@ -125,27 +127,65 @@ def _options(policy: PolicyBase, backup_id: str | None, given: dict[str, Any]) -
     help="Read the backup from this one of the policy's repositories only (default: all "
     "of them, the best first, an object missing or corrupt in one read from another).",
 )
+@click.option(
+    "--stack",
+    metavar="NAME",
+    help="Restore every policy of this stack (stacks/NAME.yaml) to one --to-time.",
+)
+@click.option(
+    "--on-failure",
+    type=click.Choice(["stop", "rollback"]),
+    default="stop",
+    show_default=True,
+    help="--stack: when one system fails, stop (keep what is restored) or undo the others.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or the report as JSON.")
 @click.pass_obj
 def restore(
     app: AppContext,
     /,
-    policy: str,
+    policy: str | None,
     backup_id: str | None,
     dry_run: bool,
     yes: bool,
     do_resume: bool,
     rollback: bool,
     from_repo: str | None,
+    stack: str | None,
+    on_failure: OnFailure,
     as_json: bool,
     **driver_flags: Any,
 ) -> None:
-    """Restore POLICY from BACKUP_ID (default: the newest complete backup)."""
+    """Restore POLICY from BACKUP_ID (default: the newest complete backup), or every
+    policy of a --stack to one --to-time."""
+    if do_resume and rollback:
+        raise UsageError("give --resume or --rollback, not both")
+    if stack is not None:
+        if policy is not None or backup_id is not None or from_repo is not None:
+            raise UsageError(
+                "--stack restores the stack's policies: give no POLICY, BACKUP_ID or --from"
+            )
+        others = sorted(name for name, value in driver_flags.items() if value and name != "to_time")
+        if others:
+            flags = ", ".join(FLAGS[name][0].flag for name in others)
+            raise UsageError(f"--stack takes --to-time only, not {flags}")
+        run_stack_command(
+            app,
+            stack,
+            driver_flags.get("to_time"),
+            dry_run=dry_run,
+            yes=yes,
+            resume=do_resume,
+            rollback=rollback,
+            on_failure=on_failure,
+            as_json=as_json,
+        )
+        return
+    if policy is None:
+        raise UsageError("give a POLICY to restore (or --stack NAME)")
     chosen = app.policy(policy)
     ops = app.ops
     if do_resume or rollback:
-        if do_resume and rollback:
-            raise UsageError("give --resume or --rollback, not both")
         _finish(resume_restore(ops, chosen, rollback=rollback, source=from_repo), as_json, app)
         return
     options = _options(chosen, backup_id, driver_flags)

@@ -11,6 +11,7 @@ from backupctl.cli.context import AppContext
 from backupctl.clock import Clock
 from backupctl.operations.jobs import JobRunner
 from backupctl.operations.run_due import RunDueReport, run_due
+from backupctl.policy.stack import load_stacks
 from backupctl.scheduling.plan import plan_jobs
 
 
@@ -48,9 +49,13 @@ def run_due_command(app: AppContext, catch_up: bool, as_json: bool, now_text: st
     For cron every minute or a systemd timer. A job whose previous run is still going
     is skipped. Exit 1 when a job failed (after running the others).
     """
-    policies = app.policies()
-    runner = JobRunner(app.ops, clock=_fixed_clock(now_text) if now_text else None)
-    report = run_due(plan_jobs(policies), {p.name: p for p in policies}, runner, catch_up)
+    policies, stacks = app.policies(), load_stacks(app.stacks_path)
+    runner = JobRunner(
+        app.ops, clock=_fixed_clock(now_text) if now_text else None, policies=policies
+    )
+    plan = plan_jobs(policies, stacks=stacks)
+    by_name = {p.name: p for p in policies}
+    report = run_due(plan, by_name, runner, catch_up, {s.name: s for s in stacks})
     if not report.results:  # each run refreshed the metrics; with none, refresh them now
         app.ops.runs.refresh_metrics()
     if as_json:

@@ -16,6 +16,7 @@ from backupctl.operations.context import policy_repository
 from backupctl.operations.daemon import SchedulerDaemon, serve
 from backupctl.operations.jobs import JobRunner
 from backupctl.policy.loader import load_policies
+from backupctl.policy.stack import load_stacks
 from backupctl.policy.types import parse_duration
 
 log = structlog.get_logger()
@@ -81,6 +82,7 @@ def scheduler(
     daemon = SchedulerDaemon(
         lambda: load_policies(app.policies_path),
         runner,
+        load_stacks=lambda: load_stacks(app.stacks_path),
         trigger_factory=_trigger_factory(test_second),
         misfire_grace=grace,
         workers=workers,

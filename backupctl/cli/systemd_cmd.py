@@ -13,6 +13,7 @@ from click.core import ParameterSource
 
 from backupctl.cli.context import AppContext
 from backupctl.errors import UsageError
+from backupctl.policy.stack import load_stacks
 from backupctl.policy.types import parse_duration
 from backupctl.scheduling.crontab import crontab_lines
 from backupctl.scheduling.plan import plan_jobs
@@ -82,15 +83,16 @@ def generate(
 ) -> None:
     """Write a .service (oneshot backup) and a .timer (OnCalendar from the cron
     expression, Persistent=true) per scheduled job into OUTPUT."""
-    policies = app.policies()
-    plan = plan_jobs(policies)
+    policies, stacks = app.policies(), load_stacks(app.stacks_path)
+    plan = plan_jobs(policies, stacks=stacks)
     options = UnitOptions(
         backupctl=_executable(executable),
         state_dir=_unit_state_dir(app),
         global_args=_global_args(app),
         randomized_delay=_delay(randomized_delay),
     )
-    units = generate_units(plan, {p.name: p for p in policies}, options)
+    by_name = {p.name: p for p in policies}
+    units = generate_units(plan, by_name, options, {s.name: s for s in stacks})
     write_units(units, output)
     click.echo(f"wrote {len(units)} unit(s) for {len(plan.jobs)} job(s) to {output}")
     for job in plan.jobs:
@@ -112,6 +114,6 @@ def generate(
 @click.pass_obj
 def cron(app: AppContext, executable: str | None, user: str) -> None:
     """Print crontab lines (/etc/cron.d format) equivalent to the scheduled jobs."""
-    plan = plan_jobs(app.policies())
+    plan = plan_jobs(app.policies(), stacks=load_stacks(app.stacks_path))
     for line in crontab_lines(plan, _executable(executable), _global_args(app), user):
         click.echo(line)

@@ -44,8 +44,9 @@ class DemoResult:
 
 
 def write_policy(workdir: Path, instance: ThrowawayServer, password_file: Path) -> Path:
-    """Write the demo's policy file (with hooks that stop and start the server); return it."""
-    stop, start = instance.write_service_hooks(workdir / "hooks")
+    """Write the demo's policy file (with hooks that stop and start the server, named
+    relative to it: beside ``policies/``, wherever a rebuild puts both); return it."""
+    instance.write_service_hooks(workdir / "hooks")
     policy_file = workdir / "policies" / "demo-db.yaml"
     policy_file.parent.mkdir(parents=True, exist_ok=True)
     policy_file.write_text(
@@ -70,8 +71,8 @@ def write_policy(workdir: Path, instance: ThrowawayServer, password_file: Path) 
           rpo: 24h
           rto: 1h
         restore:
-          stop: ["{stop}"]
-          start: ["{start}"]
+          stop: ["hooks/stop.sh"]
+          start: ["hooks/start.sh"]
           verify:
             - sql: "SELECT COUNT(*) FROM shop.orders"
               expect: "> 0"
@@ -155,10 +156,30 @@ def run_demo(
                 if same
                 else "DIFFER from those just before the accident"
             )
+            + "; a full backup of the repaired server"
         )
+        _analyze(instance)  # as after any restore: statistics the backup records fresh
+        instance.checkpoint()
+        run_backup(ctx, policy)
     return DemoResult(
         workdir, policy_file, workdir / "repository", manifest, incremental, checks, report, same
     )
+
+
+def _analyze(instance: ThrowawayServer) -> None:
+    """ANALYZE every table of ``shop``: a replayed PITR leaves InnoDB's row estimates
+    where the full backup had them, and a backup records those estimates."""
+    db = instance.connect()
+    try:
+        with db.cursor() as cur:
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema='shop'"
+            )
+            for (table,) in cur.fetchall():
+                cur.execute(f"ANALYZE TABLE shop.`{table}`")
+                cur.fetchall()
+    finally:
+        db.close()
 
 
 def _checksums(instance: ThrowawayServer) -> dict[str, int | None]:

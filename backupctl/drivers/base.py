@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from backupctl.catalog.manifest import Manifest
 from backupctl.catalog.query import PolicyBackups, RecoveryWindow
 from backupctl.checks import CheckResult
-from backupctl.errors import UsageError
+from backupctl.errors import NotFoundError, UsageError
 from backupctl.layout import StateLayout
 from backupctl.locks import COPY_LANE
 from backupctl.policy.common import PolicyBase
@@ -91,6 +91,15 @@ class Driver(abc.ABC, Generic[PolicyT, OptionsT]):
     #: kinds backed up beside the others, under a lock of their own: kind -> lane (a
     #: night's full backup must not stop the hourly binlogs and breach the RPO)
     lanes: ClassVar[Mapping[str, str]] = {}
+
+    #: where a rebuild of the whole stack restores this driver's policies: configuration
+    #: first (services read it), then databases, models, search indices (rebuilt last:
+    #: they are derived data); equal ranks may run side by side
+    rebuild_rank: ClassVar[int] = 50
+    #: a new host's package makes the live directory this driver restores into (MariaDB's
+    #: datadir): a rebuild creates it empty where it is missing, for the restore to
+    #: move aside
+    new_host_makes_live_dir: ClassVar[bool] = False
 
     def __init__(self, policy: PolicyT):
         self.policy = policy
@@ -197,6 +206,33 @@ class Driver(abc.ABC, Generic[PolicyT, OptionsT]):
                 )
             return found
         return backups.newest()
+
+    def options_at(self, moment: datetime, backups: PolicyBackups, staging: Path) -> OptionsT:
+        """The options of a restore to the data as it was at ``moment``, in place
+        (``staging``: for a driver that restores beside the live data). Default: the newest
+        restorable backup finished at or before it. Raises NotFoundError when none is."""
+        before = [m for m in backups.restorable() if m.finished_at <= moment]
+        if not before:
+            raise NotFoundError(
+                f"policy {self.policy.name!r} has no backup finished at or before "
+                f"{moment.isoformat()}"
+            )
+        options: OptionsT = self.policy.restore_options(  # type: ignore[assignment]
+            backup_id=before[-1].backup_id
+        )
+        return options
+
+    def point_reached(self, options: OptionsT, manifest: Manifest) -> datetime:
+        """The moment a restore with ``options`` of ``manifest`` brings the data back to
+        (default: the backup's end; a point-in-time restore: its target)."""
+        return manifest.finished_at
+
+    def rebuild_options(self, repo: Repository, backups: PolicyBackups, staging: Path) -> OptionsT:
+        """The options of a restore onto a new host after the old one was lost: the newest
+        point the backups reach, in place (``staging``: a directory of this rebuild for a
+        driver that restores beside the live data). Default: the newest backup."""
+        options: OptionsT = self.policy.restore_options()  # type: ignore[assignment]
+        return options
 
     @abc.abstractmethod
     def restore_steps(

@@ -16,6 +16,7 @@ from backupctl.policy.common import PolicyBase
 from backupctl.progress import ProgressFactory, no_progress
 from backupctl.storage.base import Repository
 from backupctl.storage.factory import open_repository
+from backupctl.storage.spec import RepositorySpec
 
 
 def policy_repository(policy: PolicyBase) -> Repository:
@@ -34,6 +35,8 @@ class Context:
     reporter: RunReporter | None = None
     clock: Clock = utc_now
     repositories: Callable[[PolicyBase], Repository] = policy_repository
+    #: how a policy's other repositories (its copies) are opened
+    open_spec: Callable[[RepositorySpec], Repository] = open_repository
     _reporter: RunReporter = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -62,7 +65,7 @@ class Context:
             raise UsageError(
                 f"policy {policy.name!r} has no repository {name!r} (it has: {names})"
             ) from None
-        return open_repository(spec)
+        return self.open_spec(spec)
 
     def backups(self, policy: PolicyBase, model: RecoveryModel) -> PolicyBackups:
         """``policy``'s catalogued backups, read through its driver's rules, with the last

@@ -27,11 +27,13 @@ from backupctl.cron.triggers import TriggerFactory, cron_trigger
 from backupctl.errors import BackupctlError
 from backupctl.operations.jobs import JobRunner
 from backupctl.policy.common import PolicyBase
-from backupctl.scheduling.plan import JobPlan, ScheduledJob, plan_jobs
+from backupctl.policy.stack import Stack
+from backupctl.scheduling.plan import STACK_DRILL, JobPlan, ScheduledJob, plan_jobs
 
 log = structlog.get_logger()
 
 PolicyLoader = Callable[[], list[PolicyBase]]
+StackLoader = Callable[[], list[Stack]]
 
 
 class SchedulerDaemon:
@@ -44,8 +46,10 @@ class SchedulerDaemon:
         trigger_factory: TriggerFactory = cron_trigger,
         misfire_grace: timedelta = timedelta(hours=1),
         workers: int = 4,
+        load_stacks: StackLoader = list,
     ):
         self._load, self._runner, self._trigger_factory = load, runner, trigger_factory
+        self._load_stacks = load_stacks
         self._running: set[str] = set()
         #: the policies scheduled now (what the metrics describe)
         self.policies: list[PolicyBase] = []
@@ -66,7 +70,7 @@ class SchedulerDaemon:
 
     def start(self) -> JobPlan:
         """Load the policies and start scheduling. Raises PolicyError / NotFoundError."""
-        plan = self._apply(self._load())
+        plan = self._apply(self._load(), self._load_stacks())
         self._scheduler.start()
         log.info("scheduler started", jobs=len(plan.jobs))
         return plan
@@ -75,11 +79,11 @@ class SchedulerDaemon:
         """Load the policies again and replace the jobs; on an error keep the current jobs."""
         log.info("reloading policies")
         try:
-            policies = self._load()
+            policies, stacks = self._load(), self._load_stacks()
         except BackupctlError as exc:
             log.error("reload failed; the current jobs stay", error=str(exc))
             return None
-        plan = self._apply(policies)
+        plan = self._apply(policies, stacks)
         log.info("policies reloaded", jobs=len(plan.jobs))
         return plan
 
@@ -94,9 +98,11 @@ class SchedulerDaemon:
         self._scheduler.shutdown(wait=True)
         log.info("scheduler stopped")
 
-    def _apply(self, policies: list[PolicyBase]) -> JobPlan:
-        plan = plan_jobs(policies, self._trigger_factory)
-        by_name = {p.name: p for p in policies}
+    def _apply(self, policies: list[PolicyBase], stacks: list[Stack]) -> JobPlan:
+        plan = plan_jobs(policies, self._trigger_factory, stacks)
+        by_name: dict[str, PolicyBase] = {p.name: p for p in policies}
+        stack_named = {s.name: s for s in stacks}
+        self._runner.policies = list(policies)  # what a stack drill drills
         self._runner.register(plan.jobs)
         # published once their jobs are registered: /metrics then knows when each is due
         self.policies = list(policies)
@@ -113,7 +119,10 @@ class SchedulerDaemon:
             self._scheduler.add_job(
                 self._run,
                 trigger=job.trigger,
-                args=[job, by_name[job.policy]],
+                args=[
+                    job,
+                    stack_named[job.policy] if job.action == STACK_DRILL else by_name[job.policy],
+                ],
                 id=job.id,
                 name=job.describe(),
                 replace_existing=True,
@@ -126,7 +135,7 @@ class SchedulerDaemon:
         )
         return plan
 
-    def _run(self, job: ScheduledJob, policy: PolicyBase) -> None:
+    def _run(self, job: ScheduledJob, policy: PolicyBase | Stack) -> None:
         """One firing: jobs of one policy run one after the other (a full backup and
         the binlogs due at the same time both run, in turn, instead of one being
         refused the policy's lock), like ``run-due`` runs them."""
@@ -136,7 +145,7 @@ class SchedulerDaemon:
             if not self._stopping.is_set():
                 self._run_now(job, policy)
 
-    def _run_now(self, job: ScheduledJob, policy: PolicyBase) -> None:
+    def _run_now(self, job: ScheduledJob, policy: PolicyBase | Stack) -> None:
         with self._lock:
             self._running.add(job.id)
         try:

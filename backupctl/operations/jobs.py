@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import structlog
 
@@ -25,9 +25,13 @@ from backupctl.operations.context import Context
 from backupctl.operations.copy import copy_after_backup
 from backupctl.operations.prune import prune_after_backup
 from backupctl.policy.common import PolicyBase
+from backupctl.policy.stack import Stack
 from backupctl.scheduling.due import Claim, claim_job, next_due, register_jobs
 from backupctl.scheduling.plan import DRILL, ScheduledJob
 from backupctl.scheduling.state import ScheduleState
+
+if TYPE_CHECKING:  # drills load only when drilling
+    from backupctl.operations.stack_drill import StackDrillReport
 
 log = structlog.get_logger()
 
@@ -36,6 +40,8 @@ Outcome = Literal["ok", "unchanged", "failed", "skipped"]
 BackupFunction = Callable[[Context, PolicyBase, str], Manifest]
 #: (context, policy) -> the drill's stored report
 DrillFunction = Callable[[Context, PolicyBase], DrillReport]
+#: (context, stack, every policy) -> the stack drill's report
+StackDrillFunction = Callable[[Context, Stack, Sequence[PolicyBase]], "StackDrillReport"]
 
 
 def _run_backup(ctx: Context, policy: PolicyBase, kind: str) -> Manifest:
@@ -46,6 +52,14 @@ def _run_drill(ctx: Context, policy: PolicyBase) -> DrillReport:
     from backupctl.operations.drill import run_and_store  # drivers load only when drilling
 
     return run_and_store(ctx, policy)
+
+
+def _run_stack_drill(
+    ctx: Context, stack: Stack, policies: Sequence[PolicyBase]
+) -> StackDrillReport:
+    from backupctl.operations.stack_drill import run_stack_drill
+
+    return run_stack_drill(ctx, stack, list(policies))
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,9 @@ class JobRunner:
     clock: Clock | None = None
     backup: BackupFunction = _run_backup
     drill: DrillFunction = _run_drill
+    stack_drill: StackDrillFunction = _run_stack_drill
+    #: every policy (a stack drill drills those of its stack)
+    policies: Sequence[PolicyBase] = ()
     state: ScheduleState = field(init=False)
 
     def __post_init__(self) -> None:
@@ -107,9 +124,10 @@ class JobRunner:
         return next_due(self.state.read().get(job.id), job, self.now())
 
     def run_if_due(
-        self, job: ScheduledJob, policy: PolicyBase, catch_up: bool = False
+        self, job: ScheduledJob, policy: PolicyBase | Stack, catch_up: bool = False
     ) -> JobResult | None:
-        """Run ``job`` if it is due now; None when it is not.
+        """Run ``job`` (of ``policy``, or of a stack for a stack drill) if it is due now;
+        None when it is not.
 
         Never raises for a failed backup: the result says ``failed``. Raises
         ScheduleStateError when the state file cannot be read or written.
@@ -127,11 +145,14 @@ class JobRunner:
             self._record(job, result)
         return result
 
-    def _execute(self, job: ScheduledJob, policy: PolicyBase, claim: Claim) -> JobResult:
+    def _execute(self, job: ScheduledJob, policy: PolicyBase | Stack, claim: Claim) -> JobResult:
         started = utc_now()
         log.info("job started", job=job.id, kind=job.kind, due_at=claim.due_at.isoformat())
         outcome: Outcome = "ok"
         backup_id, pruned = None, 0
+        if isinstance(policy, Stack):
+            outcome, detail = self._stack_drill(policy)
+            return self._finish(job, claim, started, outcome, detail, None)
         try:
             if job.action == DRILL:
                 outcome, detail, backup_id = self._drill(policy)
@@ -188,6 +209,17 @@ class JobRunner:
         if report.passed:
             return "ok", f"{name} passed; report {report.html_report}", report.backup_id
         return "failed", f"{name} failed: {report.reason}", report.backup_id
+
+    def _stack_drill(self, stack: Stack) -> tuple[Outcome, str]:
+        """Run the stack's drill: a failed or missed drill is a failed job."""
+        try:
+            report = self.stack_drill(self.ctx, stack, self.policies)
+        except BackupctlError as exc:
+            return "failed", f"stack drill of {stack.name} could not run: {exc}"
+        name = f"stack drill {report.drill_id}"
+        if report.passed:
+            return "ok", f"{name} passed; RTO {report.rto_seconds}s"
+        return "failed", f"{name} failed: {'; '.join(report.missed)}"
 
     @staticmethod
     def _result(

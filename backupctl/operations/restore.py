@@ -209,6 +209,27 @@ def resume_restore(
         return _healing(ctx, runbook, manifest, read)
 
 
+def undo_restore(ctx: Context, policy: PolicyBase, run_id: str) -> RestoreReport:
+    """Undo restore ``run_id`` of ``policy``, finished or not (a stack rolled back: the
+    systems restored before the one that failed): every step that ran is compensated in
+    reverse, as ``--rollback`` does for an interrupted one. Raises NotFoundError for an
+    unknown run, RunbookFailed when something could not be undone."""
+    with _restore_locks(ctx, policy):
+        journal = Journal.load(ctx.layout.journal(run_id))
+        if journal.policy != policy.name:
+            raise NotFoundError(f"restore {run_id} is not one of policy {policy.name!r}")
+        driver = driver_for(policy)
+        params = journal.params
+        read = reading(ctx, policy, driver, params.get("source"))
+        repo = read.repo
+        manifest = read_manifest(repo, policy.name, params["backup_kind"], params["backup_id"])
+        options = stored_options(policy, params)
+        run = RestoreRun(journal.run_id, ctx.layout, ctx.progress, resuming=True)
+        runbook = Runbook(driver.restore_steps(repo, manifest, options, run), journal)
+        log.info("undoing a restore", run_id=run_id)
+        return _drive(ctx.layout, runbook, manifest, rollback=True, read=read)
+
+
 def stored_options(policy: PolicyBase, params: dict[str, Any]) -> RestoreOptions:
     """The options a journal stored. Journals written before the options were stored
     whole kept them as separate parameters of the same names (``to_time``, ``indices``…)."""

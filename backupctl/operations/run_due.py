@@ -9,7 +9,8 @@ from datetime import datetime
 from backupctl.errors import BackupctlError
 from backupctl.operations.jobs import JobResult, JobRunner
 from backupctl.policy.common import PolicyBase
-from backupctl.scheduling.plan import ContinuousSchedule, JobPlan
+from backupctl.policy.stack import Stack
+from backupctl.scheduling.plan import STACK_DRILL, ContinuousSchedule, JobPlan
 
 
 class ScheduledJobsFailed(BackupctlError):
@@ -59,6 +60,7 @@ def run_due(
     policies: Mapping[str, PolicyBase],
     runner: JobRunner,
     catch_up: bool = False,
+    stacks: Mapping[str, Stack] | None = None,
 ) -> RunDueReport:
     """Run, one after the other, every job of ``plan`` that is due now (by ``runner``'s
     clock), each at most once however many of its slots passed; a failure does not stop
@@ -68,7 +70,8 @@ def run_due(
     results: list[JobResult] = []
     waiting: list[Waiting] = []
     for job in plan.jobs:
-        result = runner.run_if_due(job, policies[job.policy], catch_up)
+        target = (stacks or {})[job.policy] if job.action == STACK_DRILL else policies[job.policy]
+        result = runner.run_if_due(job, target, catch_up)
         if result is None:
             waiting.append(Waiting(job.id, runner.next_due(job)))
         else:

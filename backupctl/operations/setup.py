@@ -1,6 +1,7 @@
-"""What a new host needs besides the backups: each policy's file, the hooks beside it and
-the identifiers (never the values) of its encryption keys, kept in every repository of
-the policy under ``<policy>/setup/`` with every successful backup and copy.
+"""What a new host needs besides the backups: each policy's file, the hooks beside it, the
+stack files naming it and the identifiers (never the values) of its encryption keys,
+kept in every repository of the policy under ``<policy>/setup/`` with every successful
+backup and copy.
 
 ``setup.json`` lists what is there (each hook's path relative to ``hooks/``, its mode
 and sha256) and is written last; it is rewritten only when something changed. Inline
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+import yaml
 
 from backupctl import __version__
 from backupctl.errors import BackupctlError
@@ -82,6 +84,24 @@ def _hook_files(directory: Path) -> list[tuple[str, Path]]:
     return files
 
 
+def _stack_files(policy: PolicyBase) -> list[Path]:
+    """The stack files (``stacks/`` beside ``policies/``) that name ``policy``."""
+    if policy.source is None:
+        return []
+    directory = policy.resolve_hook("stacks")
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in sorted(directory.glob("*.y*ml")):
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and policy.name in (data.get("policies") or []):
+            found.append(path)
+    return found
+
+
 def _key_ids(policy: PolicyBase) -> dict[str, str]:
     ids = {}
     for name in policy.repository_names:
@@ -100,6 +120,7 @@ def keep_setup(repo: Repository, policy: PolicyBase) -> bool:
     hooks = hooks_dir(policy)
     files = _hook_files(hooks) if hooks is not None else []
     contents = {relative: path.read_bytes() for relative, path in files}
+    stacks = {path.name: path.read_bytes() for path in _stack_files(policy)}
     index: dict[str, Any] = {
         "policy": policy.name,
         "policy_file": policy.source.name,
@@ -114,6 +135,10 @@ def keep_setup(repo: Repository, policy: PolicyBase) -> bool:
             for relative, path in files
         ],
         "key_ids": _key_ids(policy),
+        "stacks": [
+            {"path": name, "sha256": hashlib.sha256(data).hexdigest()}
+            for name, data in sorted(stacks.items())
+        ],
     }
     prefix = setup_prefix(policy.name)
     index_key = keys.join(prefix, SETUP_INDEX)
@@ -126,6 +151,8 @@ def keep_setup(repo: Repository, policy: PolicyBase) -> bool:
     repo.put_bytes(keys.join(prefix, "policy", policy.source.name), text.encode())
     for relative, data in contents.items():
         repo.put_bytes(keys.join(prefix, "hooks", relative), data)
+    for name, data in stacks.items():
+        repo.put_bytes(keys.join(prefix, "stacks", name), data)
     index |= {"backupctl": __version__, "host": socket.gethostname()}
     repo.put_bytes(index_key, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
     log.info("setup kept", repository=repo.url, hooks=len(files), redacted=redacted)

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from backupctl.cron.expressions import validate_timezone
+from backupctl.offline import offline
 from backupctl.policy.options import RestoreOptions
 from backupctl.policy.types import (
     Duration,
@@ -163,8 +164,11 @@ class NamedRepository(RepositorySpec):
         return _checked_name(value, "repository")
 
     def spec(self) -> RepositorySpec:
-        """The repository itself, without its name and retention."""
-        return RepositorySpec.model_validate(self.model_dump(exclude={"name", "retention"}))
+        """The repository itself, without its name and retention. The host was checked
+        when the policy was loaded (its key file was there); opening the repository reads
+        the key again, and says so if it went away."""
+        with offline():
+            return RepositorySpec.model_validate(self.model_dump(exclude={"name", "retention"}))
 
 
 #: what a policy with the single ``repository:`` form calls it
@@ -240,11 +244,8 @@ class PolicyBase(StrictModel):
         urls = [repo.url.rstrip("/") for repo in self.repositories]
         if len(set(urls)) != len(urls):
             raise ValueError("repositories: two entries have the same url")
-        if len(self.repositories) > 1 and self.manifest_repository != self.repository:
-            raise ValueError(
-                f"repositories: a {self.driver} policy keeps its history in "
-                f"{self.manifest_repository.url}; it has no copies (mirror that repository)"
-            )
+        # copies take every object the manifests of ``manifest_repository`` record (for
+        # config-git, each commit's history bundle); a driver's own rules say the rest
         for repo in self.repositories:
             if repo.retention:
                 self.retention_of(repo.name)  # raises ValueError naming the field

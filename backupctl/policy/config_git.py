@@ -102,17 +102,34 @@ class ConfigGitPolicy(PolicyBase):
     @field_validator("repository")
     @classmethod
     def _local_git(cls, value: RepositorySpec) -> RepositorySpec:
+        """The repository (with ``repositories:``, the first) is the Git directory itself."""
         if value.scheme != "file":
             raise ValueError(
                 "config-git keeps history in a bare Git repository on a local or mounted "
-                f"filesystem: use file:///var/backups/config-history.git, got {value.url!r}"
+                f"filesystem: use file:///var/backups/config-history.git, got {value.url!r} "
+                "(with repositories:, the first one; the copies after it may be s3://)"
             )
         if value.encryption is not None:
             raise ValueError(
                 "config-git cannot encrypt: Git writes its objects itself (encrypt the "
-                "filesystem instead, or leave out encryption)"
+                "filesystem instead, or leave out encryption; copies under repositories: "
+                "may have encryption:)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _copies_outside(self) -> ConfigGitPolicy:
+        """Copies (``repositories:`` after the first) may be file:// or s3://, encrypted or
+        not: they hold the manifests and each commit's history bundle, not the Git
+        directory. A file:// copy inside the Git directory would copy it into itself."""
+        for copy in self.copies:
+            spec = copy.spec()
+            if spec.scheme == "file" and Path(spec.location).is_relative_to(self.git_dir):
+                raise ValueError(
+                    f"repositories: {copy.name}: {spec.url} is inside the Git repository "
+                    f"{self.git_dir}; a copy goes elsewhere (another disk, s3://…)"
+                )
+        return self
 
     @property
     def git_dir(self) -> Path:

@@ -39,7 +39,7 @@ def _message(error: dict[str, Any]) -> str:
     return f"{msg}, got {error.get('input')!r}" if "input" in error else msg
 
 
-def _problems_from(exc: ValidationError, doc: YamlDocument, file: str) -> list[PolicyProblem]:
+def problems_from(exc: ValidationError, doc: YamlDocument, file: str) -> list[PolicyProblem]:
     problems = []
     for error in exc.errors():
         loc: FieldPath = tuple(part for part in error["loc"] if not isinstance(part, str) or part)
@@ -70,7 +70,7 @@ def parse_policy(path: Path) -> tuple[PolicyBase | None, list[PolicyProblem]]:
     try:
         policy = model.model_validate(doc.data)
     except ValidationError as exc:
-        found = _problems_from(exc, doc, file)
+        found = problems_from(exc, doc, file)
         judged = [p for p in found if not any(p.loc[: len(u)] == u for u in doc.unresolved)]
         return None, judged
     policy._source = path

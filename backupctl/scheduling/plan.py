@@ -14,10 +14,13 @@ from backupctl.cron.expressions import CONTINUOUS, to_cron
 from backupctl.cron.parser import CronSpec, parse_cron
 from backupctl.cron.triggers import TriggerFactory, cron_trigger
 from backupctl.policy.common import PolicyBase
+from backupctl.policy.stack import Stack
 
-Action = Literal["backup", "drill"]
+Action = Literal["backup", "drill", "stackdrill"]
 #: the schedule key (and job kind) of a policy's recovery drill: ``shop-db:drill``
-DRILL = "drill"
+DRILL: Action = "drill"
+#: the key (and kind) of a stack's drill (``app:stackdrill``; ``policy`` is the stack)
+STACK_DRILL: Action = "stackdrill"
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,15 @@ class ScheduledJob:
         """The backupctl command (after the global options) that runs this job by hand."""
         if self.action == DRILL:
             return ["drill", "run", self.policy]
+        if self.action == STACK_DRILL:
+            return ["drill", "run", "--stack", self.policy]
         return ["backup", self.policy, "--type", self.kind]
 
     @property
     def title(self) -> str:
         """``full backup of policy shop-db`` / ``recovery drill of policy shop-db``."""
+        if self.action == STACK_DRILL:
+            return f"recovery drill of stack {self.policy}"
         what = "recovery drill" if self.action == DRILL else f"{self.kind} backup"
         return f"{what} of policy {self.policy}"
 
@@ -96,13 +103,16 @@ class JobPlan:
 
 
 def plan_jobs(
-    policies: Iterable[PolicyBase], trigger_factory: TriggerFactory = cron_trigger
+    policies: Iterable[PolicyBase],
+    trigger_factory: TriggerFactory = cron_trigger,
+    stacks: Iterable[Stack] = (),
 ) -> JobPlan:
     """Every scheduled job of ``policies`` (by policy name, then in the schedule block's
     order, so a full backup comes before the binlogs due at the same time).
 
-    A policy also gets its ``drill.schedule`` as a job (key ``drill``), after its backups.
-    Expressions were validated when the policies were loaded.
+    A policy also gets its ``drill.schedule`` as a job (key ``drill``), after its backups;
+    a stack its ``drill.schedule`` (key ``stackdrill``, in the host's time zone), after
+    every policy's jobs. Expressions were validated when the policies were loaded.
     """
     jobs: list[ScheduledJob] = []
     continuous: list[ContinuousSchedule] = []
@@ -131,4 +141,21 @@ def plan_jobs(
                     action=action,
                 )
             )
+    for stack in sorted(stacks, key=lambda s: s.name):
+        if stack.drill.schedule is None:
+            continue
+        spec = parse_cron(to_cron(stack.drill.schedule))
+        jobs.append(
+            ScheduledJob(
+                policy=stack.name,
+                key=STACK_DRILL,
+                kind=STACK_DRILL,
+                expression=stack.drill.schedule,
+                timezone=None,
+                spec=spec,
+                trigger=trigger_factory(spec, None),
+                source=stack.source,
+                action="stackdrill",
+            )
+        )
     return JobPlan(jobs, continuous)

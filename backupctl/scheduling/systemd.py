@@ -10,8 +10,9 @@ from pathlib import Path
 
 from backupctl.cron.oncalendar import spec_to_oncalendar
 from backupctl.policy.common import PolicyBase
+from backupctl.policy.stack import Stack
 from backupctl.policy.types import format_duration
-from backupctl.scheduling.plan import JobPlan, ScheduledJob
+from backupctl.scheduling.plan import STACK_DRILL, JobPlan, ScheduledJob
 from backupctl.statefile import write_atomic
 
 #: What a backup job needs and nothing more (systemd.exec(5)); ProtectSystem=full
@@ -55,16 +56,26 @@ def unit_name(job: ScheduledJob) -> str:
 
 
 def generate_units(
-    plan: JobPlan, policies: Mapping[str, PolicyBase], options: UnitOptions
+    plan: JobPlan,
+    policies: Mapping[str, PolicyBase],
+    options: UnitOptions,
+    stacks: Mapping[str, Stack] | None = None,
 ) -> list[UnitFile]:
-    """A ``.service`` and a ``.timer`` for every job of ``plan``."""
+    """A ``.service`` and a ``.timer`` for every job of ``plan`` (a stack drill's service
+    may write where each policy of the stack may)."""
     units: list[UnitFile] = []
     for job in plan.jobs:
-        units += job_units(job, policies[job.policy], options)
+        if job.action == STACK_DRILL:
+            members = [policies[name] for name in (stacks or {})[job.policy].policies]
+        else:
+            members = [policies[job.policy]]
+        units += job_units(job, members, options)
     return units
 
 
-def job_units(job: ScheduledJob, policy: PolicyBase, options: UnitOptions) -> list[UnitFile]:
+def job_units(
+    job: ScheduledJob, policies: list[PolicyBase], options: UnitOptions
+) -> list[UnitFile]:
     """The ``.service`` and ``.timer`` of ``job``."""
     zone = f" ({job.timezone})" if job.timezone else ""
     source = f" from {job.source.name}" if job.source else ""
@@ -72,14 +83,14 @@ def job_units(job: ScheduledJob, policy: PolicyBase, options: UnitOptions) -> li
     header += f"schedule.{job.key} {job.expression!r}{zone}\n"
     name = unit_name(job)
     return [
-        UnitFile(f"{name}.service", header + _service(job, policy, options)),
+        UnitFile(f"{name}.service", header + _service(job, policies, options)),
         UnitFile(f"{name}.timer", header + _timer(job, name, options.randomized_delay)),
     ]
 
 
-def _service(job: ScheduledJob, policy: PolicyBase, options: UnitOptions) -> str:
+def _service(job: ScheduledJob, policies: list[PolicyBase], options: UnitOptions) -> str:
     command = [options.backupctl, *options.global_args, "--log-format", "json", *job.command]
-    writable = " ".join(f"-{path}" for path in _writable_paths(policy, options.state_dir))
+    writable = " ".join(f"-{path}" for path in _writable_paths(policies, options.state_dir))
     return (
         "[Unit]\n"
         f"Description=backupctl {job.title}\n"
@@ -125,13 +136,14 @@ def write_units(units: list[UnitFile], directory: Path) -> list[Path]:
     return paths
 
 
-def _writable_paths(policy: PolicyBase, state_dir: Path) -> list[str]:
-    """The state directory and the policy's local repositories ('-': may be missing)."""
+def _writable_paths(policies: list[PolicyBase], state_dir: Path) -> list[str]:
+    """The state directory and the policies' local repositories ('-': may be missing)."""
     paths = [state_dir]
-    for spec in (policy.repository, policy.manifest_repository):
-        location = Path(spec.location)
-        if spec.scheme == "file" and not any(location.is_relative_to(p) for p in paths):
-            paths.append(location)
+    for policy in policies:
+        for spec in (policy.repository, policy.manifest_repository):
+            location = Path(spec.location)
+            if spec.scheme == "file" and not any(location.is_relative_to(p) for p in paths):
+                paths.append(location)
     return [str(path) for path in paths]
 
 

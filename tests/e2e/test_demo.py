@@ -39,12 +39,17 @@ def test_demo_backs_up_and_deep_verifies(tmp_path: Path) -> None:
         "the wrecked datadir is kept at",
     ):
         assert step in result.stdout
-    # the commands the demo suggests work on what it left behind
-    policy, state = work / "policies" / "demo-db.yaml", work / "state"
+    # it ends with the worst day: the server lost, rebuilt from the repository alone
+    assert "14. the server is lost" in result.stdout
+    assert "  demo-db      completed in" in result.stdout
+    assert "  demo-model   completed in" in result.stdout
+    assert ": PASSED, RTO " in result.stdout.split("rebuild ", 1)[1]
+    # the commands the demo suggests work on what it left behind: the rebuilt host's
+    policy, state = work / "rebuilt" / "policies" / "demo-db.yaml", work / "rebuilt" / "state"
     listed = run_backupctl(["--policies", str(policy), "--state-dir", str(state), "list", "--json"])
     backups = json.loads(listed.stdout)
     kinds = [b["kind"] for b in backups]
-    assert kinds == ["full", "incremental", "binlog", "version", "version", "version"]
+    assert kinds == ["full", "incremental", "binlog", "full", "version", "version", "version"]
     assert backups[0]["backup_id"] in result.stdout
     assert f"incremental {backups[1]['backup_id']} on it:" in result.stdout
     assert backups[1]["stored_bytes"] < backups[0]["stored_bytes"] / 2
@@ -61,6 +66,7 @@ def test_demo_backs_up_and_deep_verifies(tmp_path: Path) -> None:
     assert "Elasticsearch skipped: set BACKUPCTL_DEMO_ES_URL" in result.stdout
     drill = next(line for line in result.stdout.splitlines() if line.startswith("drill report:"))
     html = Path(drill.split(": ", 1)[1])
+    html = work / "lost" / html.relative_to(work)  # the lost server's state, moved away
     assert html.is_file() and "<svg" in html.read_text()
     assert ": PASSED, RTO " in result.stdout
     assert not list(work.glob("mariadb/run/*.sock")), "the throwaway server was stopped"

@@ -55,6 +55,8 @@ STORED: dict[str, Any] = {
     "missing": [],
     "excluded": 1,
     "skipped": [],
+    "bundle_base": FIRST,
+    "bundle_base_backup": "20261121T130000Z-aaaaaa",
 }
 
 #: everything but the commit id: what a manifest may lack and still be read
@@ -161,6 +163,11 @@ TAMPERED: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "commit missing": (lambda d: d.pop("commit"), "commit: Field required"),
     "tree a revision": (_set("tree", f"{SECOND}^{{tree}}"), "refusing tree id"),
     "parent an option": (_set("parent", "--all"), "parent: refusing commit id '--all'"),
+    "bundle base a revision": (_set("bundle_base", "HEAD~1"), "bundle_base: refusing commit"),
+    "bundle base backup a path": (
+        _set("bundle_base_backup", "../../etc"),
+        "bundle_base_backup: refusing backup id",
+    ),
     "counts a list": (_set("counts", [1, 1, 0]), "counts: Input should be a valid dictionary"),
     "a count missing": (lambda d: d["counts"].pop("added"), "counts.added: Field required"),
     "a count text": (_set("files", "2"), "files: Input should be a valid integer"),

@@ -278,3 +278,61 @@ def test_a_model_directory_that_is_missing_is_said_plainly(tmp_path: Path) -> No
     assert "model directory /srv/models/llm does not exist" in result.stderr
     assert "Traceback" not in result.output
     assert not list((tmp_path / "repo").rglob("manifest.json"))
+
+
+CONFIG_GIT = """\
+version: 1
+name: configs
+driver: config-git
+paths: [/etc/nginx]
+repositories:
+{repositories}
+"""
+
+
+@pytest.mark.parametrize(
+    ("repositories", "message"),
+    [
+        (
+            "- {name: local, url: file:///var/backups/configs.git}\n"
+            "- {name: offsite, url: s3://bucket/site-a}\n"
+            "- {name: disk, url: file:///mnt/usb/configs, encryption: {key_env: KEY}}",
+            None,
+        ),
+        (
+            "- {name: offsite, url: s3://bucket/site-a}\n"
+            "- {name: local, url: file:///var/backups/configs.git}",
+            "the first one; the copies after it may be s3://",
+        ),
+        (
+            "- {name: local, url: file:///var/backups/configs.git, encryption: {key_env: KEY}}\n"
+            "- {name: offsite, url: s3://bucket/site-a}",
+            "config-git cannot encrypt",
+        ),
+        (
+            "- {name: local, url: file:///var/backups/configs.git}\n"
+            "- {name: inner, url: file:///var/backups/configs.git/backupctl}",
+            "repositories: inner: file:///var/backups/configs.git/backupctl is inside the Git",
+        ),
+        (
+            "- {name: local, url: file:///var/backups/configs.git}\n"
+            "- {name: offsite, url: s3://bucket/site-a, retention: {full: 7d}}",
+            "repositories: offsite: a config-git policy has no retention",
+        ),
+    ],
+    ids=["copies-allowed", "first-not-file", "first-encrypted", "copy-inside-git", "retention"],
+)
+def test_config_git_copies(tmp_path: Path, repositories: str, message: str | None) -> None:
+    """A config-git policy's first repository is its bare Git directory (file://, not
+    encrypted); the copies after it hold manifests and history bundles: s3:// or
+    file:// elsewhere, encrypted or not."""
+    policy = tmp_path / "configs.yaml"
+    policy.write_text(CONFIG_GIT.format(repositories=repositories))
+    key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # 32 bytes, base64
+    result = run_backupctl(["policy", "validate", str(policy)], env={"KEY": key})
+    assert "Traceback" not in result.output
+    if message is None:
+        assert result.code == 0, result.output
+        return
+    assert result.code == 2, result.output
+    assert message in result.stderr, result.stderr

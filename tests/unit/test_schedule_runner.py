@@ -191,6 +191,34 @@ def test_drill_jobs_run_the_drill_and_a_failed_drill_fails_the_job(
         assert records["a:drill"].last_outcome == outcome
 
 
+def test_a_stack_drill_is_a_job_of_its_own_run_by_run_due(tmp_path: Path) -> None:
+    from backupctl.policy.stack import Stack
+
+    policies = _policies(tmp_path, "a", "b")
+    stack = Stack.model_validate(
+        {"version": 1, "name": "app", "policies": ["a", "b"], "drill": {"schedule": "* * * * *"}}
+    )
+    plan = plan_jobs(policies, stacks=[stack])
+    assert [j.id for j in plan.jobs] == ["a:check", "b:check", "app:stackdrill"]
+    assert plan.jobs[-1].command == ["drill", "run", "--stack", "app"]
+    assert plan.jobs[-1].title == "recovery drill of stack app"
+    drilled: list[tuple[str, list[str]]] = []
+    missed = ["skew 2h over 1h"]
+
+    def stack_drill(ctx: Context, drilled_stack: Stack, every: Any) -> Any:
+        drilled.append((drilled_stack.name, [p.name for p in every]))
+        return SimpleNamespace(drill_id="20260101T010000Z-abcdef", passed=False, missed=missed)
+
+    runner = _runner(tmp_path, lambda *args: _manifest())
+    runner.stack_drill, runner.policies = stack_drill, policies
+    _prime(runner, plan.jobs)
+    report = run_due(plan, {p.name: p for p in policies}, runner, stacks={"app": stack})
+    assert drilled == [("app", ["a", "b"])]
+    (result,) = [r for r in report.results if r.job == "app:stackdrill"]
+    assert result.outcome == "failed" and result.detail.endswith("failed: skew 2h over 1h")
+    assert [r.outcome for r in report.results if r.job != "app:stackdrill"] == ["ok", "ok"]
+
+
 def test_a_bug_in_prune_fails_the_job_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(prune_module, "prune_policy", _raising(AttributeError("no lock")))
     policies = _policies(tmp_path, "a", "b", prune_after_backup=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from backupctl.operations.setup import keep_setup, redacted_policy_text
 from backupctl.policy.loader import load_policies
 from backupctl.storage.encryption import generate_key, write_key_file
@@ -77,3 +79,58 @@ def test_setup_is_kept_without_secrets_and_only_when_changed(tmp_path: Path) -> 
     (hooks / "reopen.sh").write_text("#!/bin/sh\nexit 0\n")
     assert keep_setup(repo, policy) is True  # a hook changed
     assert (setup / "hooks" / "es" / "reopen.sh").read_text() == "#!/bin/sh\nexit 0\n"
+
+
+def test_a_new_host_gets_the_setup_back_and_nothing_is_overwritten(tmp_path: Path) -> None:
+    from backupctl.errors import UsageError
+    from backupctl.operations.dr_setup import (
+        install_key,
+        kept_setups,
+        key_files_for,
+        read_policy_texts,
+        recover_setup,
+    )
+
+    key = tmp_path / "old" / "repo.key"
+    key.parent.mkdir()
+    write_key_file(key, generate_key())
+    policies = tmp_path / "old" / "policies"
+    policies.mkdir()
+    (policies / "search.yaml").write_text(POLICY.format(repo=tmp_path / "repo", key=key))
+    (tmp_path / "old" / "hooks").mkdir()
+    hook = tmp_path / "old" / "hooks" / "reopen.sh"
+    hook.write_text("#!/bin/sh\nexit 0\n")
+    hook.chmod(0o750)
+    (tmp_path / "old" / "stacks").mkdir()
+    stack = "version: 1\nname: app\npolicies: [search]\n"
+    (tmp_path / "old" / "stacks" / "app.yaml").write_text(stack)
+    (policy,) = load_policies(policies)
+    repo = LocalRepository(tmp_path / "kept")
+    keep_setup(repo, policy)
+
+    new = tmp_path / "new"
+    setups = kept_setups(repo)
+    assert [s.policy for s in setups] == ["search"]
+    (recovered,) = recover_setup(repo, setups, new, write=True)
+    assert recovered.redacted == ["password"] and recovered.written
+    assert (new / "policies" / "search.yaml").read_text() == (
+        (tmp_path / "kept" / "search" / "setup" / "policy" / "search.yaml").read_text()
+    )
+    assert (new / "hooks" / "reopen.sh").stat().st_mode & 0o777 == 0o750
+    assert (new / "stacks" / "app.yaml").read_text() == stack
+    # the key goes where the policy reads it, and only there
+    texts = read_policy_texts([recovered], repo)
+    assert key_files_for(texts, f"file://{tmp_path / 'repo'}") == [key]
+    assert key_files_for(texts, "s3://elsewhere/x") == []
+    given = tmp_path / "operator.key"
+    given.write_bytes(key.read_bytes())
+    key.unlink()
+    assert install_key(given, [key], write=True) == [key]
+    assert key.stat().st_mode & 0o777 == 0o600
+
+    # run again: the same files are found identical; another file there stops it
+    (again,) = recover_setup(repo, setups, new, write=True)
+    assert not again.written and not again.hooks
+    (new / "hooks" / "reopen.sh").write_text("#!/bin/sh\nlocal change\n")
+    with pytest.raises(UsageError, match="exists with other content"):
+        recover_setup(repo, setups, new, write=False)

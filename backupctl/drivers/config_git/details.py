@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from backupctl.catalog.manifest import BackupDetails
+from backupctl.storage.keys import BACKUP_ID_RE
 
 #: a full object id (SHA-1 or SHA-256), as Git writes it and manifests record it
 OBJECT_ID_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -83,8 +84,25 @@ class ConfigGitDetails(BackupDetails):
     missing: list[str] | None = None
     excluded: Count | None = None
     skipped: list[str] | None = None
+    bundle_base: str | None = Field(
+        None,
+        description="the commit the backup's history.bundle starts from (None: the bundle "
+        "holds the whole history, or the backup has none)",
+    )
+    bundle_base_backup: str | None = Field(
+        None, description="the backup that recorded bundle_base: the next link of the chain"
+    )
 
-    @field_validator("commit", "parent", "compared_with", "tree")
+    @field_validator("bundle_base_backup")
+    @classmethod
+    def _backup_id(cls, value: str | None) -> str | None:
+        if value is None or BACKUP_ID_RE.fullmatch(value):
+            return value
+        raise PydanticCustomError(
+            "backup_id", "refusing backup id {value}: not a backup id", {"value": repr(value[:80])}
+        )
+
+    @field_validator("commit", "parent", "compared_with", "tree", "bundle_base")
     @classmethod
     def _object_id(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or is_object_id(value):

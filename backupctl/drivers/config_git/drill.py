@@ -1,5 +1,7 @@
 """The config-history recovery drill: check the Git repository's integrity, then write
-the newest state into the sandbox and compare every file with its blob."""
+the newest state into the sandbox and compare every file with its blob. Without the Git
+directory (a lost host), the history is first rebuilt from the bundles, and the rebuilt
+repository is the one checked: the drill proves what a restore would read."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from backupctl.drivers.config_git import extract, history
 from backupctl.drivers.config_git import restore_steps as steps
 from backupctl.drivers.config_git.details import ConfigGitDetails
 from backupctl.drivers.config_git.gitrepo import GitRepository
+from backupctl.drivers.config_git.rebuild import CommitSource, Rebuild
 from backupctl.errors import BackupctlError, VerificationFailed
 from backupctl.runbook.step import RunContext, Step
 
@@ -22,27 +25,29 @@ class CheckHistory(Step):
 
     name = "check-history"
 
-    def __init__(self, git: GitRepository, branch: str, manifest: Manifest):
-        self.git, self.branch, self.manifest = git, branch, manifest
+    def __init__(self, source: CommitSource, branch: str, manifest: Manifest):
+        self.source, self.branch, self.manifest = source, branch, manifest
 
     def describe(self, ctx: RunContext) -> str:
-        return f"check every object of {self.git.git_dir} (git fsck) and the commit's history"
+        where = self.source.rebuild.git if self.source.rebuild else self.source.git
+        return f"check every object of {where.git_dir} (git fsck) and the commit's history"
 
     def run(self, ctx: RunContext) -> str:
         details = ConfigGitDetails.of(self.manifest)
         commit = details.commit
-        problems = self.git.fsck()
+        git = self.source.git
+        problems = git.fsck()
         fsck = CheckResult(
             "git-fsck",
             not problems,
-            "; ".join(problems[:5]) if problems else f"every object of {self.git.git_dir} intact",
+            "; ".join(problems[:5]) if problems else f"every object of {git.git_dir} intact",
         )
         checks = [fsck]
         if not problems:
-            tree = self.git.tree_of(commit) if self.git.resolve(commit) else None
-            head = self.git.resolve(self.branch)
+            tree = git.tree_of(commit) if git.resolve(commit) else None
+            head = git.resolve(self.branch)
             recorded = tree is not None and tree == details.tree
-            reachable = recorded and head is not None and self.git.is_ancestor(commit, head)
+            reachable = recorded and head is not None and git.is_ancestor(commit, head)
             where = f"commit {commit[:12]} with its recorded tree, reachable from {self.branch}"
             checks.append(CheckResult("history", reachable, where if reachable else f"no {where}"))
         ctx.record_checks(checks)
@@ -70,21 +75,31 @@ class RemoveFiles(Step):
         return f"removed {removed} entries"
 
 
-def drill_plan(git: GitRepository, branch: str, manifest: Manifest, sandbox: Path) -> DrillPlan:
+def drill_plan(
+    git: GitRepository,
+    branch: str,
+    manifest: Manifest,
+    sandbox: Path,
+    rebuild: Rebuild | None = None,
+) -> DrillPlan:
     """Check the repository, restore ``manifest``'s commit into ``sandbox``, verify every
-    file, remove them. RPO from the commit's snapshot time."""
+    file, remove them; with ``rebuild``, the history is rebuilt from bundles first (and
+    removed last). RPO from the commit's snapshot time."""
     target = sandbox / "files"
     when = history.committed_at(manifest)
-    plan: list[Step] = [CheckHistory(git, branch, manifest)]
+    source = CommitSource(ConfigGitDetails.of(manifest).commit, None, git, rebuild)
+    check = CheckHistory(source, branch, manifest)
+    files: list[Step] = [
+        steps.PrepareTarget(target),
+        steps.ExtractFiles(source, target, when),
+        steps.VerifyFiles(source, target),
+        RemoveFiles(target),
+    ]
+    if rebuild is not None:
+        plan = [steps.RebuildHistory(rebuild), check, *files, steps.RemoveHistory(rebuild)]
+        return DrillPlan(plan, when, steps.VerifyFiles.name)
     try:
-        chosen = extract.select(git, ConfigGitDetails.of(manifest).commit, None)
+        source.chosen()
     except BackupctlError:  # a damaged repository: check-history names the damage
-        chosen = None
-    if chosen is not None:
-        plan += [
-            steps.PrepareTarget(target),
-            steps.ExtractFiles(git, chosen, target, when),
-            steps.VerifyFiles(git, chosen, target),
-            RemoveFiles(target),
-        ]
-    return DrillPlan(plan, when, steps.VerifyFiles.name)
+        return DrillPlan([check], when, steps.VerifyFiles.name)
+    return DrillPlan([check, *files], when, steps.VerifyFiles.name)

@@ -16,6 +16,11 @@ A manifest records one commit (id, tree, what changed) and is, as for every driv
 written last. The commit is made (objects, then the branch moved) before it; if the
 manifest is never written, the next check compares against the newest *recorded*
 commit, so nothing is lost from the catalog: the change is committed again.
+
+Each backup also stores its commits as an object, ``history.bundle`` (``bundles``): what
+``backupctl copy`` takes to the policy's other repositories, so the history outlives the
+host. A restore, drill or deep verify reads from the Git directory when it holds the
+commit, else from a repository rebuilt from the bundle chain (``rebuild``).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from backupctl.catalog.manifest import Manifest
 from backupctl.catalog.query import PolicyBackups
 from backupctl.checks import CheckResult
 from backupctl.drivers.base import DrillPlan, Driver, RestoreRun
-from backupctl.drivers.config_git import extract, history
+from backupctl.drivers.config_git import bundles, extract, history
 from backupctl.drivers.config_git import restore_steps as steps
 from backupctl.drivers.config_git.changes import (
     Changes,
@@ -43,6 +48,7 @@ from backupctl.drivers.config_git.changes import (
 )
 from backupctl.drivers.config_git.details import ChangeCounts, ConfigGitDetails
 from backupctl.drivers.config_git.gitrepo import GitRepository, Identity
+from backupctl.drivers.config_git.rebuild import CommitSource, Rebuild
 from backupctl.drivers.config_git.snapshot import Snapshot, printable, scan
 from backupctl.errors import BackupFailed, NothingChanged, UsageError, VerificationFailed
 from backupctl.policy.config_git import MANIFEST_DIR, ConfigGitPolicy, ConfigGitRestoreOptions
@@ -65,6 +71,7 @@ class ConfigGitDriver(Driver[ConfigGitPolicy, ConfigGitRestoreOptions]):
 
     name = "config-git"
     kinds = ("commit",)
+    rebuild_rank = 10  # services read their configuration: it comes back first
 
     @property
     def git(self) -> GitRepository:
@@ -100,7 +107,15 @@ class ConfigGitDriver(Driver[ConfigGitPolicy, ConfigGitRestoreOptions]):
         commit = git.commit_tree(tree, head, message, _identity(), when)
         git.update_ref(self.branch, commit, head, f"backupctl {session.backup_id}")
         log.info("configuration committed", commit=commit, changes=changes.counts)
-        return _details(policy, snapshot, changes, commit, head, base_commit, tree, when, action)
+        previous = bundles.builds_on(base, base_commit)
+        since = base_commit if previous is not None else None
+        session.artifacts.append(
+            bundles.store(session.repo, session.prefix, git, self.branch, since)
+        )
+        details = _details(policy, snapshot, changes, commit, head, base_commit, tree, when, action)
+        details.bundle_base = since
+        details.bundle_base_backup = previous.backup_id if previous is not None else None
+        return details
 
     @classmethod
     def note(cls, manifest: Manifest) -> str:
@@ -114,11 +129,27 @@ class ConfigGitDriver(Driver[ConfigGitPolicy, ConfigGitRestoreOptions]):
     def retention(self, backups: list[Manifest], now: datetime) -> list[Decision]:
         return [Decision(m.backup_id, True, KEEP_FOREVER) for m in backups]
 
+    def depends_on(self, repo: Repository, manifest: Manifest) -> list[Manifest]:
+        """The backups whose bundles a restore without the Git directory fetches before
+        this one's, oldest first (none for a backup without a bundle)."""
+        if bundles.bundle_of(manifest) is None:
+            return []
+        return bundles.chain(repo, manifest)[:-1]
+
     def verify_quick(self, repo: Repository, manifest: Manifest) -> list[CheckResult]:
-        """The commit is in the Git repository, with the recorded tree, on the branch."""
+        """The commit is in the Git repository, with the recorded tree, on the branch; with
+        no Git repository at all (a new host), its bundle chain is complete in ``repo``
+        (each bundle's checksum is checked with the backup's objects)."""
         details, git = ConfigGitDetails.of(manifest), self.git
         commit = details.commit
         name = f"commit {commit[:12]}"
+        if not (git.git_dir / "HEAD").is_file() and bundles.bundle_of(manifest) is not None:
+            try:
+                links = bundles.chain(repo, manifest)
+            except VerificationFailed as exc:
+                return [CheckResult(name, False, str(exc))]
+            where = f"no Git repository at {git.git_dir}: in the bundles of {len(links)} backup(s)"
+            return [CheckResult(name, True, where)]
         if git.resolve(commit) is None:
             return [CheckResult(name, False, f"not in {git.git_dir}")]
         tree = git.tree_of(commit)
@@ -130,9 +161,11 @@ class ConfigGitDriver(Driver[ConfigGitPolicy, ConfigGitRestoreOptions]):
         return checks
 
     def verify_deep(self, repo: Repository, manifest: Manifest, scratch: Path) -> list[CheckResult]:
-        """Write every file of the commit into ``scratch`` and compare it with its blob."""
-        git = self.git
-        chosen = extract.select(git, ConfigGitDetails.of(manifest).commit, None)
+        """Write every file of the commit into ``scratch`` and compare it with its blob
+        (from the history rebuilt from bundles in ``scratch`` when the Git directory does
+        not hold the commit)."""
+        source = self.source(repo, manifest, None, scratch / "history")
+        git, chosen = source.git, source.chosen()
         target = scratch / "files"
         target.mkdir()
         try:
@@ -140,6 +173,41 @@ class ConfigGitDriver(Driver[ConfigGitPolicy, ConfigGitRestoreOptions]):
             return [CheckResult("extract", True, detail), *extract.verify(git, chosen, target)]
         finally:
             extract.clear(target)  # restrictive directory modes would stop a plain rmtree
+
+    def source(
+        self,
+        repo: Repository,
+        manifest: Manifest,
+        only: Path | None,
+        scratch: Path,
+        strict: bool = False,
+    ) -> CommitSource:
+        """Where ``manifest``'s commit is read from: the Git directory when it holds it,
+        else a repository rebuilt in ``scratch`` from the bundle chain read from ``repo``
+        (``strict``: only when there is no Git repository at all; one that lost the commit
+        is read as it is, and its checks fail). Raises VerificationFailed when the details
+        do not fit or the chain is broken."""
+        commit = ConfigGitDetails.of(manifest).commit
+        git = self.git
+        there = (git.git_dir / "HEAD").is_file()
+        if git.holds(commit) or (strict and there):
+            return CommitSource(commit, only, git)
+        links = bundles.chain(repo, manifest)
+        return CommitSource(commit, only, git, Rebuild(repo, links, scratch, self.branch))
+
+    def options_at(
+        self, moment: datetime, backups: PolicyBackups, staging: Path
+    ) -> ConfigGitRestoreOptions:
+        """The files as they were at ``moment`` (the newest commit at or before it), into
+        ``staging``: configuration never comes back over the live files."""
+        return ConfigGitRestoreOptions(at=moment.isoformat(), target_dir=staging)
+
+    def rebuild_options(
+        self, repo: Repository, backups: PolicyBackups, staging: Path
+    ) -> ConfigGitRestoreOptions:
+        """The newest commit's files into ``staging`` (a rebuild then puts each where
+        nothing is)."""
+        return ConfigGitRestoreOptions(at=backups.newest().backup_id, target_dir=staging)
 
     def choose_backup(self, options: ConfigGitRestoreOptions, backups: PolicyBackups) -> Manifest:
         """``--at``: a commit id (or unique prefix), a backup id, else the newest commit at
@@ -167,7 +235,9 @@ class ConfigGitDriver(Driver[ConfigGitPolicy, ConfigGitRestoreOptions]):
     ) -> DrillPlan:
         from backupctl.drivers.config_git.drill import drill_plan
 
-        return drill_plan(self.git, self.branch, manifest, sandbox)
+        # a drill checks the Git repository there; without one, the history from bundles
+        source = self.source(repo, manifest, None, sandbox / "history", strict=True)
+        return drill_plan(self.git, self.branch, manifest, sandbox, source.rebuild)
 
     def restore_steps(
         self,
@@ -190,13 +260,12 @@ class ConfigGitDriver(Driver[ConfigGitPolicy, ConfigGitRestoreOptions]):
                 )
         if not run.resuming:
             steps.refuse_non_empty(target)  # a new restore, not one being resumed: say it now
-        git = self.git
-        chosen = extract.select(git, ConfigGitDetails.of(manifest).commit, options.path)
-        return [
-            steps.PrepareTarget(target),
-            steps.ExtractFiles(git, chosen, target, history.committed_at(manifest)),
-            steps.VerifyFiles(git, chosen, target),
-        ]
+        scratch = run.layout.work(self.policy.name, f"restore-{run.run_id}")
+        source = self.source(repo, manifest, options.path, scratch)
+        if source.rebuild is None:
+            source.chosen()  # a --path the commit lacks is refused now, before any step
+        when = history.committed_at(manifest)
+        return [steps.PrepareTarget(target), *steps.reading_steps(source, target, when)]
 
 
 def _scan(policy: ConfigGitPolicy) -> Snapshot:

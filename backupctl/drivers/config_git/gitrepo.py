@@ -144,6 +144,13 @@ class GitRepository:
         proc = self.run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", ok=(0, 1, 128))
         return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
+    def holds(self, commit: str) -> bool:
+        """True when this is a Git repository and ``commit``'s object is in it (whether
+        it reads is for fsck to say: a damaged repository is not an absent one)."""
+        if not (self.git_dir / "HEAD").is_file():
+            return False
+        return self.run("cat-file", "-e", commit, ok=(0, 1, 128)).returncode == 0
+
     def tree_of(self, commit: str) -> str:
         return self.out("rev-parse", "--verify", f"{commit}^{{tree}}")
 
@@ -215,6 +222,44 @@ class GitRepository:
     def update_ref(self, ref: str, new: str, old: str | None, reason: str) -> None:
         """Move ``ref`` to ``new`` only if it is still at ``old`` (None: must not exist)."""
         self.run("update-ref", "-m", reason, ref, new, old or "0" * len(new))
+
+    def bundle(self, ref: str, base: str | None) -> Iterator[bytes]:
+        """Yield a Git bundle of ``ref`` (a branch: a bundle names its tips by ref) holding
+        the commits and objects not reachable from ``base`` (None: the whole history), in
+        chunks as ``git bundle create`` writes it. Raises ToolError when git fails (the
+        bytes already yielded are then not a bundle: the caller discards them)."""
+        args = ["bundle", "create", "--quiet", "-", *([f"^{base}"] if base else []), ref]
+        with tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen(
+                self._argv(args), stdout=subprocess.PIPE, stderr=errors, env=self._env(None)
+            )
+            assert proc.stdout is not None
+            try:
+                while chunk := proc.stdout.read(1 << 20):
+                    yield chunk
+            finally:
+                proc.stdout.close()
+                code = proc.wait()
+            if code != 0:
+                errors.seek(0)
+                said = tail_text(errors.read().decode(errors="replace"), 5) or "no message"
+                raise ToolError(f"git bundle failed in {self.git_dir} (exit {code}): {said}")
+
+    def fetch_bundle(self, bundle: Path) -> None:
+        """Take in the commits of the bundle file ``bundle``, its refs included (forced):
+        ``git bundle verify`` first (the commits it builds on must be here), then ``git
+        fetch`` checking every object it brings (``transfer.fsckObjects``). Raises ToolError
+        with git's words."""
+        self.run("bundle", "verify", "--quiet", str(bundle))
+        fsck = {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "transfer.fsckObjects",
+            "GIT_CONFIG_VALUE_0": "true",
+        }
+        self.run(
+            "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
+            str(bundle), "+refs/heads/*:refs/heads/*", env=fsck,
+        )  # fmt: skip
 
     def ls_tree(self, commit: str) -> list[TreeEntry]:
         """Every blob of ``commit``'s tree (files, links), in Git's order."""

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from backupctl.drivers.config_git import extract
-from backupctl.drivers.config_git.gitrepo import GitRepository
+from backupctl.drivers.config_git.rebuild import CommitSource, Rebuild
 from backupctl.errors import UsageError, VerificationFailed
 from backupctl.runbook.step import RunContext, Step
 from backupctl.timefmt import utc_and_local
@@ -57,23 +57,23 @@ class ExtractFiles(Step):
 
     name = "extract-files"
 
-    def __init__(self, git: GitRepository, chosen: extract.Selection, target: Path, when: datetime):
-        self.git, self.chosen, self.target, self.when = git, chosen, target, when
+    def __init__(self, source: CommitSource, target: Path, when: datetime):
+        self.source, self.target, self.when = source, target, when
 
     def describe(self, ctx: RunContext) -> str:
         return (
-            f"write {self.chosen.describe()} (committed {utc_and_local(self.when)}) "
+            f"write {self.source.describe()} (committed {utc_and_local(self.when)}) "
             f"into {self.target}, "
             "modes as recorded"
         )
 
     def run(self, ctx: RunContext) -> str:
         extract.clear(self.target)  # a resumed run starts again from the empty directory
-        detail = extract.extract(self.git, self.chosen, self.target)
+        detail = extract.extract(self.source.git, self.source.chosen(), self.target)
         ctx["datadir"] = str(self.target)
         ctx["recovery_point"] = {
             "time_utc": self.when.isoformat(),
-            "commit": self.chosen.commit,
+            "commit": self.source.commit,
         }
         return detail
 
@@ -88,21 +88,70 @@ class VerifyFiles(Step):
 
     name = "verify-files"
 
-    def __init__(self, git: GitRepository, chosen: extract.Selection, target: Path):
-        self.git, self.chosen, self.target = git, chosen, target
+    def __init__(self, source: CommitSource, target: Path):
+        self.source, self.target = source, target
 
     def describe(self, ctx: RunContext) -> str:
         return "compare every written file with its blob in the commit, and every mode"
 
     def run(self, ctx: RunContext) -> str:
-        checks = extract.verify(self.git, self.chosen, self.target)
+        chosen = self.source.chosen()
+        checks = extract.verify(self.source.git, chosen, self.target)
         ctx.record_checks(checks)
         failed = [c for c in checks if not c.passed]
         if failed:
             raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed))
+        return f"{len(chosen.blobs)} file(s) and link(s) match commit {chosen.commit[:12]}"
+
+
+class RebuildHistory(Step):
+    """Without the Git directory (a lost host): rebuild the commit's history in a scratch
+    directory from the bundles of its backup and of every backup it builds on."""
+
+    name = "rebuild-history"
+
+    def __init__(self, rebuild: Rebuild):
+        self.rebuild = rebuild
+
+    def describe(self, ctx: RunContext) -> str:
+        return self.rebuild.describe()
+
+    def run(self, ctx: RunContext) -> str:
+        self.rebuild.ensure()
         return (
-            f"{len(self.chosen.blobs)} file(s) and link(s) match commit {self.chosen.commit[:12]}"
+            f"commit {self.rebuild.commit[:12]} rebuilt from {len(self.rebuild.links)} "
+            f"bundle(s) in {self.rebuild.root}"
         )
+
+    def compensate(self, ctx: RunContext) -> str:
+        return self.rebuild.remove()
+
+    def work_bytes(self) -> int | None:
+        return sum(a.stored_bytes for m in self.rebuild.links for a in m.artifacts)
+
+
+class RemoveHistory(Step):
+    """Remove the rebuilt history (the restored files stay)."""
+
+    name = "remove-history"
+
+    def __init__(self, rebuild: Rebuild):
+        self.rebuild = rebuild
+
+    def describe(self, ctx: RunContext) -> str:
+        return f"remove the rebuilt history ({self.rebuild.root})"
+
+    def run(self, ctx: RunContext) -> str:
+        return self.rebuild.remove()
+
+
+def reading_steps(source: CommitSource, target: Path, when: datetime) -> list[Step]:
+    """Extract and verify, between rebuilding the history and removing it when the
+    commit is read from bundles."""
+    steps: list[Step] = [ExtractFiles(source, target, when), VerifyFiles(source, target)]
+    if source.rebuild is None:
+        return steps
+    return [RebuildHistory(source.rebuild), *steps, RemoveHistory(source.rebuild)]
 
 
 def absolute(path: Path) -> Path:

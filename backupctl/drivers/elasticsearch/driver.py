@@ -57,6 +57,7 @@ class ElasticsearchDriver(Driver[ElasticsearchPolicy, ElasticsearchRestoreOption
 
     name = "elasticsearch"
     kinds = ("snapshot",)
+    rebuild_rank = 40
 
     def backup(self, kind: str, session: BackupSession) -> SnapshotDetails:
         policy = self.policy
@@ -186,6 +187,7 @@ class ElasticsearchDriver(Driver[ElasticsearchPolicy, ElasticsearchRestoreOption
         if not indices.renamed and restore.include_aliases:
             checks.insert(0, CheckWriteAliases(es, manifest, indices))
         plan: list[Step] = [
+            steps.RegisterRepository(es, policy),
             HookStep(
                 "stop-services", policy, restore.stop, restore.start, env, restore.hook_timeout
             ),

@@ -25,6 +25,7 @@ from backupctl.drivers.elasticsearch.client import (
 )
 from backupctl.drivers.elasticsearch.details import SnapshotDetails
 from backupctl.drivers.elasticsearch.indices import IndexMap
+from backupctl.drivers.elasticsearch.snapshots import ensure_repository
 from backupctl.drivers.elasticsearch.verification import verify_indices
 from backupctl.errors import BackupctlError, UsageError, VerificationFailed
 from backupctl.policy.elasticsearch import ElasticsearchPolicy
@@ -36,6 +37,26 @@ COPY_SETTINGS = {"index.number_of_replicas": 0}
 COPY_IGNORED_SETTINGS = ["index.lifecycle.name", "index.lifecycle.rollover_alias"]
 #: how long a health wait may add to the server-side wait before the client gives up
 _CLIENT_MARGIN = 30
+
+
+class RegisterRepository(Step):
+    """Register the snapshot repository when the cluster lacks it (a new cluster after the
+    old one was lost: the snapshots are in the repository's storage, not the cluster)."""
+
+    name = "register-repository"
+
+    def __init__(self, es: Elasticsearch, policy: ElasticsearchPolicy):
+        self.es, self.policy = es, policy
+
+    def describe(self, ctx: RunContext) -> str:
+        spec = self.policy.snapshot_repository
+        return f"register snapshot repository {spec.name} ({spec.type}) unless the cluster has it"
+
+    def run(self, ctx: RunContext) -> str:
+        return ensure_repository(self.es, self.policy.snapshot_repository)
+
+    def compensate(self, ctx: RunContext) -> str:
+        return "left registered (snapshots and backups use it too)"
 
 
 class PrepareTargets(Step):

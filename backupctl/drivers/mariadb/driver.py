@@ -37,7 +37,9 @@ from backupctl.drivers.mariadb.deep_verify import verify_full
 from backupctl.drivers.mariadb.details import BinlogDetails, FullDetails, IncrementalDetails
 from backupctl.drivers.mariadb.full import backup_full, backup_incremental
 from backupctl.drivers.mariadb.pitr import (
+    backup_gtid,
     binlog_chain,
+    gtid_seq,
     latest_point,
     newest_before,
     newest_before_gtid,
@@ -67,6 +69,8 @@ class MariaDBDriver(Driver[MariaDBPolicy, MariaDBRestoreOptions], Follower):
     #: binlogs ship while a full or incremental backup runs (they only read closed
     #: binlog files and the server's binlog state)
     lanes = {BINLOG_KIND: "binlog"}
+    rebuild_rank = 20
+    new_host_makes_live_dir = True
 
     @property
     def point_kinds(self) -> tuple[str, ...]:
@@ -167,6 +171,33 @@ class MariaDBDriver(Driver[MariaDBPolicy, MariaDBRestoreOptions], Follower):
         if options.backup_id is None and options.to_time is not None:
             return newest_before(backups.restorable(), options.to_time)
         return super().choose_backup(options, backups)
+
+    def options_at(
+        self, moment: datetime, backups: PolicyBackups, staging: Path
+    ) -> MariaDBRestoreOptions:
+        """A point-in-time restore to ``moment`` (the newest backup before it, then its
+        binlogs up to it)."""
+        return MariaDBRestoreOptions(to_time=moment)
+
+    def point_reached(self, options: MariaDBRestoreOptions, manifest: Manifest) -> datetime:
+        return options.to_time or manifest.finished_at
+
+    def rebuild_options(
+        self, repo: Repository, backups: PolicyBackups, staging: Path
+    ) -> MariaDBRestoreOptions:
+        """The newest backup and every binlog after it: to the chain's last GTID when it has
+        one domain (every transaction, including those of its last second), else to the
+        chain's last event."""
+        newest = backups.newest()
+        links, _gap = binlog_chain(repo, newest)
+        last = links[-1].info.last_gtid if links else None
+        if last and "," not in last:
+            domain = int(last.split("-")[0])
+            if (gtid_seq(last, domain) or 0) > (gtid_seq(backup_gtid(newest), domain) or 0):
+                return MariaDBRestoreOptions(to_gtid=last.strip())
+        if links and latest_point(links, newest) > newest.finished_at:
+            return MariaDBRestoreOptions(to_time=latest_point(links, newest))
+        return MariaDBRestoreOptions()
 
     def restore_steps(
         self, repo: Repository, manifest: Manifest, options: MariaDBRestoreOptions, run: RestoreRun

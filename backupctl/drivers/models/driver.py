@@ -41,6 +41,7 @@ class ModelDriver(Driver[ModelPolicy, ModelRestoreOptions]):
 
     name = "model"
     kinds = (KIND,)
+    rebuild_rank = 30
 
     def backup(self, kind: str, session: BackupSession) -> ModelDetails:
         policy = self.policy
