@@ -45,6 +45,12 @@ def dr_group() -> None:
     type=click.Path(path_type=Path, file_okay=False),
     help="Where policies/ and hooks/ are written (default: the directory above --policies).",
 )
+@click.option(
+    "--stack",
+    metavar="NAME",
+    help="Restore in this recovered stack's order and parallel groups (default: the one "
+    "stack the repository keeps, if there is one).",
+)
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing but the catalog.")
 @click.option("--yes", is_flag=True, help="Run the restores without asking.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or the report as JSON.")
@@ -56,6 +62,7 @@ def bootstrap(
     key_file: Path | None,
     endpoint_url: str | None,
     target_root: Path | None,
+    stack: str | None,
     dry_run: bool,
     yes: bool,
     as_json: bool,
@@ -68,7 +75,7 @@ def bootstrap(
         )
     root = (target_root or app.policies_path.parent).absolute()
     source = open_source(url, endpoint_url, key_file)
-    boot = plan_bootstrap(app.ops, source, root, key_file, write=not dry_run)
+    boot = plan_bootstrap(app.ops, source, root, key_file, write=not dry_run, stack=stack)
     if dry_run:
         render.emit_json(boot.to_dict()) if as_json else click.echo("\n".join(describe(boot)))
         return

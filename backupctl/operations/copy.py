@@ -22,20 +22,23 @@ from backupctl.catalog.manifest import (
     MANIFEST,
     SHARED_DIRS,
     STARTED,
+    Artifact,
     Manifest,
     backup_listing,
     listed_manifests,
 )
 from backupctl.drivers.registry import driver_for
-from backupctl.errors import UsageError, VerificationFailed
+from backupctl.errors import NoSpace, UsageError, VerificationFailed
 from backupctl.locks import COPY_LANE, lanes_locked
 from backupctl.operations.after_backup import guarded
 from backupctl.operations.context import Context
 from backupctl.pipeline import measure
 from backupctl.policy.common import PolicyBase
+from backupctl.progress import Advance, ProgressFactory, no_progress
 from backupctl.storage import keys
 from backupctl.storage.base import ObjectWriter, Repository
 from backupctl.storage.encryption import encryption_of
+from backupctl.units import human_bytes
 
 log = structlog.get_logger()
 
@@ -128,7 +131,10 @@ def _copy_to(
         if manifest.backup_id in held:
             result.already += 1
             continue
-        written, stored[manifest.backup_id] = copy_backup(source, destination, manifest)
+        check_room(destination, manifest)
+        written, stored[manifest.backup_id] = copy_backup(
+            source, destination, manifest, ctx.progress
+        )
         result.bytes += written
         result.copied.append(manifest.backup_id)
         held[manifest.backup_id] = ctx.clock()
@@ -139,8 +145,24 @@ def _copy_to(
     return result
 
 
+def check_room(destination: Repository, manifest: Manifest) -> None:
+    """Refuse to start copying ``manifest`` when the destination's filesystem has not room
+    for all of it (its size is known: the manifest's; plus 1% and 1 MiB for encryption's
+    tags and the manifest). Raises NoSpace; nothing of that backup is written."""
+    free = destination.free_bytes()
+    needed = int(manifest.stored_bytes * 1.01) + (1 << 20)
+    if free is not None and free < needed:
+        raise NoSpace(
+            f"not enough space in {destination.url} to copy {manifest.label}: "
+            f"{human_bytes(needed)} needed, {human_bytes(free)} free; nothing of it was written"
+        )
+
+
 def copy_backup(
-    source: Repository, destination: Repository, manifest: Manifest
+    source: Repository,
+    destination: Repository,
+    manifest: Manifest,
+    progress: ProgressFactory = no_progress,
 ) -> tuple[int, Manifest]:
     """Copy one backup: a start marker, every object checked against its manifest, then
     the manifest (recording the destination's encryption). Returns the bytes written and
@@ -157,26 +179,36 @@ def copy_backup(
     destination.put_bytes(keys.join(prefix, STARTED), json.dumps(marker).encode())
     written = 0
     shared = tuple(keys.join(manifest.policy, d) + "/" for d in SHARED_DIRS)
-    for artifact in manifest.artifacts:
-        if artifact.key.startswith(shared) and destination.exists(artifact.key):
-            continue  # content-addressed: the same key holds the same bytes
-        writer = destination.open_write(artifact.key, size_hint=artifact.stored_bytes)
-        try:
-            size, sha256 = measure(_written(source.iter_read(artifact.key), writer))
-            if sha256 != artifact.sha256 or size != artifact.stored_bytes:
-                raise VerificationFailed(
-                    f"not copied: {source.url}/{artifact.key} does not match its manifest "
-                    f"(sha256 {sha256[:16]}…, {size} bytes; the manifest says "
-                    f"{artifact.sha256[:16]}…, {artifact.stored_bytes}): corrupt at the source"
-                )
-        except BaseException:
-            writer.abort()
-            raise
-        writer.commit()
-        written += size
+    with progress(f"copying {manifest.label}", manifest.stored_bytes) as advance:
+        for artifact in manifest.artifacts:
+            if artifact.key.startswith(shared) and destination.exists(artifact.key):
+                advance(artifact.stored_bytes)
+                continue  # content-addressed: the same key holds the same bytes
+            written += _copy_object(source, destination, artifact, advance)
     copied = manifest.model_copy(update={"encryption": encryption_of(destination)})
     destination.put_bytes(keys.join(prefix, MANIFEST), copied.to_json().encode())
     return written, copied
+
+
+def _copy_object(
+    source: Repository, destination: Repository, artifact: Artifact, advance: Advance
+) -> int:
+    """Stream one object, checked against its manifest entry before it is committed;
+    return its size. Raises VerificationFailed (nothing committed) on a mismatch."""
+    writer = destination.open_write(artifact.key, size_hint=artifact.stored_bytes)
+    try:
+        size, sha256 = measure(_written(source.iter_read(artifact.key), writer), advance)
+        if sha256 != artifact.sha256 or size != artifact.stored_bytes:
+            raise VerificationFailed(
+                f"not copied: {source.url}/{artifact.key} does not match its manifest "
+                f"(sha256 {sha256[:16]}…, {size} bytes; the manifest says "
+                f"{artifact.sha256[:16]}…, {artifact.stored_bytes}): corrupt at the source"
+            )
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+    return size
 
 
 def _written(chunks: Iterator[bytes], writer: ObjectWriter) -> Iterator[bytes]:

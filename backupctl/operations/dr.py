@@ -22,6 +22,7 @@ import json
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ import structlog
 from backupctl.catalog.manifest import scan_manifests
 from backupctl.catalog.sync import sync_repository
 from backupctl.drivers.registry import driver_for
-from backupctl.errors import BackupctlError, RepositoryError
+from backupctl.errors import BackupctlError, RepositoryError, UsageError
 from backupctl.offline import offline
 from backupctl.operations.context import Context
 from backupctl.operations.dr_setup import (
@@ -49,6 +50,7 @@ from backupctl.operations.restore import RestorePlan, plan_restore, run_restore
 from backupctl.operations.sources import reading
 from backupctl.policy.common import PolicyBase
 from backupctl.policy.loader import load_policies
+from backupctl.policy.stack import Stack, load_stacks
 from backupctl.runbook.engine import RunbookFailed
 from backupctl.statefile import private_dir, write_atomic
 from backupctl.storage.base import Repository
@@ -96,6 +98,13 @@ class Bootstrap:
     #: the newest backup the repository has of the lost host, of any policy
     last_seen: datetime | None = None
     catalog: dict[str, int] = field(default_factory=dict)
+    #: the policies by wave: one after another, a wave's side by side
+    waves: list[list[str]] = field(default_factory=list)
+    #: the stack whose order and parallel groups the waves follow
+    stack: str | None = None
+
+    def system(self, name: str) -> SystemPlan:
+        return next(s for s in self.systems if s.policy.name == name)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +117,8 @@ class Bootstrap:
             "live_dirs_created": [str(d) for d in self.live_dirs],
             "last_seen": self.last_seen.isoformat() if self.last_seen else None,
             "catalog": self.catalog,
+            "stack": self.stack,
+            "waves": self.waves,
             "systems": [s.to_dict() for s in self.systems],
         }
 
@@ -138,11 +149,20 @@ def _reading_source(ctx: Context, source: Repository) -> Context:
 
 
 def plan_bootstrap(
-    ctx: Context, source: Repository, root: Path, key_file: Path | None, *, write: bool
+    ctx: Context,
+    source: Repository,
+    root: Path,
+    key_file: Path | None,
+    *,
+    write: bool,
+    stack: str | None = None,
 ) -> Bootstrap:
     """Recover the setup (``write``: under ``root``; otherwise into a scratch directory,
-    only to plan), sync the catalog, plan each restore. Raises UsageError (a file there
-    with other content, no setup in the repository), PolicyError, RepositoryError."""
+    only to plan), sync the catalog, plan each restore, in the order and parallel groups
+    of ``stack`` (default: the one stack recovered, if there is exactly one) for its
+    policies, the others after them by driver. Raises UsageError (a file there with
+    other content, no setup in the repository, an unknown stack), PolicyError,
+    RepositoryError."""
     setups = kept_setups(source)
     recover_setup(source, setups, root, write=False)  # refuses conflicts before writing
     where = root if write else Path(tempfile.mkdtemp(prefix="dr-plan-", dir=_scratch(ctx)))
@@ -152,6 +172,11 @@ def plan_bootstrap(
     keys = install_key(key_file, wanted, write=write) if key_file is not None else []
     with offline():  # secrets and other repositories' keys may not be on this host yet
         policies = load_policies(where / "policies")
+    stacks = {s.name: s for s in load_stacks(where / "stacks")}
+    if stack is not None and stack not in stacks:
+        known = ", ".join(sorted(stacks)) or "none"
+        raise UsageError(f"the repository keeps no stack {stack!r} (stacks: {known})")
+    chosen = stacks[stack] if stack else (next(iter(stacks.values())) if len(stacks) == 1 else None)
     rebuilt = _reading_source(ctx, source)
     boot = Bootstrap(
         url=source.url,
@@ -165,12 +190,29 @@ def plan_bootstrap(
         ctx=rebuilt,
     )
     boot.catalog = _sync(rebuilt, policies)
-    ordered = sorted(policies, key=lambda p: (driver_for(p).rebuild_rank, p.name))
-    for policy in ordered:
-        boot.systems.append(_plan_system(rebuilt, policy, boot))
+    boot.waves = _waves(policies, chosen)
+    boot.stack = chosen.name if chosen else None
+    by_name = {p.name: p for p in policies}
+    for wave in boot.waves:
+        for name in wave:
+            boot.systems.append(_plan_system(rebuilt, by_name[name], boot))
     if not write:
         shutil.rmtree(where, ignore_errors=True)
     return boot
+
+
+def _waves(policies: list[PolicyBase], stack: Stack | None) -> list[list[str]]:
+    """The stack's waves (its policies that were recovered), then every other policy in
+    driver order (configuration, databases, models, search), one at a time."""
+    names = {p.name for p in policies}
+    waves = [[n for n in wave if n in names] for wave in stack.waves()] if stack else []
+    waves = [wave for wave in waves if wave]
+    placed = {name for wave in waves for name in wave}
+    rest = sorted(
+        (p for p in policies if p.name not in placed),
+        key=lambda p: (driver_for(p).rebuild_rank, p.name),
+    )
+    return waves + [[p.name] for p in rest]
 
 
 def _scratch(ctx: Context) -> Path:
@@ -259,10 +301,10 @@ class SystemResult:
     policy: str
     driver: str
     backup_id: str
-    state: str
-    seconds: float
-    recovery_point: str | None
-    rpo_seconds: float | None
+    state: str = "not started"
+    seconds: float = 0.0
+    recovery_point: str | None = None
+    rpo_seconds: float | None = None
     report: str | None = None
     read_from: list[str] = field(default_factory=list)
     healed: int = 0
@@ -294,42 +336,16 @@ def run_bootstrap(ctx: Context, boot: Bootstrap) -> DrReport:
     dr_id = new_backup_id(started_at)
     for path in boot.live_dirs:
         ensure_datadir(path, write=True)
-    results: list[SystemResult] = []
-    failed = False
-    for system in boot.systems:
-        manifest = system.plan.manifest
-        result = SystemResult(
-            system.policy.name,
-            system.policy.driver,
-            manifest.backup_id,
-            "not started",
-            0.0,
-            None,
-            None,
-        )
-        results.append(result)
-        if failed:
-            continue
-        began = time.monotonic()
-        try:
-            report = run_restore(boot.ctx, system.plan)
-        except (RunbookFailed, BackupctlError) as exc:
-            result.state, result.error = "failed", str(exc).splitlines()[0]
-            result.seconds = round(time.monotonic() - began, 3)
-            failed = True
-            log.error("rebuild stopped", policy=system.policy.name, error=str(exc))
-            continue
-        target = system.plan.options.target()
-        if not system.plan.options.in_place and target is not None:
-            placed, left = place_config_files(target, write=True)
-            result.config_files = {"placed": placed, "left": left}
-        point = system.point
-        result.state, result.seconds = report.state, round(time.monotonic() - began, 3)
-        result.recovery_point = point.isoformat()
-        if boot.last_seen is not None:
-            result.rpo_seconds = round(max(0.0, (boot.last_seen - point).total_seconds()), 3)
-        result.report = str(ctx.layout.restore_report(report.run_id))
-        result.read_from, result.healed = report.read_from, len(report.healed)
+    results = {
+        s.policy.name: SystemResult(s.policy.name, s.policy.driver, s.plan.manifest.backup_id)
+        for s in boot.systems
+    }
+    for wave in boot.waves:
+        with ThreadPoolExecutor(max_workers=len(wave)) as pool:
+            done = list(pool.map(lambda n: _restore(ctx, boot, n, results[n]), wave))
+        if not all(done):
+            break  # the waves after it are not started
+    failed = any(r.state == "failed" for r in results.values())
     finished_at = ctx.clock()
     dr = DrReport(
         dr_id=dr_id,
@@ -339,11 +355,36 @@ def run_bootstrap(ctx: Context, boot: Bootstrap) -> DrReport:
         rto_seconds=round(time.monotonic() - started, 3),
         last_seen=boot.last_seen.isoformat() if boot.last_seen else None,
         passed=not failed,
-        systems=results,
+        systems=[results[s.policy.name] for s in boot.systems],
         setup=[r.to_dict() for r in boot.recovered],
     )
     _write_report(ctx, dr)
     return dr
+
+
+def _restore(ctx: Context, boot: Bootstrap, name: str, result: SystemResult) -> bool:
+    """Restore one system into ``result``; return whether it completed."""
+    system = boot.system(name)
+    began = time.monotonic()
+    try:
+        report = run_restore(boot.ctx, system.plan)
+    except (RunbookFailed, BackupctlError) as exc:
+        result.state, result.error = "failed", str(exc).splitlines()[0]
+        result.seconds = round(time.monotonic() - began, 3)
+        log.error("rebuild stopped", policy=name, error=str(exc))
+        return False
+    target = system.plan.options.target()
+    if not system.plan.options.in_place and target is not None:
+        placed, left = place_config_files(target, write=True)
+        result.config_files = {"placed": placed, "left": left}
+    point = system.point
+    result.state, result.seconds = report.state, round(time.monotonic() - began, 3)
+    result.recovery_point = point.isoformat()
+    if boot.last_seen is not None:
+        result.rpo_seconds = round(max(0.0, (boot.last_seen - point).total_seconds()), 3)
+    result.report = str(ctx.layout.restore_report(report.run_id))
+    result.read_from, result.healed = report.read_from, len(report.healed)
+    return report.state == "completed"
 
 
 def report_path(ctx: Context, dr_id: str, fmt: str = "json") -> Path:
@@ -394,6 +435,8 @@ def describe(boot: Bootstrap) -> list[str]:
         lines.append(f"  key: {key} (the key given, where the policies read it)")
     for path in boot.live_dirs:
         lines.append(f"  create the empty datadir {path} (as a new host's package would)")
+    if boot.stack:
+        lines.append(f"  order and parallel groups from stack {boot.stack}")
     total = 0
     for number, system in enumerate(boot.systems, 1):
         m = system.plan.manifest

@@ -125,3 +125,19 @@ class ElasticsearchPolicy(PolicyBase):
     schedule: ElasticsearchSchedule = ElasticsearchSchedule()
     retention: ElasticsearchRetention = ElasticsearchRetention()
     restore: ElasticsearchRestore = ElasticsearchRestore()
+
+    @model_validator(mode="after")
+    def _copies_follow_the_snapshots(self) -> ElasticsearchPolicy:
+        """A copy of an Elasticsearch backup is its manifest: the snapshot's data is in the
+        cluster's snapshot repository, which the first repository's retention prunes. A
+        copy kept longer would list snapshots that are gone."""
+        for copy in self.copies:
+            if copy.retention:
+                raise ValueError(
+                    f"repositories: {copy.name}: retention: an Elasticsearch copy holds the "
+                    "manifests only (the snapshots are in the cluster's snapshot repository, "
+                    "pruned by the policy's retention): give it no retention of its own; to "
+                    "keep snapshots off-site longer, use an s3 snapshot repository with its "
+                    "own lifecycle"
+                )
+        return self

@@ -336,3 +336,22 @@ def test_config_git_copies(tmp_path: Path, repositories: str, message: str | Non
         return
     assert result.code == 2, result.output
     assert message in result.stderr, result.stderr
+
+
+def test_an_elasticsearch_copy_has_no_retention_of_its_own(tmp_path: Path) -> None:
+    """Copies of snapshots are manifests: a copy kept longer than the snapshots the first
+    repository's retention prunes from the cluster would list snapshots that are gone."""
+    policy = tmp_path / "search.yaml"
+    policy.write_text(
+        "version: 1\nname: search\ndriver: elasticsearch\n"
+        "connection: {url: 'http://localhost:9200'}\n"
+        "snapshot_repository: {name: backups, type: fs, settings: {location: /srv/snap}}\n"
+        "repositories:\n"
+        "  - {name: local, url: file:///var/backups/backupctl}\n"
+        "  - {name: offsite, url: s3://bucket/site-a, retention: {expire_after: 90d}}\n"
+    )
+    result = run_backupctl(["policy", "validate", str(policy)])
+    assert result.code == 2 and "Traceback" not in result.output
+    assert "repositories: offsite: retention: an Elasticsearch copy holds the manifests" in (
+        result.stderr
+    )
