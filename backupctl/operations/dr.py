@@ -30,11 +30,10 @@ from typing import Any
 
 import structlog
 
-from backupctl.catalog.manifest import scan_manifests
-from backupctl.catalog.sync import sync_repository
 from backupctl.drivers.registry import driver_for
 from backupctl.errors import BackupctlError, RepositoryError, UsageError
 from backupctl.offline import offline
+from backupctl.operations.catalog import sync_catalog
 from backupctl.operations.context import Context
 from backupctl.operations.dr_setup import (
     RecoveredPolicy,
@@ -164,7 +163,7 @@ def plan_bootstrap(
     other content, no setup in the repository, an unknown stack), PolicyError,
     RepositoryError."""
     setups = kept_setups(source)
-    recover_setup(source, setups, root, write=False)  # refuses conflicts before writing
+    checked = recover_setup(source, setups, root, write=False)  # refuses conflicts first
     where = root if write else Path(tempfile.mkdtemp(prefix="dr-plan-", dir=_scratch(ctx)))
     recovered = recover_setup(source, setups, where, write=True)
     texts = read_policy_texts(recovered, source)
@@ -181,7 +180,7 @@ def plan_bootstrap(
     boot = Bootstrap(
         url=source.url,
         root=root,
-        recovered=recover_setup(source, setups, root, write=False) if not write else recovered,
+        recovered=recovered if write else checked,
         keys=keys,
         needs=_needs(policies, recovered, wanted, key_file),
         systems=[],
@@ -189,7 +188,8 @@ def plan_bootstrap(
         staging=ctx.layout.root.absolute() / "dr" / "staging" / new_backup_id(ctx.clock()),
         ctx=rebuilt,
     )
-    boot.catalog = _sync(rebuilt, policies)
+    # the lost host's local repository does not answer: its backups are in the copies
+    boot.catalog = sync_catalog(rebuilt, policies, skip_unreadable=True)
     boot.waves = _waves(policies, chosen)
     boot.stack = chosen.name if chosen else None
     by_name = {p.name: p for p in policies}
@@ -232,32 +232,6 @@ def _plan_system(ctx: Context, policy: PolicyBase, boot: Bootstrap) -> SystemPla
         boot.last_seen = newest
     window = read.backups.window(read.repo)  # the newest point: what the options reach
     return SystemPlan(policy, plan, window.latest if window else plan.manifest.finished_at)
-
-
-def _sync(ctx: Context, policies: list[PolicyBase]) -> dict[str, int]:
-    """The catalog rebuilt from every repository that answers (the lost host's local one
-    does not, or is empty: the copies hold its backups). Returns backups per repository."""
-    catalog = ctx.catalog()
-    counts: dict[str, int] = {}
-    for policy in policies:
-        for name in policy.repository_names:
-            try:
-                repo = ctx.repository_named(policy, name)
-                if name == policy.repository_names[0]:
-                    counts[repo.url] = sync_repository(catalog, repo)
-                    continue
-                held = scan_manifests(repo, policy.name)
-            except RepositoryError as exc:
-                log.warning("not read", policy=policy.name, repository=name, error=str(exc))
-                continue
-            catalog.replace_copies(
-                policy.name,
-                name,
-                {m.backup_id: m.finished_at for m in held},
-                {m.backup_id: m for m in held},
-            )
-            counts[repo.url] = counts.get(repo.url, 0) + len(held)
-    return counts
 
 
 def _needs(
