@@ -4,6 +4,7 @@ the state directory (a local copy): ``<policy>/drills/<drill_id>/report.json|.md
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,15 @@ def render(report: DrillReport, history: list[DrillReport]) -> dict[str, str]:
 
 
 def save(
-    report: DrillReport, repo: Repository | None, layout: StateLayout
+    report: DrillReport,
+    repo: Repository | None,
+    layout: StateLayout,
+    copies: Sequence[Repository] = (),
 ) -> tuple[Path, list[str]]:
-    """Write the report locally and (when it can) into the repository. Returns the local HTML
-    path and the problems met writing to the repository (the local copy is always written)."""
+    """Write the report locally and (when it can) into the repository and each of the
+    policy's ``copies`` (a new host finds the measurements there: its restore plans project
+    from them). Returns the local HTML path and the problems met writing to repositories
+    (the local copy is always written)."""
     history = history_of(repo, layout, report.policy)
     history = [r for r in history if r.drill_id != report.drill_id]
     texts = render(report, [*history, report])
@@ -49,12 +55,12 @@ def save(
     for fmt, text in texts.items():
         write_atomic(directory / f"report.{fmt}", text)
     problems = []
-    if repo is not None:
+    for target in [*([repo] if repo is not None else []), *copies]:
         try:
             for fmt, text in texts.items():
-                repo.put_bytes(report_key(report.policy, report.drill_id, fmt), text.encode())
+                target.put_bytes(report_key(report.policy, report.drill_id, fmt), text.encode())
         except RepositoryError as exc:
-            log.error("could not store the drill report in the repository", error=str(exc))
+            log.error("could not store the drill report", repository=target.url, error=str(exc))
             problems.append(str(exc))
     return directory / "report.html", problems
 

@@ -105,6 +105,21 @@ class Bootstrap:
     def system(self, name: str) -> SystemPlan:
         return next(s for s in self.systems if s.policy.name == name)
 
+    def eta_seconds(self) -> tuple[float, list[str]]:
+        """The rebuild's projected time (each wave's slowest system, from past restores and
+        drills, on this host or kept in the repository) and the systems never measured."""
+        total, unknown = 0.0, []
+        for wave in self.waves:
+            known = []
+            for name in wave:
+                estimate = self.system(name).plan.estimate_seconds
+                if estimate is None:
+                    unknown.append(name)
+                else:
+                    known.append(estimate)
+            total += max(known, default=0.0)
+        return round(total, 1), unknown
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "url": self.url,
@@ -118,6 +133,8 @@ class Bootstrap:
             "catalog": self.catalog,
             "stack": self.stack,
             "waves": self.waves,
+            "eta_seconds": self.eta_seconds()[0],
+            "never_measured": self.eta_seconds()[1],
             "systems": [s.to_dict() for s in self.systems],
         }
 
@@ -416,12 +433,20 @@ def describe(boot: Bootstrap) -> list[str]:
         m = system.plan.manifest
         total += m.stored_bytes
         order = system.plan.reading.order() if system.plan.reading else []
+        estimate = system.plan.estimate_seconds
+        eta = f"about {human_duration(estimate)}" if estimate is not None else "ETA unknown"
         lines.append(
             f"{number}. {system.policy.name} ({system.policy.driver}): backup {m.backup_id}, "
             f"{human_bytes(m.stored_bytes)} stored, {system.plan.options.where()}, to "
-            f"{system.point.isoformat()}, read from {', '.join(order) or 'its repository'}"
+            f"{system.point.isoformat()}, read from {', '.join(order) or 'its repository'}; "
+            f"{eta}"
         )
-    lines.append(f"in all {human_bytes(total)} to read")
+    projected, unknown = boot.eta_seconds()
+    never = f" (never measured: {', '.join(unknown)})" if unknown else ""
+    lines.append(
+        f"in all {human_bytes(total)} to read; about {human_duration(projected)} from past "
+        f"restores and drills{never}"
+    )
     for need in boot.needs:
         lines.append(f"NEEDED: {need}")
     return lines

@@ -106,10 +106,23 @@ def run_and_store(
         report = _report(ctx, policy, new_backup_id(started), started, time.monotonic(), outcome)
     else:
         report = run_drill(ctx, policy, repo, rng)
-    html, problems = store.save(report, repo, ctx.layout)
+    copies, problems = _copies(ctx, policy)
+    html, stored = store.save(report, repo, ctx.layout, copies)
+    problems += stored
     report = report.model_copy(update={"html_report": str(html), "storage_problems": problems})
     ctx.runs.report(policy, drill_event(policy, report))
     return report
+
+
+def _copies(ctx: Context, policy: PolicyBase) -> tuple[list[Repository], list[str]]:
+    """The policy's other repositories, opened (those that do not open: a problem each)."""
+    opened, problems = [], []
+    for copy in policy.copies:
+        try:
+            opened.append(ctx.repository_named(policy, copy.name))
+        except BackupctlError as exc:
+            problems.append(f"{copy.name}: {exc}")
+    return opened, problems
 
 
 def drill_event(policy: PolicyBase, report: DrillReport) -> RunEvent:

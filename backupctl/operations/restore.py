@@ -40,6 +40,7 @@ from backupctl.runbook.report import (
     write_report,
 )
 from backupctl.runbook.step import StepResult
+from backupctl.storage.base import Repository
 from backupctl.storage.keys import new_backup_id
 
 log = structlog.get_logger()
@@ -101,11 +102,16 @@ def summary(manifest: Manifest) -> BackupSummary:
     )
 
 
-def past_steps(layout: StateLayout, policy: str) -> list[StepRecord]:
-    """Every step of the policy's past restores and drills (this host's reports: a plan
-    lists nothing in the repository), the measurements plans project from."""
+def past_steps(
+    layout: StateLayout, policy: str, repo: Repository | None = None
+) -> list[StepRecord]:
+    """Every step of the policy's past restores and drills, the measurements plans project
+    from: this host's reports; on a host with none (a new one, after the old was lost),
+    the drill reports kept in ``repo``."""
     restores = [step for report in past_reports(layout, policy) for step in report.steps]
     drills = [step for report in history_of(None, layout, policy) for step in report.steps]
+    if not restores and not drills and repo is not None:
+        drills = [step for report in history_of(repo, layout, policy) for step in report.steps]
     return restores + drills
 
 
@@ -148,7 +154,7 @@ def plan_restore(
     )
     runbook = Runbook(steps, journal)
     planned = runbook.plan()
-    past = past_steps(ctx.layout, policy.name)
+    past = past_steps(ctx.layout, policy.name, repo)
     projections = [project(p.basis, p.bytes, past) for p in planned]
     estimated, unmeasured = total(projections)
     return RestorePlan(

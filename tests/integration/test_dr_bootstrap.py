@@ -152,6 +152,9 @@ def test_lose_the_host_and_rebuild_from_the_off_site_copy(
     _ok(backupctl("backup", "configs", policies=policies))
     config_files = {p: p.read_bytes() for p in etc.rglob("*") if p.is_file()}
 
+    # the quarter's drill of the database: its measurements are kept off-site too
+    _ok(backupctl("drill", "run", "shop", policies=policies))
+
     # the server is lost: everything of it
     _ok(backupctl("restore", "shop", "--dry-run", policies=policies))  # hooks are in place
     stop = tmp_path / "hooks" / "stop.sh"
@@ -187,6 +190,12 @@ def test_lose_the_host_and_rebuild_from_the_off_site_copy(
     assert plan["waves"] == [["configs"], ["shop"], ["llm", "search"]]
     assert not policies.exists()  # a dry run writes no setup
     assert plan["needs"] == []
+    # the new host has no history: the plan's estimate comes from the drill kept off-site
+    (shop_plan,) = [s["plan"] for s in plan["systems"] if s["policy"] == "shop"]
+    assert shop_plan["estimate_seconds"] is not None and shop_plan["estimate_seconds"] > 0
+    (llm_plan,) = [s["plan"] for s in plan["systems"] if s["policy"] == "llm"]
+    assert llm_plan["estimate_seconds"] is None  # never drilled: no estimate invented
+    assert "llm" in plan["never_measured"] and plan["eta_seconds"] >= shop_plan["estimate_seconds"]
     refused = backupctl("dr", "bootstrap", source, *where, policies=policies)
     assert refused.code == 2 and "confirm with --yes" in refused.stderr
 
