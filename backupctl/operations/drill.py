@@ -23,6 +23,7 @@ from backupctl.errors import BackupctlError, LockHeldError
 from backupctl.history import RunEvent
 from backupctl.locks import policy_lock
 from backupctl.operations.context import Context
+from backupctl.operations.sources import rank, reading
 from backupctl.policy.common import DrillSpec, PolicyBase
 from backupctl.runbook.engine import Runbook, RunbookFailed
 from backupctl.runbook.journal import Journal
@@ -87,6 +88,8 @@ class _Outcome:
     checks: list[CheckRecord] = field(default_factory=list)
     reason: str | None = None
     runbook_started: float | None = None
+    #: what a repository could not serve (read from another): the drill says so
+    notes: list[str] = field(default_factory=list)
 
 
 def run_and_store(
@@ -182,14 +185,18 @@ def _run(
     try:
         driver = driver_for(policy)
         sync_policy(ctx.catalog(), repo, policy.name)  # the repository decides, not the cache
-        restorable = ctx.backups(policy, driver).restorable()
+        # every repository of the policy, as a restore reads them (a rebuilt host's first
+        # one is empty until its next backups: the copies hold what there is)
+        read = reading(ctx, policy, driver)
+        restorable = read.backups.restorable()
         outcome.selection = select_backup(restorable, policy.drill, ctx.clock(), rng)
         outcome.manifest = outcome.selection.manifest
         if outcome.manifest is None:
             outcome.reason = f"cannot start: policy {policy.name} has no restorable backup"
             return outcome
+        read = rank(read, [outcome.manifest])
         run = RestoreRun(drill_id, ctx.layout, ctx.progress)
-        outcome.plan = driver.drill_plan(repo, outcome.manifest, run, sandbox)
+        outcome.plan = driver.drill_plan(read.repo, outcome.manifest, run, sandbox)
     except BackupctlError as exc:
         outcome.reason = f"cannot start: {exc}"
         return outcome
@@ -209,6 +216,10 @@ def _run(
         outcome.reason = f"step {exc.step!r} failed: {exc.cause}"
         log.error("drill failed", step=exc.step, error=str(exc.cause))
     outcome.steps = journal.steps
+    if read.mirror is not None:
+        outcome.notes += [
+            f"read from another repository: {e.describe()}" for e in read.mirror.events
+        ]
     checks = journal.values.get("checks") or []
     outcome.checks = [CheckRecord.model_validate(c, strict=False) for c in checks]
     return outcome
@@ -289,7 +300,10 @@ def _report(
         reason=reason,
         missed_objectives=[m.to_dict() for m in missed],
         selection=outcome.selection.record() if outcome.selection else None,
-        notes=[] if rpo is None or judged_rpo is not None else [_unjudged(outcome)],
+        notes=[
+            *outcome.notes,
+            *([] if rpo is None or judged_rpo is not None else [_unjudged(outcome)]),
+        ],
         seconds=round(time.monotonic() - clock, 3),
         steps=[StepRecord.model_validate(s.to_dict(), strict=False) for s in outcome.steps],
         checks=checks,

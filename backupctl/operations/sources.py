@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from backupctl.catalog.manifest import Manifest
+from backupctl.catalog.manifest import MANIFEST, Manifest
 from backupctl.catalog.query import PolicyBackups, RecoveryModel
 from backupctl.errors import RepositoryError
 from backupctl.operations.context import Context
 from backupctl.policy.common import PolicyBase
+from backupctl.storage import keys
 from backupctl.storage.base import Repository
 from backupctl.storage.mirror import Expected, MirroredRepository, Probe, Source
 
@@ -103,6 +104,7 @@ def rank(read: Reading, chain: list[Manifest]) -> Reading:
     if mirror is None:
         return read
     prefixes = [m.prefix + "/" for m in chain]
-    ranked, probes = MirroredRepository.ranked(mirror.sources, mirror.expected, prefixes)
+    manifests = [keys.join(m.prefix, MANIFEST) for m in chain]
+    ranked, probes = MirroredRepository.ranked(mirror.sources, mirror.expected, prefixes, manifests)
     log.info("repositories ranked", order=ranked.names)
     return Reading(ranked, read.backups, read.named, probes)

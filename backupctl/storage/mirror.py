@@ -86,9 +86,16 @@ class Probe:
         return (self.error is not None, self.held == 0, self.seconds)
 
 
-def probe(source: Source, expected: dict[str, Expected], prefixes: Iterable[str]) -> Probe:
-    """List ``prefixes`` in ``source``: how many ``expected`` objects are missing or not at
-    their size there, and how long the listings took (one per prefix, no download)."""
+def probe(
+    source: Source,
+    expected: dict[str, Expected],
+    prefixes: Iterable[str],
+    markers: Iterable[str] = (),
+) -> Probe:
+    """List ``prefixes`` in ``source``: how many ``expected`` objects under them, and of
+    ``markers`` (keys under them that must be there, such as the backups' manifests: a
+    backup whose objects live elsewhere, model blobs, has no other), it holds at their
+    size and how many it lacks, and how long the listings took (one per prefix)."""
     prefixes = list(prefixes)
     started = time.monotonic()
     sizes: dict[str, int] = {}
@@ -100,7 +107,9 @@ def probe(source: Source, expected: dict[str, Expected], prefixes: Iterable[str]
     listed = tuple(prefixes)
     wanted = [(key, want) for key, want in expected.items() if key.startswith(listed)]
     held = sum(1 for key, want in wanted if sizes.get(key) == want.size)
-    return Probe(source.name, held, len(wanted) - held, time.monotonic() - started)
+    marks = list(markers)
+    held += sum(1 for key in marks if key in sizes)
+    return Probe(source.name, held, len(wanted) + len(marks) - held, time.monotonic() - started)
 
 
 class MirroredRepository(Repository):
@@ -128,13 +137,17 @@ class MirroredRepository(Repository):
 
     @classmethod
     def ranked(
-        cls, sources: list[Source], expected: dict[str, Expected], prefixes: Iterable[str]
+        cls,
+        sources: list[Source],
+        expected: dict[str, Expected],
+        prefixes: Iterable[str],
+        markers: Iterable[str] = (),
     ) -> tuple[MirroredRepository, list[Probe]]:
         """The sources ordered best first (``Probe.rank``): the fastest to list (a local
         disk before a bucket across the world) of those reachable and holding the backup.
         Returns the probes too."""
-        wanted = sorted(set(prefixes))
-        probes = {s.name: probe(s, expected, wanted) for s in sources}
+        wanted, marks = sorted(set(prefixes)), sorted(set(markers))
+        probes = {s.name: probe(s, expected, wanted, marks) for s in sources}
         order = sorted(sources, key=lambda s: probes[s.name].rank)
         return cls(order, expected), [probes[s.name] for s in order]
 

@@ -243,6 +243,10 @@ def test_lose_the_host_and_rebuild_from_the_off_site_copy(
     markdown = backupctl.state_dir / "dr" / f"{report['dr_id']}.md"
     assert "| shop | mariadb |" in markdown.read_text()
 
+    # the rebuilt host drills at once: its local repository is empty, the copy serves
+    drilled = json.loads(_ok(backupctl("drill", "run", "shop", "--json", policies=policies)).stdout)
+    assert drilled["passed"] and drilled["backup_id"] == shop_result["backup_id"]
+
     # and the rebuilt host backs up again, to both repositories
     again = _ok(backupctl("backup", "shop", policies=policies))
     assert "copied to offsite: 1 backup(s)" in again.stdout

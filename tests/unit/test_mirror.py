@@ -93,3 +93,15 @@ def test_ranked_reads_the_repository_holding_the_backup_first(tmp_path: Path) ->
     ranked, probes = MirroredRepository.ranked(mirror.sources, mirror.expected, ["p/full/1/"])
     assert ranked.names == ["offsite", "local"]
     assert [(p.name, p.held, p.missing) for p in probes] == [("offsite", 1, 0), ("local", 0, 1)]
+
+
+def test_a_backup_whose_objects_live_elsewhere_is_ranked_by_its_manifest(tmp_path: Path) -> None:
+    """Model blobs are outside the backup's prefix (shared), an Elasticsearch backup has no
+    object at all: the manifest under the prefix says which repository holds the backup."""
+    mirror = _two(tmp_path)
+    LocalRepository(tmp_path / "offsite").put_bytes("p/version/2/manifest.json", b"{}")
+    ranked, probes = MirroredRepository.ranked(
+        mirror.sources, {}, ["p/version/2/"], ["p/version/2/manifest.json"]
+    )
+    assert ranked.names == ["offsite", "local"]
+    assert [(p.name, p.held) for p in probes] == [("offsite", 1), ("local", 0)]
