@@ -68,6 +68,19 @@ class Repository(abc.ABC):
     def iter_read(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Yield the object's bytes in chunks. Raises ObjectNotFound / RepositoryError."""
 
+    def iter_read_from(self, key: str, offset: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Yield the object's bytes from ``offset`` on (where a read that broke off
+        continues). Default: read from the start and drop the first ``offset`` bytes; a
+        backend that can seek (a file, an S3 range) reads only the rest. Raises
+        ObjectNotFound / RepositoryError."""
+        skip = offset
+        for chunk in self.iter_read(key, chunk_size):
+            if skip >= len(chunk):
+                skip -= len(chunk)
+                continue
+            yield chunk[skip:] if skip else chunk
+            skip = 0
+
     @abc.abstractmethod
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store a small object atomically (readers see all of it or nothing)."""

@@ -314,6 +314,16 @@ class ChunkDecryptor:
             return False
         return True
 
+    def start_at(self, header: bytes, offset: int) -> tuple[int, int]:
+        """Begin at plaintext ``offset`` instead of the object's start: check ``header``
+        (the object's first HEADER_SIZE bytes) and return where to read the stored object
+        from (the start of the chunk holding ``offset``) and how many plaintext bytes of
+        that chunk come before ``offset``. Raises EncryptionError / TamperedObject."""
+        self._start(header)
+        plain = self._record - TAG_BYTES
+        self._index = offset // plain
+        return HEADER_SIZE + self._index * self._record, offset - self._index * plain
+
     def _start(self, header: bytes) -> None:
         magic, version, cipher, chunk_log2, _zero, kid, salt = _HEADER.unpack(header)
         if magic != MAGIC:
@@ -457,6 +467,37 @@ class EncryptedRepository(Repository):
     def iter_read(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         where = f"{self.url}/{key}"
         return decrypt_stream(self.inner.iter_read(key, chunk_size), self._key, key, where)
+
+    def iter_read_from(self, key: str, offset: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """The plaintext from ``offset`` on: the header, then the stored object from the
+        chunk holding ``offset`` (each chunk authenticated as ever, its index bound in)."""
+        if offset <= 0:
+            yield from self.iter_read(key, chunk_size)
+            return
+        where = f"{self.url}/{key}"
+        head = bytearray()
+        reader = self.inner.iter_read_from(key, 0, HEADER_SIZE)
+        try:
+            for data in reader:
+                head += data
+                if len(head) >= HEADER_SIZE:
+                    break
+        finally:
+            reader.close()  # type: ignore[attr-defined]
+        decryptor = ChunkDecryptor(self._key, key, where)
+        if len(head) < HEADER_SIZE:
+            raise TamperedObject(f"object {where} is truncated (inside its header)")
+        stored, skip = decryptor.start_at(bytes(head[:HEADER_SIZE]), offset)
+        for data in self.inner.iter_read_from(key, stored, chunk_size):
+            for plain in decryptor.feed(data):
+                if skip >= len(plain):
+                    skip -= len(plain)
+                    continue
+                yield plain[skip:] if skip else plain
+                skip = 0
+        last = decryptor.finish()
+        if len(last) > skip:
+            yield last[skip:]
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self.inner.put_bytes(key, b"".join(encrypt_stream([data], self._key, key)))

@@ -100,6 +100,19 @@ class LocalRepository(Repository):
             while chunk := fh.read(chunk_size):
                 yield chunk
 
+    def iter_read_from(self, key: str, offset: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        path = self._path(key)
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{self.url}/{key} does not exist") from exc
+        except OSError as exc:
+            raise RepositoryError(f"cannot read {path}: {exc.strerror}") from exc
+        with fh:
+            fh.seek(offset)
+            while chunk := fh.read(chunk_size):
+                yield chunk
+
     def put_bytes(self, key: str, data: bytes) -> None:
         with self.open_write(key) as writer:
             writer.write(data)

@@ -207,14 +207,18 @@ class MirroredRepository(Repository):
         finished = False
         try:
             for source in self._candidates(key):
-                skip = offset  # what an earlier repository already gave
+                if want is not None and served and offset == want.size:
+                    finished = True  # all of it came before the error
+                    self._served(key, served[-1])
+                    break
+                # from where an earlier repository broke off (a seek, a ranged GET)
+                reader = (
+                    source.repo.iter_read_from(key, offset, chunk_size)
+                    if offset
+                    else source.repo.iter_read(key, chunk_size)
+                )
                 try:
-                    for chunk in source.repo.iter_read(key, chunk_size):
-                        if skip:
-                            if len(chunk) <= skip:
-                                skip -= len(chunk)
-                                continue
-                            chunk, skip = chunk[skip:], 0
+                    for chunk in reader:
                         if not served or served[-1] != source.name:
                             served.append(source.name)
                         offset += len(chunk)

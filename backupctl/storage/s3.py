@@ -435,6 +435,15 @@ class S3Repository(Repository):
             if rest is not None:
                 rest.close()
 
+    def iter_read_from(self, key: str, offset: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """The object from ``offset`` on, over one connection (a ranged GET, resumed where
+        it breaks like any read): where a read from another repository broke off."""
+        if offset <= 0:
+            yield from self.iter_read(key, chunk_size)
+            return
+        full = self._full_key(key)
+        yield from self._stream(full, self._object_url(full), chunk_size, start=offset)
+
     def _read_range(self, full: str, url: str, etag: str, begin: int, end: int) -> bytes:
         """Bytes ``[begin, end)`` of the object, if it still has ``etag``; retried."""
 
@@ -462,12 +471,13 @@ class S3Repository(Repository):
         chunk_size: int,
         limit: int | None = None,
         on_size: Callable[[int, str], None] | None = None,
+        start: int = 0,
     ) -> Iterator[bytes]:
-        """Yield the object's bytes over one connection: all of them, or (``limit``) a
-        ranged GET of the first ``limit``. ``on_size(size, etag)`` is called once, when the
-        first answer's headers are in."""
+        """Yield the object's bytes over one connection: all of them (from ``start``), or
+        (``limit``) a ranged GET of the first ``limit``. ``on_size(size, etag)`` is called
+        once, when the first answer's headers are in."""
         body: Any = None
-        etag, offset, size, end = "", 0, -1, -1
+        etag, offset, size, end = "", start, -1, -1
         read_retry = retrying(
             _is_transient_read, RETRY_EVENT, self.retry, operation="get_object", url=url
         )

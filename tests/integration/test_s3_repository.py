@@ -674,3 +674,15 @@ def test_read_fails_if_object_changes_while_resuming(
     )
     with pytest.raises(RepositoryError, match="PreconditionFailed"):
         b"".join(repo.iter_read("big", chunk_size=256 * 1024))
+
+
+def test_a_read_can_start_part_way_with_one_ranged_get(repo: S3Repository) -> None:
+    """Where a read from another repository broke off, S3 continues with a ranged GET:
+    a 1 TB object that failed late on the local disk is not downloaded from its start."""
+    data = os.urandom(3 << 20)
+    repo.put_bytes("p/big", data)
+    sent = count_requests(repo.client)
+    assert b"".join(repo.iter_read_from("p/big", 2_500_000, 64 << 10)) == data[2_500_000:]
+    assert len([u for u in sent if u.endswith("/p/big")]) == 1
+    assert b"".join(repo.iter_read_from("p/big", len(data))) == b""
+    assert b"".join(repo.iter_read_from("p/big", 0)) == data

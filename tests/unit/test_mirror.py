@@ -4,6 +4,7 @@ that serves it whole and sound, the rest from the next, every miss recorded."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +106,45 @@ def test_a_backup_whose_objects_live_elsewhere_is_ranked_by_its_manifest(tmp_pat
     )
     assert ranked.names == ["offsite", "local"]
     assert [(p.name, p.held) for p in probes] == [("offsite", 1), ("local", 0)]
+
+
+class _Counting(LocalRepository):
+    """Counts the bytes each read is asked from (a seek, not a re-read)."""
+
+    def __init__(self, root: Path):
+        super().__init__(root)
+        self.starts: list[int] = []
+
+    def iter_read_from(self, key: str, offset: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        self.starts.append(offset)
+        yield from super().iter_read_from(key, offset, chunk_size)
+
+
+def test_the_next_repository_continues_where_the_first_broke_off(tmp_path: Path) -> None:
+    local = _BreaksAt(tmp_path / "local", after=300_000)
+    offsite = _Counting(tmp_path / "offsite")
+    for repo in (local, offsite):
+        repo.put_bytes("p/full/1/data", DATA)
+    expected = {"p/full/1/data": Expected(len(DATA), hashlib.sha256(DATA).hexdigest())}
+    mirror = MirroredRepository([Source("local", local), Source("offsite", offsite)], expected)
+    assert b"".join(mirror.iter_read("p/full/1/data")) == DATA
+    assert offsite.starts == [300_000]  # not read again from its first byte
+
+
+@pytest.mark.parametrize("offset", [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 5, 3 << 20])
+def test_an_encrypted_object_is_read_from_any_offset(tmp_path: Path, offset: int) -> None:
+    from backupctl.storage.encryption import EncryptedRepository
+
+    data = os.urandom((3 << 20) + 12345)
+    repo = EncryptedRepository(LocalRepository(tmp_path / "repo"), os.urandom(32))
+    repo.put_bytes("p/x", data)
+    assert b"".join(repo.iter_read_from("p/x", offset, 70_000)) == data[offset:]
+
+
+def test_the_default_read_from_an_offset_skips_what_came_before(tmp_path: Path) -> None:
+    from backupctl.storage.base import Repository
+
+    repo = LocalRepository(tmp_path / "repo")
+    repo.put_bytes("p/x", DATA)
+    chunks = Repository.iter_read_from(repo, "p/x", 123_456, 50_000)
+    assert b"".join(chunks) == DATA[123_456:]
