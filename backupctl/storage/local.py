@@ -89,16 +89,7 @@ class LocalRepository(Repository):
             raise RepositoryError(f"cannot write to {self.url}: {exc}") from exc
 
     def iter_read(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        path = self._path(key)
-        try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError as exc:
-            raise ObjectNotFound(f"{self.url}/{key} does not exist") from exc
-        except OSError as exc:
-            raise RepositoryError(f"cannot read {path}: {exc.strerror}") from exc
-        with fh:
-            while chunk := fh.read(chunk_size):
-                yield chunk
+        return self.iter_read_from(key, 0, chunk_size)
 
     def iter_read_from(self, key: str, offset: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         path = self._path(key)
@@ -109,7 +100,8 @@ class LocalRepository(Repository):
         except OSError as exc:
             raise RepositoryError(f"cannot read {path}: {exc.strerror}") from exc
         with fh:
-            fh.seek(offset)
+            if offset:
+                fh.seek(offset)
             while chunk := fh.read(chunk_size):
                 yield chunk
 
