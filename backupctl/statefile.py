@@ -89,13 +89,13 @@ def locked(lock_path: Path) -> Iterator[None]:
         os.close(fd)  # releases the flock
 
 
-def write_atomic(path: Path, text: str, mode: int = PRIVATE_FILE_MODE) -> None:
-    """Replace ``path`` with ``text`` all at once (temporary file in the same directory,
-    fsync, rename, fsync of the directory); the file gets ``mode`` whatever the umask.
-    Raises OSError."""
+def write_atomic(path: Path, text: str | bytes, mode: int = PRIVATE_FILE_MODE) -> None:
+    """Replace ``path`` with ``text`` (or bytes) all at once (temporary file in the same
+    directory, fsync, rename, fsync of the directory); the file gets ``mode`` whatever the
+    umask. Raises OSError."""
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "w") as out:
+        with os.fdopen(handle, "wb" if isinstance(text, bytes) else "w") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())

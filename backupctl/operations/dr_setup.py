@@ -21,6 +21,7 @@ import yaml
 
 from backupctl.errors import BackupctlError, UsageError, VerificationFailed
 from backupctl.operations.setup import SETUP_DIR, SETUP_INDEX
+from backupctl.statefile import write_atomic
 from backupctl.storage import keys
 from backupctl.storage.base import Repository
 
@@ -107,17 +108,8 @@ def _place(path: Path, data: bytes, mode: int, write: bool, recovered: Recovered
         )
     if write:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_bytes(path, data, mode)
+        write_atomic(path, data, mode)
     return True
-
-
-def _write_bytes(path: Path, data: bytes, mode: int) -> None:
-    """Write ``path`` whole or not at all (a temporary file renamed), with ``mode``."""
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "wb") as out:
-        out.write(data)
-    partial.chmod(mode)
-    os.replace(partial, path)
 
 
 def recover_setup(
@@ -191,7 +183,7 @@ def install_key(key_file: Path, wanted: list[Path], *, write: bool) -> list[Path
             continue
         if write:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _write_bytes(path, data, 0o600)
+            write_atomic(path, data, 0o600)
         written.append(path)
     return written
 
