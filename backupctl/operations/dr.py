@@ -125,6 +125,7 @@ class Bootstrap:
         return round(total, 1), unknown
 
     def to_dict(self) -> dict[str, Any]:
+        eta, unknown = self.eta_seconds()
         return {
             "url": self.url,
             "root": str(self.root),
@@ -137,8 +138,8 @@ class Bootstrap:
             "catalog": self.catalog,
             "stack": self.stack,
             "waves": self.waves,
-            "eta_seconds": self.eta_seconds()[0],
-            "never_measured": self.eta_seconds()[1],
+            "eta_seconds": eta,
+            "never_measured": unknown,
             "systems": [s.to_dict() for s in self.systems],
         }
 
@@ -248,8 +249,7 @@ def _plan_system(ctx: Context, policy: PolicyBase, boot: Bootstrap) -> SystemPla
     options = driver.rebuild_options(read.repo, read.backups, boot.staging / policy.name)
     if driver.new_host_makes_live_dir and policy.live_data and not policy.live_data.exists():
         boot.live_dirs.append(policy.live_data)
-        ensure_datadir(policy.live_data, write=False)
-    plan = plan_restore(ctx, policy, options)
+    plan = plan_restore(ctx, policy, options, read=read)
     newest = max((m.finished_at for m in read.backups.all), default=None)
     if newest is not None and (boot.last_seen is None or newest > boot.last_seen):
         boot.last_seen = newest

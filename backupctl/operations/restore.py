@@ -116,17 +116,21 @@ def past_steps(
 
 
 def plan_restore(
-    ctx: Context, policy: PolicyBase, options: RestoreOptions, source: str | None = None
+    ctx: Context,
+    policy: PolicyBase,
+    options: RestoreOptions,
+    source: str | None = None,
+    read: Reading | None = None,
 ) -> RestorePlan:
     """Choose the backup ``options`` ask for and build the plan (nothing is changed or
     written). ``source``: the one repository to read from (default: every repository of
     the policy, best first, each object from the next one where it is missing or
-    corrupt). Raises NotFoundError for an unknown backup, UsageError for a backup
-    recorded as failed, options the driver cannot honour, or a point outside the
-    recoverable window."""
+    corrupt); ``read``: those repositories already opened (``sources.reading``). Raises
+    NotFoundError for an unknown backup, UsageError for a backup recorded as failed,
+    options the driver cannot honour, or a point outside the recoverable window."""
     driver = driver_for(policy)
     options = _options_of(driver, options)
-    read = reading(ctx, policy, driver, source)
+    read = read or reading(ctx, policy, driver, source)
     known = driver.choose_backup(options, read.backups)
     read = rank(read, [known])
     repo = read.repo
@@ -199,16 +203,7 @@ def resume_restore(
         journal = find_unfinished(ctx.layout, policy.name)
         if journal is None:
             raise NotFoundError(f"no interrupted restore of policy {policy.name!r}")
-        driver = driver_for(policy)
-        params = journal.params
-        read = reading(ctx, policy, driver, source or params.get("source"))
-        known = read.backups.find(params["backup_id"], params["backup_kind"])
-        read = rank(read, [known])
-        repo = read.repo
-        manifest = read_manifest(repo, policy.name, params["backup_kind"], params["backup_id"])
-        options = stored_options(policy, params)
-        run = RestoreRun(journal.run_id, ctx.layout, ctx.progress, resuming=True)
-        runbook = Runbook(driver.restore_steps(repo, manifest, options, run), journal)
+        runbook, manifest, read = _journaled(ctx, policy, journal, source)
         log.info("resuming interrupted restore", run_id=journal.run_id, rollback=rollback)
         if rollback:
             return _drive(ctx.layout, runbook, manifest, rollback=True, read=read)
@@ -224,16 +219,24 @@ def undo_restore(ctx: Context, policy: PolicyBase, run_id: str) -> RestoreReport
         journal = Journal.load(ctx.layout.journal(run_id))
         if journal.policy != policy.name:
             raise NotFoundError(f"restore {run_id} is not one of policy {policy.name!r}")
-        driver = driver_for(policy)
-        params = journal.params
-        read = reading(ctx, policy, driver, params.get("source"))
-        repo = read.repo
-        manifest = read_manifest(repo, policy.name, params["backup_kind"], params["backup_id"])
-        options = stored_options(policy, params)
-        run = RestoreRun(journal.run_id, ctx.layout, ctx.progress, resuming=True)
-        runbook = Runbook(driver.restore_steps(repo, manifest, options, run), journal)
+        runbook, manifest, read = _journaled(ctx, policy, journal)
         log.info("undoing a restore", run_id=run_id)
         return _drive(ctx.layout, runbook, manifest, rollback=True, read=read)
+
+
+def _journaled(
+    ctx: Context, policy: PolicyBase, journal: Journal, source: str | None = None
+) -> tuple[Runbook, Manifest, Reading]:
+    """The runbook of a journaled restore, rebuilt from what its journal stored (the
+    backup, the options, the repository read: ``source`` instead, when given)."""
+    driver = driver_for(policy)
+    params = journal.params
+    read = reading(ctx, policy, driver, source or params.get("source"))
+    read = rank(read, [read.backups.find(params["backup_id"], params["backup_kind"])])
+    manifest = read_manifest(read.repo, policy.name, params["backup_kind"], params["backup_id"])
+    options = stored_options(policy, params)
+    run = RestoreRun(journal.run_id, ctx.layout, ctx.progress, resuming=True)
+    return Runbook(driver.restore_steps(read.repo, manifest, options, run), journal), manifest, read
 
 
 def stored_options(policy: PolicyBase, params: dict[str, Any]) -> RestoreOptions:

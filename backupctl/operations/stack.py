@@ -118,7 +118,7 @@ def plan_stack(
         driver = driver_for(policy)
         read = reading(ctx, policy, driver)
         options = driver.options_at(moment, read.backups, staging / name)
-        plan = plan_restore(ctx, policy, options)
+        plan = plan_restore(ctx, policy, options, read=read)
         members.append(StackMember(policy, plan, driver.point_reached(options, plan.manifest)))
     return StackPlan(stack, moment, members)
 
@@ -215,16 +215,28 @@ def run_stack(ctx: Context, plan: StackPlan, on_failure: OnFailure = "stop") -> 
     )
     journal.save()
     started = time.monotonic()
-    for wave in plan.stack.waves():
-        runs = [(plan.member(name), _record(journal, name)) for name in wave]
-        _run_wave(ctx, plan, journal, runs)
-        if any(record.state == "failed" for _member, record in runs):
-            break
+    _run_waves(ctx, plan, journal, set(plan.stack.policies))
     return _finish(ctx, journal, started, {m.policy.name: m.policy for m in plan.members})
 
 
 def _record(journal: StackJournal, policy: str) -> MemberRecord:
     return next(r for r in journal.members if r.policy == policy)
+
+
+def _run_waves(ctx: Context, plan: StackPlan, journal: StackJournal, only: set[str]) -> None:
+    """Restore the systems named in ``only``, wave after wave, until a wave has a failure
+    (the waves after it are not started)."""
+    for wave in plan.stack.waves():
+        runs = []
+        for name in (n for n in wave if n in only):
+            record = _record(journal, name)
+            record.run_id, record.error = plan.member(name).plan.run_id, None
+            runs.append((plan.member(name), record))
+        if not runs:
+            continue
+        _run_wave(ctx, plan, journal, runs)
+        if any(record.state == "failed" for _member, record in runs):
+            return
 
 
 def _run_wave(
@@ -317,18 +329,6 @@ def resume_stack(
         journal.save()
         return journal
     moment = datetime.fromisoformat(journal.to_time)
-    left = [r.policy for r in journal.members if r.state in ("pending", "failed")]
-    plan = plan_stack(ctx, stack, policies, moment)
-    for wave in stack.waves():
-        names = [name for name in wave if name in left]
-        if not names:
-            continue
-        runs = []
-        for name in names:
-            record = _record(journal, name)
-            record.run_id, record.error = plan.member(name).plan.run_id, None
-            runs.append((plan.member(name), record))
-        _run_wave(ctx, plan, journal, runs)
-        if any(record.state == "failed" for _member, record in runs):
-            break
+    left = {r.policy for r in journal.members if r.state in ("pending", "failed")}
+    _run_waves(ctx, plan_stack(ctx, stack, policies, moment), journal, left)
     return _finish(ctx, journal, started, by_name)
